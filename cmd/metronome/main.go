@@ -1,0 +1,49 @@
+// Command metronome is the Metronome reflector, file server and web server
+// in one binary. Run "metronome help" for the commands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `metronome — a reflector for replicated computation, wire-compatible with Croquet 2.x.
+
+Usage:
+  metronome serve [flags]    run the reflector + file server + web server
+  metronome version          print the version
+  metronome help [command]   show help
+
+Run "metronome serve --help" for the serve flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "metronome", version)
+		return 0
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "serve" {
+			return serve([]string{"--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "metronome: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/metronome-sync/metronome/server"
+)
+
+const serveUsage = `Usage: metronome serve [flags]
+
+Runs the reflector (WebSocket, any path; the last path segment is the session
+id, e.g. ws://HOST/reflector/<sessionId>), the file server (PUT/GET /files/...),
+a web root at / (an embedded demo unless --web-root is given), /healthz and
+/metrics. Croquet apps connect with Session.join({box: "http://HOST:PORT/", ...}).
+
+Sessions are kept in --data-dir across restarts: clients that reconnect after
+a restart continue with the same timeline, time and sequence numbers.
+
+Every flag can also be set by an environment variable, shown in brackets;
+a flag on the command line wins.
+
+Flags:
+`
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	addr := flags.String("addr", env("METRONOME_ADDR", server.DefaultAddr), "listen address host:port [METRONOME_ADDR]")
+	dataDir := flags.String("data-dir", env("METRONOME_DATA_DIR", "metronome-data"), `directory for sessions and files; "" keeps everything in memory [METRONOME_DATA_DIR]`)
+	durable := flags.Bool("durable", envBool("METRONOME_DURABLE", true), "fsync every stamped message before sending it (off: survives a process crash, not a machine crash) [METRONOME_DURABLE]")
+	webRoot := flags.String("web-root", env("METRONOME_WEB_ROOT", ""), "directory served at / (default: the embedded demo) [METRONOME_WEB_ROOT]")
+	logLevel := flags.String("log-level", env("METRONOME_LOG_LEVEL", "info"), "debug, info, warn or error [METRONOME_LOG_LEVEL]")
+	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
+	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
+	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
+	flags.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "metronome serve: unexpected argument %q\n", flags.Arg(0))
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
+	config := server.Config{
+		Addr:           *addr,
+		DataDir:        *dataDir,
+		Durable:        *durable,
+		WebRoot:        *webRoot,
+		Logger:         logger,
+		FileBytesMax:   *fileBytesMax,
+		ConnectionsMax: *connectionsMax,
+	}
+	srv, err := server.New(config)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	received := <-signals
+	logger.Info("shutting down: persisting sessions and asking clients to reconnect", "signal", received.String())
+	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultShutdownTimeout)
+	defer cancel()
+	go func() {
+		<-signals
+		logger.Warn("second signal: exiting now")
+		os.Exit(1)
+	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var slogLevel slog.Level
+	if err := slogLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	options := &slog.HandlerOptions{Level: slogLevel}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, options)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, options)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+func env(name, fallback string) string {
+	if value, ok := os.LookupEnv(name); ok {
+		return value
+	}
+	return fallback
+}
+
+func envBool(name string, fallback bool) bool {
+	if value, ok := os.LookupEnv(name); ok {
+		if parsed, err := strconv.ParseBool(value); err == nil {
+			return parsed
+		}
+		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not a boolean\n", name, value)
+	}
+	return fallback
+}
+
+func envInt(name string, fallback int64) int64 {
+	if value, ok := os.LookupEnv(name); ok {
+		if parsed, err := strconv.ParseInt(value, 10, 64); err == nil {
+			return parsed
+		}
+		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not an integer\n", name, value)
+	}
+	return fallback
+}

@@ -1,0 +1,8 @@
+module github.com/metronome-sync/metronome
+
+go 1.26.8
+
+require (
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/ws v1.5.0 // indirect
+)

@@ -1,0 +1,69 @@
+package reflector
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Record is the durable state of a session (the "savable" island fields of
+// spec §7.1, without the messages, which are stored as a log beside it).
+type Record struct {
+	ID           string `json:"id"`
+	Name         string `json:"name,omitempty"`
+	AppID        string `json:"appId,omitempty"`
+	PersistentID string `json:"persistentId,omitempty"`
+	Timeline     string `json:"timeline"`
+	Tove         string `json:"tove,omitempty"`
+	Location     bool   `json:"location,omitempty"`
+	// Time is the session time when the record was written; TimeReserved
+	// is a lease: the session never stamps or ticks beyond it without first
+	// writing a new record, so after a crash time resumes at TimeReserved.
+	Time         int64   `json:"time"`
+	TimeReserved int64   `json:"timeReserved"`
+	Seq          uint32  `json:"seq"`
+	Scale        float64 `json:"scale"`
+	TickMs       float64 `json:"tick"`
+	DelayMs      float64 `json:"delay"`
+	// SnapshotTime is -1 when there is no snapshot.
+	SnapshotTime     int64            `json:"snapshotTime"`
+	SnapshotSeq      uint32           `json:"snapshotSeq"`
+	SnapshotURL      string           `json:"snapshotUrl"`
+	PersistentURL    string           `json:"persistentUrl,omitempty"`
+	LastTick         int64            `json:"lastTick"`
+	LastMessageTime  int64            `json:"lastMsgTime"`
+	CompletedTallies []CompletedTally `json:"completedTallies,omitempty"`
+	Microverse       bool             `json:"microverse,omitempty"`
+}
+
+// CompletedTally remembers a finished TUTTI so late votes are ignored.
+type CompletedTally struct {
+	Key      string `json:"key"`
+	SendTime int64  `json:"sendTime"`
+}
+
+func (r *Record) encode() []byte {
+	data, err := json.Marshal(r)
+	if err != nil {
+		// A Record has only plain fields; failure is a bug.
+		panic(fmt.Sprintf("reflector: encoding record: %v", err))
+	}
+	return data
+}
+
+// DecodeRecord parses a stored record.
+func DecodeRecord(data []byte) (Record, error) {
+	var record Record
+	if err := json.Unmarshal(data, &record); err != nil {
+		return Record{}, fmt.Errorf("reflector: stored record is not valid: %w", err)
+	}
+	if record.Timeline == "" {
+		return Record{}, fmt.Errorf("reflector: stored record has no timeline")
+	}
+	if record.Scale <= 0 {
+		record.Scale = 1
+	}
+	if record.TickMs <= 0 {
+		record.TickMs = 200
+	}
+	return record, nil
+}

@@ -1,0 +1,440 @@
+package reflector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// never is the deadline of a timer that is not set.
+const never = math.MaxInt64
+
+// member is one connection of the session.
+type member struct {
+	id           ConnID
+	lastActivity int64
+	// tokensMilli is the rate limiter's bucket in thousandths of a frame.
+	tokensMilli int64
+	refilledAt  int64
+
+	joined    bool // sent a valid JOIN
+	synced    bool // received SYNC: part of the island, counted in users
+	connected bool
+	closing   bool  // we asked the shell to close it; ignore its frames
+	leaveAt   int64 // when a disconnected synced member is removed
+
+	// user is the JOIN's user value (nil: none); userKey decides when a
+	// join and a leave cancel each other (spec §10.1).
+	user    json.RawMessage
+	userKey string
+}
+
+// bufferedMessage is a stamped message kept since the last snapshot.
+type bufferedMessage struct {
+	seq  uint32
+	time int64
+	data []byte
+}
+
+type userChange struct {
+	key  string
+	user json.RawMessage
+}
+
+// Session is the state machine of one session. Create it with New or
+// Restore; drive it with Step; ask NextWake when to step a Wake.
+type Session struct {
+	config   Config
+	id       string
+	timeline string // used if the island is created fresh
+
+	island      bool // the island exists (created by JOIN or restored)
+	record      Record
+	scaledStart float64 // monotonic ms at which (scaled) session time was 0
+	buffer      []bufferedMessage
+
+	members    map[ConnID]*member
+	order      []ConnID // members in connection order (deterministic iteration)
+	recipients []ConnID // cached synced+connected members; nil when stale
+	leaving    int      // members in their leave delay
+	syncQueue  []ConnID
+
+	pointerPending bool
+	leaveDelayMs   int64
+	flags          protocol.Flags
+
+	pendingJoined []userChange
+	pendingLeft   []userChange
+	usersAt       int64
+
+	tickAt    int64
+	delayed   []protocol.Message
+	delayedAt int64
+
+	tallies    map[string]*tally
+	tallyOrder []string
+	debounce   map[string]int64
+
+	watchdogAt int64
+	deletionAt int64
+	ended      bool
+}
+
+// New creates the state of a session that has nothing stored. timeline is
+// the incarnation id used if a JOIN creates the island (random, chosen by
+// the caller so the core stays deterministic).
+func New(config Config, sessionID, timeline string, now int64) *Session {
+	return &Session{
+		config:     config,
+		id:         sessionID,
+		timeline:   timeline,
+		members:    make(map[ConnID]*member),
+		tallies:    make(map[string]*tally),
+		debounce:   make(map[string]int64),
+		usersAt:    never,
+		tickAt:     never,
+		delayedAt:  never,
+		watchdogAt: never,
+		deletionAt: now + config.DeletionDelayMs,
+	}
+}
+
+// Restore creates a session from its stored record and messages. Time
+// continues from the stored time (or its lease, after a crash); timeline,
+// sequence number, snapshot pointer and buffer are as stored.
+func Restore(config Config, sessionID string, now int64, recordData []byte, messages []StoredMessage) (*Session, error) {
+	record, err := DecodeRecord(recordData)
+	if err != nil {
+		return nil, err
+	}
+	session := New(config, sessionID, record.Timeline, now)
+	session.island = true
+	session.record = record
+	session.buffer = make([]bufferedMessage, 0, len(messages))
+	for i, message := range messages {
+		messageTime, err := messageTime(message.Data)
+		if err != nil {
+			return nil, fmt.Errorf("reflector: stored message %d of session %s: %w", i, sessionID, err)
+		}
+		if i > 0 && message.Seq != messages[i-1].Seq+1 {
+			return nil, fmt.Errorf("reflector: stored messages of session %s have a sequence gap: %d then %d", sessionID, messages[i-1].Seq, message.Seq)
+		}
+		session.buffer = append(session.buffer, bufferedMessage{seq: message.Seq, time: messageTime, data: message.Data})
+	}
+	if n := len(session.buffer); n > 0 {
+		last := session.buffer[n-1]
+		session.record.Seq = last.seq
+		session.record.LastMessageTime = max(session.record.LastMessageTime, last.time)
+	}
+	resumeTime := max(record.Time, record.TimeReserved, session.record.LastMessageTime, record.LastTick)
+	session.record.Time = resumeTime
+	session.record.TimeReserved = resumeTime
+	session.scaledStart = float64(now) - float64(resumeTime)/session.record.Scale
+	session.tickAt = now + session.tickIntervalMs()
+	return session, nil
+}
+
+// messageTime reads the time (element 0) of an encoded message array.
+func messageTime(data []byte) (int64, error) {
+	if len(data) < 2 || data[0] != '[' {
+		return 0, errors.New("not a message array")
+	}
+	end := 1
+	for end < len(data) && data[end] != ',' {
+		end++
+	}
+	value, err := strconv.ParseInt(string(data[1:end]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("message time: %w", err)
+	}
+	return value, nil
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// Ended reports whether the session is over.
+func (s *Session) Ended() bool { return s.ended }
+
+// Record returns a copy of the session record (for inspection and tests).
+func (s *Session) Record() Record { return s.record }
+
+// Members returns the number of connections and of synced members.
+func (s *Session) Members() (connections, synced int) {
+	for _, m := range s.members {
+		if m.synced {
+			synced++
+		}
+	}
+	return len(s.members), synced
+}
+
+// BufferedMessages returns the number of messages since the last snapshot.
+func (s *Session) BufferedMessages() int { return len(s.buffer) }
+
+// Step applies one event at monotonic time now (ms), appending effects to
+// out. Timers that are due run first.
+func (s *Session) Step(now int64, event Event, out *Effects) {
+	if s.ended {
+		if connect, ok := event.(Connect); ok {
+			out.close(connect.Conn, protocol.CloseReconnect, "session ended, please reconnect")
+		}
+		return
+	}
+	s.runTimers(now, out)
+	if s.ended {
+		return
+	}
+	switch e := event.(type) {
+	case Connect:
+		s.connect(now, e.Conn)
+	case Receive:
+		s.receive(now, e, out)
+	case Disconnect:
+		s.disconnect(now, e.Conn)
+	case Wake:
+	case PointerLoaded:
+		s.pointerLoaded(now, e.URL, out)
+	case Shutdown:
+		s.shutdown(now, out)
+	default:
+		panic(fmt.Sprintf("reflector: unknown event %T", event))
+	}
+}
+
+// NextWake returns the monotonic time at which a Wake is due
+// (math.MaxInt64 when none).
+func (s *Session) NextWake() int64 {
+	if s.ended {
+		return never
+	}
+	wake := min(s.usersAt, s.delayedAt, s.watchdogAt, s.deletionAt)
+	if len(s.delayed) == 0 {
+		wake = min(wake, s.tickAt)
+	}
+	for _, key := range s.tallyOrder {
+		wake = min(wake, s.tallies[key].deadline)
+	}
+	if s.leaving > 0 {
+		for _, id := range s.order {
+			if m := s.members[id]; !m.connected && m.synced {
+				wake = min(wake, m.leaveAt)
+			}
+		}
+	}
+	return wake
+}
+
+func (s *Session) runTimers(now int64, out *Effects) {
+	if s.leaving > 0 {
+		for _, id := range append([]ConnID(nil), s.order...) {
+			if m := s.members[id]; m != nil && !m.connected && m.synced && m.leaveAt <= now {
+				s.removeMember(now, m)
+			}
+		}
+	}
+	if s.usersAt <= now {
+		s.flushUsers(now, out)
+	}
+	for len(s.tallyOrder) > 0 {
+		due := ""
+		for _, key := range s.tallyOrder {
+			if s.tallies[key].deadline <= now {
+				due = key
+				break
+			}
+		}
+		if due == "" {
+			break
+		}
+		s.completeTally(now, s.tallies[due], out)
+	}
+	if s.delayedAt <= now {
+		s.stampDelayed(now, out)
+	}
+	if len(s.delayed) == 0 && s.tickAt <= now {
+		s.tick(now, out)
+	}
+	if s.watchdogAt <= now {
+		s.watchdog(now, out)
+	}
+	if s.deletionAt <= now {
+		s.end(now, out)
+	}
+}
+
+// --- time ---
+
+func (s *Session) tickIntervalMs() int64 {
+	return max(int64(math.Round(s.record.TickMs)), protocol.TickMsMin)
+}
+
+// advance computes the current session time; it never decreases, and the
+// time lease is renewed (a record write) before time can pass it.
+func (s *Session) advance(now int64, out *Effects) int64 {
+	t := int64(math.Floor((float64(now) - s.scaledStart) * s.record.Scale))
+	if t < s.record.Time {
+		t = s.record.Time
+	}
+	s.record.Time = t
+	if t > s.record.TimeReserved-s.config.TimeLeaseMs/2 {
+		s.record.TimeReserved = t + s.config.TimeLeaseMs
+		s.writeRecord(out)
+	}
+	return t
+}
+
+func (s *Session) writeRecord(out *Effects) {
+	out.Storage.Record = s.record.encode()
+}
+
+// --- connections ---
+
+func (s *Session) connect(now int64, id ConnID) {
+	if _, exists := s.members[id]; exists {
+		panic(fmt.Sprintf("reflector: connection %d connected twice", id))
+	}
+	s.members[id] = &member{
+		id:           id,
+		lastActivity: now,
+		tokensMilli:  s.config.FramesBurstMax * 1000,
+		refilledAt:   now,
+		connected:    true,
+	}
+	s.order = append(s.order, id)
+	s.deletionAt = never
+	if s.watchdogAt == never && (s.config.InactivityTimeoutMs > 0 || s.config.NeverJoinedTimeoutMs > 0) {
+		s.watchdogAt = now + s.config.WatchdogIntervalMs
+	}
+}
+
+func (s *Session) disconnect(now int64, id ConnID) {
+	m := s.members[id]
+	if m == nil || !m.connected {
+		return
+	}
+	m.connected = false
+	s.recipients = nil
+	s.removeFromSyncQueue(id)
+	if m.synced && s.leaveDelayMs > 0 {
+		m.leaveAt = now + s.leaveDelayMs
+		s.leaving++
+		return
+	}
+	s.removeMember(now, m)
+}
+
+func (s *Session) removeFromSyncQueue(id ConnID) {
+	for i, queued := range s.syncQueue {
+		if queued == id {
+			s.syncQueue = append(s.syncQueue[:i], s.syncQueue[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *Session) removeMember(now int64, m *member) {
+	if !m.connected && m.synced && m.leaveAt != 0 {
+		s.leaving--
+	}
+	delete(s.members, m.id)
+	for i, id := range s.order {
+		if id == m.id {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	s.recipients = nil
+	if m.synced && m.user != nil {
+		s.userLeft(now, m)
+	}
+	if len(s.members) == 0 {
+		s.deletionAt = now + s.config.DeletionDelayMs
+		s.watchdogAt = never
+	}
+}
+
+// activeRecipients returns the synced, connected members in connection
+// order. The returned slice is shared; it is replaced, never modified.
+func (s *Session) activeRecipients() []ConnID {
+	if s.recipients == nil {
+		recipients := make([]ConnID, 0, len(s.order))
+		for _, id := range s.order {
+			if m := s.members[id]; m.synced && m.connected && !m.closing {
+				recipients = append(recipients, id)
+			}
+		}
+		s.recipients = recipients
+	}
+	return s.recipients
+}
+
+// connectedMembers returns every connected member, joined or not.
+func (s *Session) connectedMembers() []ConnID {
+	connected := make([]ConnID, 0, len(s.order))
+	for _, id := range s.order {
+		if m := s.members[id]; m.connected && !m.closing {
+			connected = append(connected, id)
+		}
+	}
+	return connected
+}
+
+func (s *Session) closeMember(m *member, code int, reason string, out *Effects) {
+	if m.closing {
+		return
+	}
+	m.closing = true
+	s.recipients = nil
+	s.removeFromSyncQueue(m.id)
+	out.close(m.id, code, reason)
+}
+
+func (s *Session) watchdog(now int64, out *Effects) {
+	s.watchdogAt = never
+	any := false
+	for _, id := range s.order {
+		m := s.members[id]
+		if !m.connected || m.closing {
+			continue
+		}
+		any = true
+		quiet := now - m.lastActivity
+		switch {
+		case s.config.InactivityTimeoutMs > 0 && quiet > s.config.InactivityTimeoutMs:
+			s.closeMember(m, protocol.CloseInactive, fmt.Sprintf("client inactive: nothing received for %d ms (InactivityTimeoutMs)", quiet), out)
+		case s.config.NeverJoinedTimeoutMs > 0 && !m.joined && quiet > s.config.NeverJoinedTimeoutMs:
+			s.closeMember(m, protocol.CloseNeverJoined, fmt.Sprintf("client never joined within %d ms (NeverJoinedTimeoutMs)", s.config.NeverJoinedTimeoutMs), out)
+		}
+	}
+	if any {
+		s.watchdogAt = now + s.config.WatchdogIntervalMs
+	}
+}
+
+// end deletes an idle session: pending users changes are flushed, the exact
+// state is persisted and the session is over.
+func (s *Session) end(now int64, out *Effects) {
+	s.flushUsers(now, out)
+	if s.island {
+		s.stampDelayed(now, out)
+		s.advance(now, out)
+		s.record.TimeReserved = s.record.Time
+		s.writeRecord(out)
+	}
+	s.ended = true
+	out.Ended = true
+}
+
+func (s *Session) shutdown(now int64, out *Effects) {
+	for _, id := range s.order {
+		if m := s.members[id]; m.connected {
+			s.closeMember(m, protocol.CloseReconnect, "server shutting down, please reconnect", out)
+		}
+	}
+	s.end(now, out)
+}

@@ -1,0 +1,190 @@
+package reflector
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// delayGuardMs is added to the delay computation, as the reference does, so
+// that a message is never stamped at the exact time of a synthesised tick
+// (spec §4.3).
+const delayGuardMs = 0.1
+
+// submit stamps a client message now, or holds it in the delayed batch
+// when the session has a "cheat beat" delay (spec §4.3).
+func (s *Session) submit(now int64, message protocol.Message, sender ConnID, out *Effects) {
+	if s.record.DelayMs > 0 {
+		current := s.advance(now, out)
+		wait := float64(s.record.LastTick) + s.record.DelayMs + delayGuardMs - float64(current)
+		if wait > 0 || len(s.delayed) > 0 {
+			if s.bufferFull(sender, len(s.delayed), out) {
+				return
+			}
+			s.delayed = append(s.delayed, message)
+			if s.delayedAt == never {
+				s.delayedAt = now + int64(math.Ceil(wait))
+			}
+			return
+		}
+	}
+	t := s.advance(now, out)
+	s.stamp(now, t, message.Payload, message.Extra, sender, out)
+}
+
+// stampDelayed stamps the held batch with one time and consecutive seqs.
+func (s *Session) stampDelayed(now int64, out *Effects) {
+	s.delayedAt = never
+	if len(s.delayed) == 0 {
+		return
+	}
+	t := s.advance(now, out)
+	for _, message := range s.delayed {
+		s.stamp(now, t, message.Payload, message.Extra, 0, out)
+	}
+	s.delayed = nil
+}
+
+// bufferFull applies the message buffer limits before a message is
+// accepted (spec §8.3). It returns true when the message must be rejected;
+// the sender (if any) is told so explicitly, unlike the reference (Q5).
+func (s *Session) bufferFull(sender ConnID, pending int, out *Effects) bool {
+	n := len(s.buffer) + pending
+	if n >= s.config.MessagesSinceSnapshotMax {
+		out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
+		out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, "SNAPSHOT_NEEDED",
+			fmt.Sprintf("message buffer full: %d messages since the last snapshot (MessagesSinceSnapshotMax)", n), protocol.LevelWarning))
+		if sender != 0 {
+			out.send([]ConnID{sender}, protocol.AppendInfo(nil, s.id, "MESSAGE_REJECTED",
+				fmt.Sprintf("your message was not accepted: %d messages since the last snapshot (MessagesSinceSnapshotMax); a snapshot is needed", n), protocol.LevelError))
+		}
+		out.note(NoteBufferFull, sender, fmt.Sprintf("message rejected: buffer holds %d messages", n))
+		return true
+	}
+	if n >= s.config.MessagesRequestSnapshotFrom {
+		headroom := s.config.MessagesSinceSnapshotMax - n
+		every := max(1, headroom/100*10)
+		if n%every == 0 {
+			out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
+			if headroom < s.config.MessagesSinceSnapshotMax/10 {
+				out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, "SNAPSHOT_NEEDED",
+					fmt.Sprintf("%d messages since the last snapshot; the limit is %d", n, s.config.MessagesSinceSnapshotMax), protocol.LevelWarning))
+			}
+		}
+	}
+	return false
+}
+
+// stamp assigns the next seq and time t to a message, stores it, and sends
+// it to every synced connected member.
+func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawMessage, sender ConnID, out *Effects) bool {
+	if s.bufferFull(sender, 0, out) {
+		return false
+	}
+	s.record.Seq++
+	seq := s.record.Seq
+	data := protocol.AppendMessage(make([]byte, 0, len(payload)+32+8*len(extra)), t, seq, payload, extra)
+	s.buffer = append(s.buffer, bufferedMessage{seq: seq, time: t, data: data})
+	out.Storage.Append = append(out.Storage.Append, StoredMessage{Seq: seq, Data: data})
+	out.send(s.activeRecipients(), protocol.AppendRecv(make([]byte, 0, len(data)+len(s.id)+32), s.id, data))
+	out.MessagesStamped++
+	s.record.LastMessageTime = t
+	if len(s.delayed) == 0 {
+		s.tickAt = now + s.tickIntervalMs() // ticks are idle heartbeats
+	}
+	return true
+}
+
+// tick sends an idle heartbeat to every synced connected member.
+func (s *Session) tick(now int64, out *Effects) {
+	s.tickAt = now + s.tickIntervalMs()
+	to := s.activeRecipients()
+	if len(to) == 0 {
+		return
+	}
+	t := s.advance(now, out)
+	out.Outbound = append(out.Outbound, Outbound{To: to, Frame: protocol.AppendTick(nil, s.id, t), Tick: true})
+	out.TicksSent += len(to)
+	s.record.LastTick = t
+}
+
+// --- users (spec §10) ---
+
+func (s *Session) userJoined(now int64, m *member) {
+	change := userChange{key: m.userKey, user: m.user}
+	if i := indexOfUser(s.pendingLeft, change.key); i >= 0 {
+		s.pendingLeft = append(s.pendingLeft[:i], s.pendingLeft[i+1:]...)
+	} else {
+		s.pendingJoined = append(s.pendingJoined, change)
+	}
+	s.scheduleUsers(now)
+}
+
+func (s *Session) userLeft(now int64, m *member) {
+	change := userChange{key: m.userKey, user: m.user}
+	if i := indexOfUser(s.pendingJoined, change.key); i >= 0 {
+		s.pendingJoined = append(s.pendingJoined[:i], s.pendingJoined[i+1:]...)
+	} else {
+		s.pendingLeft = append(s.pendingLeft, change)
+	}
+	s.scheduleUsers(now)
+}
+
+func indexOfUser(changes []userChange, key string) int {
+	for i, change := range changes {
+		if change.key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Session) scheduleUsers(now int64) {
+	if s.usersAt == never {
+		s.usersAt = now + s.config.UsersIntervalMs
+	}
+}
+
+// userCounts returns active (synced members with a user, including those
+// in their leave delay) and total (all synced members).
+func (s *Session) userCounts() (active, total int) {
+	for _, id := range s.order {
+		m := s.members[id]
+		if !m.synced {
+			continue
+		}
+		total++
+		if m.user != nil {
+			active++
+		}
+	}
+	return active, total
+}
+
+func (s *Session) flushUsers(now int64, out *Effects) {
+	s.usersAt = never
+	if len(s.pendingJoined) == 0 && len(s.pendingLeft) == 0 {
+		return
+	}
+	active, total := s.userCounts()
+	if active > 0 {
+		payload := protocol.UsersPayload(active, total, users(s.pendingJoined), users(s.pendingLeft))
+		t := s.advance(now, out)
+		s.stamp(now, t, payload, nil, 0, out)
+	}
+	s.pendingJoined = nil
+	s.pendingLeft = nil
+}
+
+func users(changes []userChange) []json.RawMessage {
+	if len(changes) == 0 {
+		return nil
+	}
+	values := make([]json.RawMessage, len(changes))
+	for i, change := range changes {
+		values[i] = change.user
+	}
+	return values
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test: go vet, the Go tests under the race detector, then the
+# compatibility tests with the real Croquet 2.0.4 client in Node.js and in
+# headless Chromium. Installs what is missing (npm packages; Debian's
+# chromium when running as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tests/js/node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go test -race ./..."
+go test -race -count=1 ./...
+
+step "JS compatibility tests (@croquet/croquet 2.0.4 in Node.js and Chromium)"
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's chromium for the browser test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+cd tests/js
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --ignore-scripts --no-audit --no-fund
+fi
+npm test

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store"
+)
+
+// Config configures a Server. The zero value works: it listens on
+// 127.0.0.1:8888 and keeps everything in memory. Fields are filled with
+// defaults by New; Validate reports impossible settings.
+type Config struct {
+	// Addr is the TCP address to listen on ("host:port"; port 0 picks one).
+	Addr string
+	// DataDir is where sessions and files are stored on disk. Empty keeps
+	// everything in memory (lost on exit).
+	DataDir string
+	// Durable makes every stamped message durable (fsync) before it is sent
+	// to any client. Without it data is written but not fsynced: it
+	// survives a crash of the process, not of the machine.
+	Durable bool
+	// WebRoot is a directory served at "/"; empty serves the embedded demo.
+	WebRoot string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+
+	// Store, when set, is used instead of opening one from DataDir; the
+	// server does not close it.
+	Store store.Store
+
+	// Reflector holds the session limits; zero value: reflector defaults.
+	Reflector reflector.Config
+
+	// QueueFramesMax and QueueBytesMax bound each connection's outbound
+	// queue; a client that falls further behind is disconnected with 4001
+	// and reconnects.
+	QueueFramesMax int
+	QueueBytesMax  int
+	// WriteTimeout bounds one write to a client socket.
+	WriteTimeout time.Duration
+	// FileBytesMax bounds an uploaded file (snapshots, persisted data).
+	FileBytesMax int64
+	// ConnectionsMax bounds open WebSocket connections (further upgrades
+	// get HTTP 503).
+	ConnectionsMax int
+	// ShutdownTimeout bounds the graceful shutdown on SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults.
+const (
+	DefaultAddr            = "127.0.0.1:8888"
+	DefaultQueueFramesMax  = 4096
+	DefaultQueueBytesMax   = 16 << 20
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultFileBytesMax    = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (spec §12.2)
+	DefaultConnectionsMax  = 50_000
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+func (c *Config) fillDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Reflector == (reflector.Config{}) {
+		c.Reflector = reflector.DefaultConfig()
+	}
+	if c.QueueFramesMax == 0 {
+		c.QueueFramesMax = DefaultQueueFramesMax
+	}
+	if c.QueueBytesMax == 0 {
+		c.QueueBytesMax = DefaultQueueBytesMax
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.FileBytesMax == 0 {
+		c.FileBytesMax = DefaultFileBytesMax
+	}
+	if c.ConnectionsMax == 0 {
+		c.ConnectionsMax = DefaultConnectionsMax
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	if err := c.Reflector.Validate(); err != nil {
+		return err
+	}
+	if c.QueueFramesMax < 16 {
+		return fmt.Errorf("server config: QueueFramesMax must be at least 16, got %d", c.QueueFramesMax)
+	}
+	if c.QueueBytesMax < 2<<20 {
+		return fmt.Errorf("server config: QueueBytesMax must be at least 2 MiB (a SYNC can be large), got %d", c.QueueBytesMax)
+	}
+	if c.WriteTimeout < 100*time.Millisecond {
+		return fmt.Errorf("server config: WriteTimeout must be at least 100ms, got %s", c.WriteTimeout)
+	}
+	if c.FileBytesMax < 1<<20 {
+		return fmt.Errorf("server config: FileBytesMax must be at least 1 MiB, got %d", c.FileBytesMax)
+	}
+	if c.ConnectionsMax < 1 {
+		return fmt.Errorf("server config: ConnectionsMax must be positive, got %d", c.ConnectionsMax)
+	}
+	return nil
+}

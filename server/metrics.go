@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// metrics are the server's counters, exposed in the Prometheus text format
+// at /metrics. They are plain atomics: no dependency, no global registry.
+type metrics struct {
+	connections         atomic.Int64
+	connectionsTotal    atomic.Uint64
+	rejectedConnections atomic.Uint64
+	sessions            atomic.Int64
+	framesIn            atomic.Uint64
+	framesOut           atomic.Uint64
+	messagesStamped     atomic.Uint64
+	ticksSent           atomic.Uint64
+	ticksSkipped        atomic.Uint64
+	slowClients         atomic.Uint64
+	storeErrors         atomic.Uint64
+	filesPut            atomic.Uint64
+	filesGot            atomic.Uint64
+
+	closesMu sync.Mutex
+	closes   map[int]uint64
+
+	// latency is the client-reported round-trip latency (ms) carried in
+	// SENDs; commitSeconds the duration of store commits (ms).
+	latency       histogram
+	commitSeconds histogram
+}
+
+// latencyBucketsMs are the reference reflector's latency buckets (spec §3.2).
+var latencyBucketsMs = []float64{8, 10, 13, 17, 22, 29, 38, 50, 66, 87, 115, 153, 203, 270, 360}
+
+// commitBucketsMs cover a memory commit (µs) to a slow fsync (100 ms).
+var commitBucketsMs = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100}
+
+func (m *metrics) init() {
+	m.closes = make(map[int]uint64)
+	m.latency.init(latencyBucketsMs)
+	m.commitSeconds.init(commitBucketsMs)
+}
+
+func (m *metrics) countClose(code int) {
+	m.closesMu.Lock()
+	m.closes[code]++
+	m.closesMu.Unlock()
+}
+
+type histogram struct {
+	mu      sync.Mutex
+	bounds  []float64
+	counts  []uint64 // one per bound, plus +Inf
+	sum     float64
+	samples uint64
+}
+
+func (h *histogram) init(bounds []float64) {
+	h.bounds = bounds
+	h.counts = make([]uint64, len(bounds)+1)
+}
+
+func (h *histogram) observe(value float64) {
+	if math.IsNaN(value) {
+		return
+	}
+	i, _ := slices.BinarySearch(h.bounds, value)
+	h.mu.Lock()
+	h.counts[i]++
+	h.sum += value
+	h.samples++
+	h.mu.Unlock()
+}
+
+func (h *histogram) write(w io.Writer, name, help string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var cumulative uint64
+	for i, bound := range h.bounds {
+		cumulative += h.counts[i]
+		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, bound, cumulative)
+	}
+	cumulative += h.counts[len(h.bounds)]
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cumulative, name, h.sum, name, h.samples)
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m := &s.metrics
+	gauge := func(name, help string, value int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, value)
+	}
+	counter := func(name, help string, value uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, value)
+	}
+	gauge("metronome_connections", "Open WebSocket connections.", m.connections.Load())
+	counter("metronome_connections_total", "WebSocket connections accepted.", m.connectionsTotal.Load())
+	counter("metronome_connections_rejected_total", "WebSocket upgrades refused (ConnectionsMax).", m.rejectedConnections.Load())
+	gauge("metronome_sessions", "Sessions in memory.", m.sessions.Load())
+	counter("metronome_frames_in_total", "Text frames received from clients.", m.framesIn.Load())
+	counter("metronome_frames_out_total", "Frames written to clients.", m.framesOut.Load())
+	counter("metronome_messages_total", "Messages stamped (client inputs and reflector messages).", m.messagesStamped.Load())
+	counter("metronome_ticks_total", "TICK frames queued to clients.", m.ticksSent.Load())
+	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
+	counter("metronome_slow_clients_total", "Clients disconnected because their send queue was full.", m.slowClients.Load())
+	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
+	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
+	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())
+	m.closesMu.Lock()
+	codes := make([]int, 0, len(m.closes))
+	for code := range m.closes {
+		codes = append(codes, code)
+	}
+	slices.Sort(codes)
+	fmt.Fprintf(w, "# HELP metronome_closes_total Connections closed by the server, by close code.\n# TYPE metronome_closes_total counter\n")
+	for _, code := range codes {
+		fmt.Fprintf(w, "metronome_closes_total{code=\"%d\"} %d\n", code, m.closes[code])
+	}
+	m.closesMu.Unlock()
+	m.latency.write(w, "metronome_client_latency_ms", "Round-trip latency reported by clients in their SENDs, in milliseconds.")
+	m.commitSeconds.write(w, "metronome_store_commit_ms", "Duration of storage commits (one per batch of events), in milliseconds.")
+	var memory runtime.MemStats
+	runtime.ReadMemStats(&memory)
+	gauge("go_goroutines", "Goroutines.", int64(runtime.NumGoroutine()))
+	gauge("go_memstats_heap_inuse_bytes", "Heap bytes in use.", int64(memory.HeapInuse))
+	counter("go_gc_cycles_total", "Completed GC cycles.", uint64(memory.NumGC))
+}
+
+func sortedStrings(values []string) []string {
+	slices.Sort(values)
+	return values
+}

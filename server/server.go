@@ -1,0 +1,324 @@
+// Package server is the I/O shell of Metronome: it accepts WebSocket
+// connections, drives one reflector state machine per session, executes
+// the machine's effects (storage before sending), serves the file store
+// under /files/ and a web root at /, and exposes /healthz and /metrics.
+// It makes no protocol decisions: those are all in package reflector.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/metronome-sync/metronome/protocol"
+	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store"
+	"github.com/metronome-sync/metronome/store/diskstore"
+	"github.com/metronome-sync/metronome/store/memstore"
+)
+
+// Server is a reflector, file server and web server in one.
+type Server struct {
+	config    Config
+	logger    *slog.Logger
+	store     store.Store
+	ownsStore bool
+	start     time.Time
+
+	listener   net.Listener
+	httpServer *http.Server
+	ready      chan struct{}
+	serveErr   chan error
+
+	mu       sync.Mutex
+	sessions map[string]*sessionActor
+	closing  bool
+
+	nextConn          atomic.Uint64
+	actors            sync.WaitGroup
+	connections       sync.WaitGroup
+	shutdownRequested chan struct{}
+	shutdownOnce      sync.Once
+
+	metrics metrics
+	web     http.Handler
+}
+
+// New creates a server: it validates the config and opens the store. Call
+// Start to listen.
+func New(config Config) (*Server, error) {
+	config.fillDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	logger := config.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	server := &Server{
+		config:            config,
+		logger:            logger,
+		start:             time.Now(),
+		ready:             make(chan struct{}),
+		serveErr:          make(chan error, 1),
+		sessions:          make(map[string]*sessionActor),
+		shutdownRequested: make(chan struct{}),
+	}
+	switch {
+	case config.Store != nil:
+		server.store = config.Store
+	case config.DataDir != "":
+		diskStore, err := diskstore.Open(config.DataDir, diskstore.Options{Durable: config.Durable})
+		if err != nil {
+			return nil, fmt.Errorf("opening data dir: %w", err)
+		}
+		server.store, server.ownsStore = diskStore, true
+	default:
+		server.store, server.ownsStore = memstore.New(), true
+	}
+	web, err := newWebHandler(config.WebRoot)
+	if err != nil {
+		return nil, err
+	}
+	server.web = web
+	server.metrics.init()
+	return server, nil
+}
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start() error {
+	listener, err := net.Listen("tcp", s.config.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.config.Addr, err)
+	}
+	s.listener = listener
+	s.httpServer = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		err := s.httpServer.Serve(listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	close(s.ready)
+	s.logger.Info("metronome serving", "addr", listener.Addr().String(), "data_dir", s.config.DataDir,
+		"durable", s.config.Durable, "web_root", s.config.WebRoot)
+	return nil
+}
+
+// Ready is closed once the server accepts connections.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the listening address (useful with port 0).
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Shutdown stops accepting connections, persists every session, asks every
+// client to reconnect (close 4003) and waits until all is written or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var result error
+	s.shutdownOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		if s.httpServer != nil {
+			if err := s.httpServer.Shutdown(ctx); err != nil {
+				result = err
+			}
+		}
+		close(s.shutdownRequested)
+		if err := waitGroup(ctx, &s.actors); err != nil {
+			result = errors.Join(result, fmt.Errorf("sessions did not finish: %w", err))
+		}
+		if err := waitGroup(ctx, &s.connections); err != nil {
+			result = errors.Join(result, fmt.Errorf("connections did not close: %w", err))
+		}
+		if s.ownsStore {
+			if err := s.store.Close(); err != nil {
+				result = errors.Join(result, err)
+			}
+		}
+		s.logger.Info("metronome stopped")
+	})
+	return result
+}
+
+func waitGroup(ctx context.Context, group *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		group.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP routes requests: WebSocket upgrades on any path go to the
+// reflector (the session id is the last path segment, spec §3.1).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Server", "metronome")
+	if isWebSocketUpgrade(r) {
+		s.serveWebSocket(w, r)
+		return
+	}
+	switch {
+	case r.URL.Path == "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	case r.URL.Path == "/metrics":
+		s.serveMetrics(w)
+	case r.URL.Path == "/sessions":
+		s.serveSessions(w)
+	case r.URL.Path == "/files" || strings.HasPrefix(r.URL.Path, "/files/"):
+		s.serveFiles(w, r)
+	default:
+		s.web.ServeHTTP(w, r)
+	}
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// sessionIDFromPath returns the last path segment.
+func sessionIDFromPath(path string) string {
+	return path[strings.LastIndexByte(path, '/')+1:]
+}
+
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if int(s.metrics.connections.Load()) >= s.config.ConnectionsMax {
+		s.metrics.rejectedConnections.Add(1)
+		http.Error(w, fmt.Sprintf("too many connections (ConnectionsMax=%d)", s.config.ConnectionsMax), http.StatusServiceUnavailable)
+		return
+	}
+	upgrader := ws.HTTPUpgrader{Timeout: 10 * time.Second}
+	netConn, rw, _, err := upgrader.Upgrade(r, w)
+	if err != nil {
+		s.logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	id := reflector.ConnID(s.nextConn.Add(1))
+	c := newConn(s, id, netConn, rw, remoteAddr(r))
+	s.metrics.connections.Add(1)
+	s.metrics.connectionsTotal.Add(1)
+	s.connections.Add(1)
+	go func() {
+		defer s.connections.Done()
+		defer s.metrics.connections.Add(-1)
+		c.writeLoop()
+	}()
+
+	sessionID := sessionIDFromPath(r.URL.Path)
+	if err := validateSessionID(sessionID); err != nil {
+		c.close(protocol.CloseOutdatedProtocol, "outdated protocol: "+err.Error())
+		go discardUntilClosed(c)
+		return
+	}
+	actor := s.route(sessionID)
+	if actor == nil {
+		c.close(protocol.CloseReconnect, "server shutting down, please reconnect")
+		go discardUntilClosed(c)
+		return
+	}
+	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote)
+	actor.deliver(actorEvent{event: reflector.Connect{Conn: id}, conn: c})
+	go c.readLoop(actor)
+}
+
+// discardUntilClosed reads a connection that has no session until the
+// close handshake ends it.
+func discardUntilClosed(c *conn) {
+	defer close(c.readerDone)
+	messages := newMessageReader(c.reader, protocol.FrameBytesMax)
+	for {
+		if _, _, err := messages.next(); err != nil {
+			return
+		}
+	}
+}
+
+func validateSessionID(id string) error {
+	if id == "" {
+		return errors.New("no session id in the URL path")
+	}
+	if len(id) > protocol.SessionIDBytesMax {
+		return fmt.Errorf("session id of %d bytes exceeds %d (SessionIDBytesMax)", len(id), protocol.SessionIDBytesMax)
+	}
+	return store.ValidateSessionID(id)
+}
+
+// route returns the session's actor, creating (and starting) it if needed,
+// and counts the connection that is about to be delivered to it.
+func (s *Server) route(sessionID string) *sessionActor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	actor := s.sessions[sessionID]
+	if actor == nil {
+		actor = newSessionActor(s, sessionID)
+		s.sessions[sessionID] = actor
+		s.metrics.sessions.Add(1)
+		s.actors.Add(1)
+		go actor.run()
+	}
+	actor.pendingConnects++
+	return actor
+}
+
+func remoteAddr(r *http.Request) string {
+	if forwarded := r.Header.Get("X-Forwarded-For"); forwarded != "" {
+		first, _, _ := strings.Cut(forwarded, ",")
+		return strings.TrimSpace(first)
+	}
+	return r.RemoteAddr
+}
+
+func (s *Server) serveSessions(w http.ResponseWriter) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, id := range sortedStrings(ids) {
+		fmt.Fprintln(w, id)
+	}
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

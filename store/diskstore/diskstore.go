@@ -1,0 +1,237 @@
+// Package diskstore is the local-disk store.Store, the default store of the
+// server. Everything lives in one data directory:
+//
+//	sessions/<sessionId>/record.json   the session record, replaced atomically
+//	sessions/<sessionId>/messages.log  the messages since the last snapshot
+//	pointers/<key>.json                persisted-data pointers
+//	files/<path>                       uploaded files
+//	tmp/                               files being written; emptied by Open
+//
+// # Message log format
+//
+// messages.log starts with the 16-byte header "metronome-log-1\n", followed
+// by one frame per message (integers little-endian):
+//
+//	4 bytes  data length n
+//	4 bytes  sequence number
+//	1 byte   flags: bit 0 marks the last message of a commit
+//	n bytes  data
+//	4 bytes  CRC-32C (Castagnoli) of the 9 + n bytes before it
+//
+// A commit appends all its frames with one write. When a log is opened, it is
+// read up to the last frame that ends a commit and whose frames all have a
+// valid checksum; the rest is a torn write of a commit that never returned,
+// and is cut off before anything new is appended. So a commit's messages
+// appear all or not at all. DropFront writes a new log holding the remaining
+// frames and renames it over the old one.
+//
+// # What is written when
+//
+// Every other file (record, rewritten log, pointer, uploaded file) is
+// written to a new file under tmp/ and renamed over its target, so readers
+// and crashes see the old or the new content, never a mix. Commit applies a
+// batch in this order, and returns only when all steps are done:
+//
+//  1. Append: one write of the new frames to messages.log (which is created,
+//     holding only its header, on a session's first append).
+//  2. Record: record.json is replaced.
+//  3. DropFront: messages.log is replaced by a copy without the dropped
+//     frames.
+//
+// The result is the one store.Batch describes (DropFront counts the appended
+// messages). Doing the drop last means that no crash loses messages while the
+// record that no longer needs them is not yet durable. A crash inside Commit
+// leaves the session as it was before step 1, after step 1 or after step 2,
+// or as the whole batch leaves it: appended messages without the new
+// record, or a new record with messages in front that it meant to drop
+// (which the reflector recognises by their sequence numbers).
+//
+// With Options.Durable, each step is synced before the next starts: after
+// step 1 the log file is fsynced; for every replaced file the new file is
+// fsynced before the rename and its directory after it; every directory
+// that is created (a session's directory, the parents of a file) has its
+// parent directory fsynced; the truncation of a torn tail is fsynced before
+// the first append after it; DeleteSession fsyncs sessions/ after it moves
+// the session's directory away. A call that returns nil has therefore
+// reached the disk, as far as the operating system and the disk honour
+// fsync. Without Durable nothing is fsynced: the order above still holds
+// when the process crashes, but an operating-system crash or power loss may
+// lose recent changes of any kind.
+//
+// # Limits and requirements
+//
+// Each session keeps its log open for appending, so that a commit costs one
+// write (plus one fsync when Durable). At most Options.OpenLogFilesMax logs
+// are open at once; the least recently used is closed when another is
+// needed, and reading it again validates it again.
+//
+// Only one Store may use a data directory at a time, and it must be on a
+// case-sensitive file system: session ids and file paths differing only in
+// case are different. Pointer keys and file paths follow
+// store.ValidatePath, and a path cannot name both a file and a directory
+// holding files (PutFile of "a" fails while "a/b" exists, and vice versa).
+package diskstore
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// DefaultOpenLogFilesMax is the number of message logs a Store keeps open
+// for appending when Options.OpenLogFilesMax is zero.
+const DefaultOpenLogFilesMax = 1024
+
+// Names inside the data directory.
+const (
+	sessionsDirectoryName  = "sessions"
+	pointersDirectoryName  = "pointers"
+	filesDirectoryName     = "files"
+	temporaryDirectoryName = "tmp"
+	recordFileName         = "record.json"
+	logFileName            = "messages.log"
+	pointerFileSuffix      = ".json"
+)
+
+// directoryPermissions is the mode of the directories the store creates
+// (before the umask). Files are created readable by their owner only.
+const directoryPermissions = 0o755
+
+// Options configure a Store. The zero value is valid: not durable, with
+// DefaultOpenLogFilesMax open logs.
+type Options struct {
+	// Durable makes every call that changes data fsync what it wrote before
+	// it returns (see the package documentation).
+	Durable bool
+	// OpenLogFilesMax bounds the message logs kept open for appending.
+	// Zero means DefaultOpenLogFilesMax.
+	OpenLogFilesMax int
+}
+
+// Validate reports whether the options are usable.
+func (o Options) Validate() error {
+	if o.OpenLogFilesMax < 0 {
+		return fmt.Errorf("diskstore: Options.OpenLogFilesMax is %d, must be 0 (default %d) or positive", o.OpenLogFilesMax, DefaultOpenLogFilesMax)
+	}
+	return nil
+}
+
+// Store is a store.Store in a local directory. It is safe for concurrent
+// use; calls for one session are serialized by a mutex of that session.
+type Store struct {
+	durable            bool
+	openLogFilesMax    int
+	sessionsDirectory  string
+	pointersDirectory  string
+	filesDirectory     string
+	temporaryDirectory string
+
+	// lifecycle is held for reading during every call and for writing by
+	// Close, which therefore waits for the calls in progress.
+	lifecycle sync.RWMutex
+	closed    bool // guarded by lifecycle
+
+	// mu guards sessions and openLogs, and the fields of each session it
+	// names. It is taken after a session's mutex, never before it.
+	mu sync.Mutex
+	// sessions holds the sessions that a call is using or whose log is
+	// open, so it has at most OpenLogFilesMax + (calls in progress) entries.
+	sessions map[string]*session
+	// openLogs lists the sessions whose log is open, most recently used
+	// first.
+	openLogs list.List
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the store kept in directory, creating the directory if it is
+// missing, and removes what a crash left in its tmp/ directory.
+func Open(directory string, options Options) (*Store, error) {
+	if err := options.Validate(); err != nil {
+		return nil, err
+	}
+	if directory == "" {
+		return nil, errors.New("diskstore: data directory is empty")
+	}
+	if options.OpenLogFilesMax == 0 {
+		options.OpenLogFilesMax = DefaultOpenLogFilesMax
+	}
+	s := &Store{
+		durable:            options.Durable,
+		openLogFilesMax:    options.OpenLogFilesMax,
+		sessionsDirectory:  filepath.Join(directory, sessionsDirectoryName),
+		pointersDirectory:  filepath.Join(directory, pointersDirectoryName),
+		filesDirectory:     filepath.Join(directory, filesDirectoryName),
+		temporaryDirectory: filepath.Join(directory, temporaryDirectoryName),
+		sessions:           make(map[string]*session),
+	}
+	if err := os.MkdirAll(directory, directoryPermissions); err != nil {
+		return nil, fmt.Errorf("diskstore: creating the data directory: %w", err)
+	}
+	for _, name := range []string{sessionsDirectoryName, pointersDirectoryName, filesDirectoryName, temporaryDirectoryName} {
+		if err := s.makeDirectories(directory, name); err != nil {
+			return nil, fmt.Errorf("diskstore: %w", err)
+		}
+	}
+	if err := s.removeTemporaryFiles(); err != nil {
+		return nil, fmt.Errorf("diskstore: %w", err)
+	}
+	return s, nil
+}
+
+// removeTemporaryFiles removes the leftovers of writes and deletions that a
+// crash interrupted. No call is in progress while Open runs it.
+func (s *Store) removeTemporaryFiles() error {
+	entries, err := os.ReadDir(s.temporaryDirectory)
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if err := os.RemoveAll(filepath.Join(s.temporaryDirectory, entry.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the open message logs, after waiting for the calls in
+// progress. Calls after Close fail with store.ErrClosed.
+func (s *Store) Close() error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.closed = true
+	// No call is in progress, so no session mutex is held.
+	var errs []error
+	for element := s.openLogs.Front(); element != nil; element = element.Next() {
+		opened := element.Value.(*session)
+		if err := opened.log.file.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		opened.log = nil
+	}
+	s.openLogs.Init()
+	s.sessions = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("diskstore: closing message logs: %w", err)
+	}
+	return nil
+}
+
+// begin starts a call: it fails if the store is closed, else the caller must
+// call the returned function when it is done.
+func (s *Store) begin() (end func(), err error) {
+	s.lifecycle.RLock()
+	if s.closed {
+		s.lifecycle.RUnlock()
+		return nil, store.ErrClosed
+	}
+	return s.lifecycle.RUnlock, nil
+}

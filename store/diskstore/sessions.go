@@ -1,0 +1,221 @@
+package diskstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// LoadSession reads the session's record and message log. The first read of
+// a log after Open (or after it was closed to bound the open logs) cuts off a
+// torn write at its end.
+func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Session, error) {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return store.Session{}, err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return store.Session{}, err
+	}
+	defer end()
+	state := s.acquire(sessionID)
+	defer s.release(state)
+
+	record, err := os.ReadFile(state.recordPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		record = nil
+	} else if err != nil {
+		return store.Session{}, fmt.Errorf("diskstore: session %q: reading the record: %w", sessionID, err)
+	}
+	content, err := s.readLog(state)
+	if errors.Is(err, errNoLog) {
+		if record == nil {
+			return store.Session{}, fmt.Errorf("session %q: %w", sessionID, store.ErrNotFound)
+		}
+		return store.Session{Record: record}, nil
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("diskstore: session %q: %w", sessionID, err)
+	}
+	messages, validBytes, err := decodeLog(content)
+	if err == nil && validBytes != len(content) {
+		err = fmt.Errorf("%d bytes at offset %d are not complete frames", len(content)-validBytes, validBytes)
+	}
+	if err != nil {
+		// The log changed behind the store's back.
+		_ = s.closeLog(state)
+		return store.Session{}, fmt.Errorf("diskstore: session %q: %s: %w", sessionID, state.logPath(), err)
+	}
+	return store.Session{Record: record, Messages: messages}, nil
+}
+
+// Commit applies the batch as the package documentation describes. A batch
+// whose DropFront is negative or larger than the number of messages after
+// Append changes nothing and fails. An empty batch changes nothing and does
+// not create the session.
+func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch) error {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
+	if batch.DropFront < 0 {
+		return fmt.Errorf("diskstore: session %q: batch drops %d messages, must not be negative", sessionID, batch.DropFront)
+	}
+	// Encoding first also checks every message before anything is written.
+	frames, err := appendFrames(nil, batch.Append)
+	if err != nil {
+		return fmt.Errorf("diskstore: session %q: %w", sessionID, err)
+	}
+	if batch.Empty() {
+		return nil
+	}
+	state := s.acquire(sessionID)
+	defer s.release(state)
+	if err := s.commit(state, batch, frames); err != nil {
+		return fmt.Errorf("diskstore: session %q: %w", sessionID, err)
+	}
+	return nil
+}
+
+// commit applies a checked, non-empty batch whose appended messages are
+// encoded in frames. The caller holds state.mu.
+func (s *Store) commit(state *session, batch store.Batch, frames []byte) error {
+	count := 0
+	if batch.DropFront > 0 || len(batch.Append) > 0 {
+		err := s.useLog(state, false)
+		if err != nil && !errors.Is(err, errNoLog) {
+			return err
+		}
+		if state.log != nil {
+			count = state.log.count
+		}
+	}
+	if total := count + len(batch.Append); batch.DropFront > total {
+		return fmt.Errorf("batch drops %d messages, the log has %d after appending %d", batch.DropFront, total, len(batch.Append))
+	}
+	if len(batch.Append) > 0 {
+		if err := s.useLog(state, true); err != nil {
+			return fmt.Errorf("opening the message log: %w", err)
+		}
+		if err := s.appendToLog(state, frames, len(batch.Append)); err != nil {
+			return fmt.Errorf("appending %d messages: %w", len(batch.Append), err)
+		}
+	}
+	if batch.Record != nil {
+		if err := s.writeRecord(state, batch.Record); err != nil {
+			return fmt.Errorf("writing the record: %w", err)
+		}
+	}
+	if batch.DropFront > 0 {
+		if err := s.dropFromLog(state, batch.DropFront); err != nil {
+			return fmt.Errorf("dropping %d messages: %w", batch.DropFront, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) writeRecord(state *session, record []byte) error {
+	if err := s.makeSessionDirectory(state); err != nil {
+		return err
+	}
+	return s.replaceFile(state.directory, recordFileName, func(w io.Writer) error {
+		_, err := w.Write(record)
+		return err
+	})
+}
+
+// DeleteSession removes the session's directory: it moves it into tmp/
+// (atomically, and synced when Durable) and then removes it there.
+// Deleting an unknown session succeeds.
+func (s *Store) DeleteSession(ctx context.Context, sessionID string) error {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
+	state := s.acquire(sessionID)
+	defer s.release(state)
+	if err := s.deleteSession(state); err != nil {
+		return fmt.Errorf("diskstore: deleting session %q: %w", sessionID, err)
+	}
+	return nil
+}
+
+func (s *Store) deleteSession(state *session) error {
+	// A failure to close loses nothing: the directory goes away.
+	_ = s.closeLog(state)
+	if _, err := os.Lstat(state.directory); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	trash, err := os.MkdirTemp(s.temporaryDirectory, "deleted-*")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(state.directory, filepath.Join(trash, "session")); err != nil {
+		os.Remove(trash)
+		return err
+	}
+	if s.durable {
+		if err := syncDirectory(s.sessionsDirectory); err != nil {
+			return err
+		}
+	}
+	// What is left in tmp/ is removed by the next Open.
+	_ = os.RemoveAll(trash)
+	return nil
+}
+
+// Sessions lists the session directories that hold a record or a message
+// log, sorted.
+func (s *Store) Sessions(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	// os.ReadDir sorts by name, which is the byte order of the ids.
+	entries, err := os.ReadDir(s.sessionsDirectory)
+	if err != nil {
+		return nil, fmt.Errorf("diskstore: listing sessions: %w", err)
+	}
+	ids := make([]string, 0, len(entries))
+	for _, entry := range entries {
+		if !entry.IsDir() || store.ValidateSessionID(entry.Name()) != nil {
+			continue
+		}
+		directory := filepath.Join(s.sessionsDirectory, entry.Name())
+		if exists(filepath.Join(directory, recordFileName)) || exists(filepath.Join(directory, logFileName)) {
+			ids = append(ids, entry.Name())
+		}
+	}
+	return ids, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// check returns the validation error, else the context's error.
+func check(ctx context.Context, validation error) error {
+	if validation != nil {
+		return validation
+	}
+	return ctx.Err()
+}

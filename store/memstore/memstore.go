@@ -1,0 +1,275 @@
+// Package memstore is an in-memory store.Store for tests, the simulator and
+// servers that need no persistence. Nothing survives the process.
+//
+// The store copies every byte slice it is given and every byte slice it hands
+// out, so callers may reuse or modify their buffers freely. Session ids, file
+// paths and pointer keys are validated exactly as the disk store does.
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// Store keeps sessions, pointers and files in maps guarded by one mutex. It is
+// safe for concurrent use.
+type Store struct {
+	mu       sync.Mutex
+	closed   bool
+	sessions map[string]*session
+	pointers map[string][]byte
+	// files hold contents that are never modified after they are stored, so
+	// OpenFile can hand out readers over them without copying.
+	files map[string][]byte
+}
+
+type session struct {
+	record   []byte
+	messages []store.Message
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		sessions: make(map[string]*session),
+		pointers: make(map[string][]byte),
+		files:    make(map[string][]byte),
+	}
+}
+
+// LoadSession returns a copy of the session, or store.ErrNotFound.
+func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Session, error) {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return store.Session{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.Session{}, store.ErrClosed
+	}
+	stored, ok := s.sessions[sessionID]
+	if !ok {
+		return store.Session{}, fmt.Errorf("session %q: %w", sessionID, store.ErrNotFound)
+	}
+	return store.Session{
+		Record:   cloneBytes(stored.record),
+		Messages: cloneMessages(stored.messages),
+	}, nil
+}
+
+// Commit applies the batch atomically: a batch whose DropFront is negative or
+// larger than the number of messages after Append changes nothing and fails.
+// An empty batch changes nothing and does not create the session.
+func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch) error {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	stored := s.sessions[sessionID]
+	var count int
+	if stored != nil {
+		count = len(stored.messages)
+	}
+	if batch.DropFront < 0 || batch.DropFront > count+len(batch.Append) {
+		return fmt.Errorf("session %q: batch drops %d messages, the log has %d after appending %d",
+			sessionID, batch.DropFront, count+len(batch.Append), len(batch.Append))
+	}
+	if batch.Empty() {
+		return nil
+	}
+	if stored == nil {
+		stored = &session{}
+		s.sessions[sessionID] = stored
+	}
+	stored.messages = append(stored.messages, cloneMessages(batch.Append)...)
+	if batch.DropFront > 0 {
+		// Copy the rest so the dropped messages' memory can be freed.
+		stored.messages = slices.Clone(stored.messages[batch.DropFront:])
+	}
+	if batch.Record != nil {
+		stored.record = cloneBytes(batch.Record)
+	}
+	return nil
+}
+
+// DeleteSession removes the session. Deleting an unknown session succeeds.
+func (s *Store) DeleteSession(ctx context.Context, sessionID string) error {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	delete(s.sessions, sessionID)
+	return nil
+}
+
+// Sessions lists the ids of all stored sessions, sorted.
+func (s *Store) Sessions(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// PutPointer stores a copy of value under key.
+func (s *Store) PutPointer(ctx context.Context, key string, value []byte) error {
+	if err := check(ctx, store.ValidatePath(key)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.pointers[key] = append(make([]byte, 0, len(value)), value...)
+	return nil
+}
+
+// GetPointer returns a copy of the value under key, or store.ErrNotFound.
+func (s *Store) GetPointer(ctx context.Context, key string) ([]byte, error) {
+	if err := check(ctx, store.ValidatePath(key)); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	value, ok := s.pointers[key]
+	if !ok {
+		return nil, fmt.Errorf("pointer %q: %w", key, store.ErrNotFound)
+	}
+	return bytes.Clone(value), nil
+}
+
+// PutFile reads the whole body before it replaces the file, so a failed or
+// too large upload leaves the previous content in place.
+func (s *Store) PutFile(ctx context.Context, path string, r io.Reader, maxBytes int64) error {
+	if err := check(ctx, store.ValidatePath(path)); err != nil {
+		return err
+	}
+	if maxBytes < 0 {
+		return fmt.Errorf("file %q: size limit is %d bytes, must not be negative", path, maxBytes)
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	// Read without holding the lock: the body may arrive slowly.
+	body, err := io.ReadAll(io.LimitReader(r, maxBytes+1))
+	if err != nil {
+		return fmt.Errorf("file %q: reading body: %w", path, err)
+	}
+	if int64(len(body)) > maxBytes {
+		return fmt.Errorf("file %q: body exceeds %d bytes: %w", path, maxBytes, store.ErrTooLarge)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.files[path] = body
+	return nil
+}
+
+// OpenFile returns a reader over the content at path, or store.ErrNotFound.
+func (s *Store) OpenFile(ctx context.Context, path string) (io.ReadCloser, int64, error) {
+	if err := check(ctx, store.ValidatePath(path)); err != nil {
+		return nil, 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, 0, store.ErrClosed
+	}
+	content, ok := s.files[path]
+	if !ok {
+		return nil, 0, fmt.Errorf("file %q: %w", path, store.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(content)), int64(len(content)), nil
+}
+
+// Close drops all content. Calls after Close fail with store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.sessions, s.pointers, s.files = nil, nil, nil
+	return nil
+}
+
+func (s *Store) checkOpen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// check returns the validation error, else the context's error.
+func check(ctx context.Context, validation error) error {
+	if validation != nil {
+		return validation
+	}
+	return ctx.Err()
+}
+
+// cloneBytes copies b, keeping nil as nil and empty as empty.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// cloneMessages copies messages and their data into one new buffer. Every
+// Data slice has its capacity cut to its length, so appending to one cannot
+// overwrite the next.
+func cloneMessages(messages []store.Message) []store.Message {
+	if len(messages) == 0 {
+		return nil
+	}
+	total := 0
+	for _, message := range messages {
+		total += len(message.Data)
+	}
+	buffer := make([]byte, 0, total)
+	clones := make([]store.Message, len(messages))
+	for index, message := range messages {
+		start := len(buffer)
+		buffer = append(buffer, message.Data...)
+		clones[index] = store.Message{Seq: message.Seq, Data: buffer[start:len(buffer):len(buffer)]}
+	}
+	return clones
+}
