@@ -73,7 +73,9 @@ func (c *conn) enqueue(frame []byte, tick bool) {
 		return
 	}
 	limits := &c.server.config
-	if len(c.queue) >= limits.QueueFramesMax || c.queuedBytes+len(frame) > limits.QueueBytesMax {
+	// A frame larger than QueueBytesMax (a big SYNC) is accepted into an
+	// empty queue, so that no client is locked out by its session's size.
+	if len(c.queue) >= limits.QueueFramesMax || (len(c.queue) > 0 && c.queuedBytes+len(frame) > limits.QueueBytesMax) {
 		c.server.metrics.slowClients.Add(1)
 		c.requestCloseLocked(protocol.CloseSlowClient,
 			"client too slow: send queue full (QueueFramesMax/QueueBytesMax), please reconnect")

@@ -1,0 +1,85 @@
+package archtest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/metronome-sync/metronome"
+
+// forbidden lists, per package, the imports it must not have. A prefix ending in "/" matches every package below it.
+var forbidden = map[string][]string{
+	"protocol": {module + "/"},
+	"reflector": {
+		"net", "net/", "os", "os/", "time", "sync", "sync/", "math/rand", "math/rand/", "crypto/rand",
+		"log", "log/", "io/fs", "syscall",
+		module + "/store", module + "/server",
+	},
+	"store":     {module + "/server", module + "/reflector"},
+	"store/...": {module + "/server"},
+}
+
+type listedPackage struct {
+	ImportPath string
+	Deps       []string
+	Imports    []string
+}
+
+func TestImportBoundaries(t *testing.T) {
+	for pattern, rules := range forbidden {
+		output, err := exec.Command("go", "list", "-json", module+"/"+pattern).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pattern, err)
+		}
+		decoder := json.NewDecoder(strings.NewReader(string(output)))
+		for decoder.More() {
+			var pkg listedPackage
+			if err := decoder.Decode(&pkg); err != nil {
+				t.Fatal(err)
+			}
+			for _, rule := range rules {
+				// Standard-library rules apply to direct imports (fmt itself
+				// imports os); rules on our own packages apply transitively.
+				dependencies := pkg.Imports
+				if strings.HasPrefix(rule, module) {
+					dependencies = pkg.Deps
+				}
+				for _, dependency := range dependencies {
+					if matches(dependency, rule) && !allowed(pkg.ImportPath, dependency) {
+						t.Errorf("%s depends on %s, which its boundary forbids (%q)", pkg.ImportPath, dependency, rule)
+					}
+				}
+			}
+		}
+	}
+}
+
+func matches(dependency, rule string) bool {
+	if strings.HasSuffix(rule, "/") {
+		return strings.HasPrefix(dependency, rule)
+	}
+	return dependency == rule
+}
+
+// allowed lists dependencies that are forbidden by a prefix rule but fine:
+// protocol is the one package of ours the others may use freely.
+func allowed(importPath, dependency string) bool {
+	return dependency == module+"/protocol" && importPath != module+"/protocol"
+}
+
+// TestCoreHasNoGoroutines checks the reflector's source for "go " statements
+// and channel operations, which the dependency list cannot see.
+func TestCoreHasNoGoroutines(t *testing.T) {
+	output, err := exec.Command("go", "list", "-f", "{{.Dir}}", module+"/reflector").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := strings.TrimSpace(string(output))
+	grep := exec.Command("grep", "-rnE", `(^|[^a-zA-Z_])go (func|[a-zA-Z_]+\()|chan |<-|select \{`, "--include=*.go", "--exclude=*_test.go", dir)
+	found, _ := grep.Output()
+	if len(found) > 0 {
+		t.Errorf("the pure core must not use goroutines or channels:\n%s", found)
+	}
+}
