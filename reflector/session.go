@@ -82,6 +82,10 @@ type Session struct {
 	watchdogAt int64
 	deletionAt int64
 	ended      bool
+
+	// restoreDrop is the number of stored messages a snapshot covered that
+	// a crash left in storage; the first Step drops them.
+	restoreDrop int
 }
 
 // New creates the state of a session that has nothing stored. timeline is
@@ -124,6 +128,18 @@ func Restore(config Config, sessionID string, now int64, recordData []byte, mess
 			return nil, fmt.Errorf("reflector: stored messages of session %s have a sequence gap: %d then %d", sessionID, messages[i-1].Seq, message.Seq)
 		}
 		session.buffer = append(session.buffer, bufferedMessage{seq: message.Seq, time: messageTime, data: message.Data})
+	}
+	// A crash inside a commit can leave the new record (with a new snapshot)
+	// stored but not yet the drop of the messages it covers: skip them, and
+	// drop them from storage with the first effects.
+	if record.SnapshotTime >= 0 {
+		for i := range session.buffer {
+			if session.buffer[i].seq == record.SnapshotSeq {
+				session.restoreDrop = i + 1
+				session.buffer = session.buffer[i+1:]
+				break
+			}
+		}
 	}
 	if n := len(session.buffer); n > 0 {
 		last := session.buffer[n-1]
@@ -184,6 +200,10 @@ func (s *Session) Step(now int64, event Event, out *Effects) {
 			out.close(connect.Conn, protocol.CloseReconnect, "session ended, please reconnect")
 		}
 		return
+	}
+	if s.restoreDrop > 0 {
+		out.Storage.DropFront += s.restoreDrop
+		s.restoreDrop = 0
 	}
 	s.runTimers(now, out)
 	if s.ended {
