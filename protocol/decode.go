@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -67,7 +68,7 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 		return ClientFrame{}, &Error{Code: CloseMalformed, Field: "frame", Rule: "valid JSON", Value: jsonErrorText(err)}
 	}
 	var frame ClientFrame
-	if err := decodeString("action", envelope.Action, &frame.Action, 64); err != nil {
+	if err := decodeString("action", envelope.Action, &frame.Action, actionBytesMax, "actionBytesMax"); err != nil {
 		return ClientFrame{}, err
 	}
 	if isNull(envelope.Args) {
@@ -102,7 +103,7 @@ func decodeTags(raw json.RawMessage) (Tags, error) {
 		tags.DebounceMs = int64(debounce)
 	}
 	if !isNull(fields.MsgID) {
-		if err := decodeString("tags.msgID", fields.MsgID, &tags.MsgID, MsgIDBytesMax); err != nil {
+		if err := decodeString("tags.msgID", fields.MsgID, &tags.MsgID, MsgIDBytesMax, "MsgIDBytesMax"); err != nil {
 			return Tags{}, err
 		}
 	}
@@ -187,7 +188,7 @@ func DecodeJoin(args json.RawMessage) (Join, error) {
 		if isNull(s.raw) {
 			continue
 		}
-		if err := decodeString(s.field, s.raw, s.dst, StringFieldBytesMax); err != nil {
+		if err := decodeString(s.field, s.raw, s.dst, StringFieldBytesMax, "StringFieldBytesMax"); err != nil {
 			return Join{}, err
 		}
 	}
@@ -337,7 +338,7 @@ func DecodeTutti(args json.RawMessage) (Tutti, error) {
 		return Tutti{}, err
 	}
 	tutti.SendTime = int64(sendTime)
-	if err := decodeString("args[2]", elements[2], &tutti.Vote, VotePayloadBytesMax); err != nil {
+	if err := decodeString("args[2]", elements[2], &tutti.Vote, VotePayloadBytesMax, "VotePayloadBytesMax"); err != nil {
 		return Tutti{}, err
 	}
 	if !isNull(elements[3]) {
@@ -353,7 +354,7 @@ func DecodeTutti(args json.RawMessage) (Tutti, error) {
 		return Tutti{}, &Error{Code: CloseMalformed, Field: "args[5]",
 			Rule: fmt.Sprintf("at most %d bytes (StringFieldBytesMax)", StringFieldBytesMax), Value: strconv.Itoa(len(tutti.TallyTarget)) + " bytes"}
 	}
-	if err := decodeString("args[6]", elements[6], &tutti.Key, TuttiKeyBytesMax); err != nil {
+	if err := decodeString("args[6]", elements[6], &tutti.Key, TuttiKeyBytesMax, "TuttiKeyBytesMax"); err != nil {
 		return Tutti{}, err
 	}
 	if tutti.Key == "" {
@@ -398,11 +399,11 @@ func DecodeSnap(args json.RawMessage) (Snap, error) {
 	}
 	snap.Seq = uint32(seq)
 	if !isNull(raw.Hash) {
-		if err := decodeString("args.hash", raw.Hash, &snap.Hash, StringFieldBytesMax); err != nil {
+		if err := decodeString("args.hash", raw.Hash, &snap.Hash, StringFieldBytesMax, "StringFieldBytesMax"); err != nil {
 			return Snap{}, err
 		}
 	}
-	if err := decodeString("args.url", raw.URL, &snap.URL, StringFieldBytesMax); err != nil {
+	if err := decodeString("args.url", raw.URL, &snap.URL, StringFieldBytesMax, "StringFieldBytesMax"); err != nil {
 		return Snap{}, err
 	}
 	if snap.URL == "" {
@@ -437,7 +438,7 @@ func DecodeSave(args json.RawMessage) (Save, error) {
 		}
 		save.PersistTime = int64(persistTime)
 	}
-	if err := decodeString("args.url", raw.URL, &save.URL, StringFieldBytesMax); err != nil {
+	if err := decodeString("args.url", raw.URL, &save.URL, StringFieldBytesMax, "StringFieldBytesMax"); err != nil {
 		return Save{}, err
 	}
 	if save.URL == "" {
@@ -504,6 +505,9 @@ func truthy(raw json.RawMessage) bool {
 		return true
 	}
 	value, err := strconv.ParseFloat(string(raw), 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return value != 0 // ±Inf (1e400) is truthy in JavaScript; 1e-400 is 0
+	}
 	return err == nil && value != 0
 }
 
@@ -517,13 +521,16 @@ func decodeObject(field string, raw json.RawMessage, dst any) error {
 	return nil
 }
 
-func decodeString(field string, raw json.RawMessage, dst *string, bytesMax int) error {
+// actionBytesMax bounds the action name (the longest real one is 5 bytes).
+const actionBytesMax = 64
+
+func decodeString(field string, raw json.RawMessage, dst *string, bytesMax int, limitName string) error {
 	if len(raw) == 0 || raw[0] != '"' {
 		return malformed(field, "a string", raw)
 	}
 	if len(raw) > bytesMax+2 {
 		return &Error{Code: CloseMalformed, Field: field,
-			Rule: fmt.Sprintf("a string of at most %d bytes", bytesMax), Value: strconv.Itoa(len(raw)) + " bytes"}
+			Rule: fmt.Sprintf("a string of at most %d bytes (%s)", bytesMax, limitName), Value: strconv.Itoa(len(raw)) + " bytes"}
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return malformed(field, "a string", raw)
