@@ -23,8 +23,9 @@ var ErrNotFound = errors.New("store: not found")
 // ErrTooLarge is returned by PutFile when the body exceeds the given limit.
 var ErrTooLarge = errors.New("store: body exceeds size limit")
 
-// ErrBadPath is returned for file paths that are empty, absolute, contain
-// "..", "." or empty segments, backslashes or NUL bytes.
+// ErrBadPath is returned for file paths and pointer keys that are empty,
+// absolute, contain "..", "." or empty segments, backslashes, NUL or other
+// control characters, or are too long: see ValidatePath.
 var ErrBadPath = errors.New("store: bad file path")
 
 // Message is one stamped message: its sequence number and its encoded form

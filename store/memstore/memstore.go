@@ -2,8 +2,9 @@
 // servers that need no persistence. Nothing survives the process.
 //
 // The store copies every byte slice it is given and every byte slice it hands
-// out, so callers may reuse or modify their buffers freely. Session ids, file
-// paths and pointer keys are validated exactly as the disk store does.
+// out, so callers may reuse or modify their buffers freely. Session ids are
+// checked with store.ValidateSessionID, file paths and pointer keys with
+// store.ValidatePath, as in every store.
 package memstore
 
 import (

@@ -98,7 +98,11 @@ func testDropFrontTooMany(t *testing.T, s store.Store) {
 	if err := s.Commit(ctx, "new", store.Batch{DropFront: 1}); err == nil {
 		t.Errorf("Commit(DropFront 1) on an unknown session succeeded")
 	}
+	if err := s.Commit(ctx, "new", store.Batch{Append: messages(1), DropFront: 2, Record: []byte("r")}); err == nil {
+		t.Errorf("Commit(1 appended, DropFront 2) on an unknown session succeeded")
+	}
 	checkNotFound(t, s, "new")
+	checkSessions(t, s)
 
 	commit(t, s, "s", store.Batch{Append: messages(1, 2), Record: []byte("r1")})
 	for _, batch := range []store.Batch{
