@@ -30,6 +30,10 @@ type Config struct {
 	// MessagesRequestSnapshotFrom is the buffer size from which the
 	// reflector asks clients for a snapshot (REQU).
 	MessagesRequestSnapshotFrom int
+	// MessagesSnapshotReserve is extra room beyond MessagesSinceSnapshotMax
+	// for the messages that lead to a snapshot (polls, votes, tallies) and
+	// users announcements, so that a full buffer can still be emptied.
+	MessagesSnapshotReserve int
 
 	// InactivityTimeoutMs closes a connection (4002) from which nothing was
 	// received for this long; 0 disables the watchdog.
@@ -66,6 +70,7 @@ func DefaultConfig() Config {
 		DeletionDelayMs:             10_000,
 		MessagesSinceSnapshotMax:    100_000,
 		MessagesRequestSnapshotFrom: 60_000,
+		MessagesSnapshotReserve:     1_000,
 		InactivityTimeoutMs:         60_000,
 		NeverJoinedTimeoutMs:        35_000,
 		WatchdogIntervalMs:          5_000,
@@ -109,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FramesBurstMax < c.FramesPerSecondMax {
 		return fmt.Errorf("reflector config: FramesBurstMax (%d) must be at least FramesPerSecondMax (%d)", c.FramesBurstMax, c.FramesPerSecondMax)
+	}
+	if c.MessagesSnapshotReserve < 0 {
+		return fmt.Errorf("reflector config: MessagesSnapshotReserve must not be negative, got %d", c.MessagesSnapshotReserve)
 	}
 	if c.InactivityTimeoutMs < 0 || c.NeverJoinedTimeoutMs < 0 {
 		return fmt.Errorf("reflector config: watchdog timeouts must not be negative")

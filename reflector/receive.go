@@ -110,6 +110,9 @@ func (s *Session) join(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		s.sendSync(now, []ConnID{m.id}, out)
 		return
 	}
+	if m.joined {
+		return // already queued for SYNC (waiting for the pointer lookup)
+	}
 	m.joined = true
 	m.user = join.User
 	if m.user != nil {
@@ -250,7 +253,8 @@ func (s *Session) send(now int64, m *member, frame protocol.ClientFrame, out *Ef
 	if latency, ok := message.LatencyMs(); ok {
 		out.LatencySamplesMs = append(out.LatencySamplesMs, latency)
 	}
-	s.submit(now, message, m.id, out)
+	// A debounced, tagged SEND is a snapshot poll: it may use the reserve.
+	s.submit(now, message, m.id, frame.Tags.DebounceMs > 0 && frame.Tags.MsgID != "", out)
 }
 
 func (s *Session) rememberDebounce(now int64, msgID string) {

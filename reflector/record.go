@@ -32,7 +32,10 @@ type Record struct {
 	LastTick         int64            `json:"lastTick"`
 	LastMessageTime  int64            `json:"lastMsgTime"`
 	CompletedTallies []CompletedTally `json:"completedTallies,omitempty"`
-	Microverse       bool             `json:"microverse,omitempty"`
+	// TalliesForgottenSendTime is the newest sendTime of a completed tally
+	// dropped from CompletedTallies; votes up to it are refused.
+	TalliesForgottenSendTime int64 `json:"talliesForgottenSendTime,omitempty"`
+	Microverse               bool  `json:"microverse,omitempty"`
 }
 
 // CompletedTally remembers a finished TUTTI so late votes are ignored.

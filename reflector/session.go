@@ -72,7 +72,7 @@ type Session struct {
 	usersAt       int64
 
 	tickAt    int64
-	delayed   []protocol.Message
+	delayed   []delayedMessage
 	delayedAt int64
 
 	tallies    map[string]*tally

@@ -27,6 +27,10 @@ func (s *Session) snap(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot at time %d is not newer than the current one at %d", snap.Time, s.record.SnapshotTime))
 		return
 	}
+	if current := s.advance(now, out); snap.Time > current {
+		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot time %d is ahead of the session time %d", snap.Time, current))
+		return
+	}
 	drop := -1
 	for i := range s.buffer {
 		if s.buffer[i].seq == snap.Seq {

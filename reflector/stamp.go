@@ -15,23 +15,34 @@ const delayGuardMs = 0.1
 
 // submit stamps a client message now, or holds it in the delayed batch
 // when the session has a "cheat beat" delay (spec §4.3).
-func (s *Session) submit(now int64, message protocol.Message, sender ConnID, out *Effects) {
+//
+// reserved marks messages that keep a session able to recover when its
+// buffer is full — snapshot polls and TUTTI first messages — which may use
+// MessagesSnapshotReserve beyond MessagesSinceSnapshotMax.
+func (s *Session) submit(now int64, message protocol.Message, sender ConnID, reserved bool, out *Effects) {
 	if s.record.DelayMs > 0 {
 		current := s.advance(now, out)
 		wait := float64(s.record.LastTick) + s.record.DelayMs + delayGuardMs - float64(current)
 		if wait > 0 || len(s.delayed) > 0 {
-			if s.bufferFull(sender, len(s.delayed), out) {
+			if s.bufferFull(sender, len(s.delayed), reserved, out) {
 				return
 			}
-			s.delayed = append(s.delayed, message)
+			s.delayed = append(s.delayed, delayedMessage{message: message, reserved: reserved})
 			if s.delayedAt == never {
-				s.delayedAt = now + int64(math.Ceil(wait))
+				// wait is session time; the timer runs in monotonic time.
+				s.delayedAt = now + int64(math.Ceil(wait/s.record.Scale))
 			}
 			return
 		}
 	}
 	t := s.advance(now, out)
-	s.stamp(now, t, message.Payload, message.Extra, sender, out)
+	s.stamp(now, t, message.Payload, message.Extra, sender, reserved, out)
+}
+
+// delayedMessage is a client message held by the delay (spec §4.3).
+type delayedMessage struct {
+	message  protocol.Message
+	reserved bool
 }
 
 // stampDelayed stamps the held batch with one time and consecutive seqs.
@@ -41,18 +52,24 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 		return
 	}
 	t := s.advance(now, out)
-	for _, message := range s.delayed {
-		s.stamp(now, t, message.Payload, message.Extra, 0, out)
-	}
+	batch := s.delayed
 	s.delayed = nil
+	for _, held := range batch {
+		s.stamp(now, t, held.message.Payload, held.message.Extra, 0, held.reserved, out)
+	}
+	s.tickAt = now + s.tickIntervalMs()
 }
 
 // bufferFull applies the message buffer limits before a message is
 // accepted (spec §8.3). It returns true when the message must be rejected;
 // the sender (if any) is told so explicitly, unlike the reference (Q5).
-func (s *Session) bufferFull(sender ConnID, pending int, out *Effects) bool {
+func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Effects) bool {
 	n := len(s.buffer) + pending
-	if n >= s.config.MessagesSinceSnapshotMax {
+	limit := s.config.MessagesSinceSnapshotMax
+	if reserved {
+		limit += s.config.MessagesSnapshotReserve
+	}
+	if n >= limit {
 		out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
 		out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, "SNAPSHOT_NEEDED",
 			fmt.Sprintf("message buffer full: %d messages since the last snapshot (MessagesSinceSnapshotMax)", n), protocol.LevelWarning))
@@ -79,8 +96,8 @@ func (s *Session) bufferFull(sender ConnID, pending int, out *Effects) bool {
 
 // stamp assigns the next seq and time t to a message, stores it, and sends
 // it to every synced connected member.
-func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawMessage, sender ConnID, out *Effects) bool {
-	if s.bufferFull(sender, 0, out) {
+func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawMessage, sender ConnID, reserved bool, out *Effects) bool {
+	if s.bufferFull(sender, 0, reserved, out) {
 		return false
 	}
 	s.record.Seq++
@@ -172,7 +189,7 @@ func (s *Session) flushUsers(now int64, out *Effects) {
 	if active > 0 {
 		payload := protocol.UsersPayload(active, total, users(s.pendingJoined), users(s.pendingLeft))
 		t := s.advance(now, out)
-		s.stamp(now, t, payload, nil, 0, out)
+		s.stamp(now, t, payload, nil, 0, true, out)
 	}
 	s.pendingJoined = nil
 	s.pendingLeft = nil

@@ -36,7 +36,7 @@ func (s *Session) tutti(now int64, m *member, frame protocol.ClientFrame, out *E
 			return
 		}
 		if vote.FirstMessage != nil {
-			s.submit(now, *vote.FirstMessage, m.id, out)
+			s.submit(now, *vote.FirstMessage, m.id, true, out)
 		}
 		_, synced := s.Members()
 		open = &tally{
@@ -80,10 +80,9 @@ func (s *Session) tallyCompleted(key string) bool {
 // older than the completed-tally memory could be for a forgotten key.
 func (s *Session) tallyHistoryLimit() int64 {
 	limit := max(0, s.record.Time-s.config.TallyHistoryMs+1)
-	if completed := s.record.CompletedTallies; len(completed) >= s.config.TalliesCompletedMax {
-		limit = max(limit, completed[0].SendTime)
-	}
-	return limit
+	// Keys forgotten to keep the list short must stay rejected: refuse
+	// every sendTime up to the newest one forgotten.
+	return max(limit, s.record.TalliesForgottenSendTime+1)
 }
 
 func (s *Session) completeTally(now int64, done *tally, out *Effects) {
@@ -97,7 +96,7 @@ func (s *Session) completeTally(now int64, done *tally, out *Effects) {
 	if done.wantsVote || len(done.votes) > 1 {
 		payload := protocol.TallyPayload(done.sendTime, done.votes, done.tallyTarget, done.key, max(0, done.expecting))
 		t := s.advance(now, out)
-		s.stamp(now, t, payload, nil, 0, out)
+		s.stamp(now, t, payload, nil, 0, true, out)
 	}
 	completed := append(s.record.CompletedTallies, CompletedTally{Key: done.key, SendTime: done.sendTime})
 	oldest := max(0, s.record.Time-s.config.TallyHistoryMs+1)
@@ -107,8 +106,11 @@ func (s *Session) completeTally(now int64, done *tally, out *Effects) {
 			kept = append(kept, entry)
 		}
 	}
-	if len(kept) > s.config.TalliesCompletedMax {
-		kept = kept[len(kept)-s.config.TalliesCompletedMax:]
+	if excess := len(kept) - s.config.TalliesCompletedMax; excess > 0 {
+		for _, forgotten := range kept[:excess] {
+			s.record.TalliesForgottenSendTime = max(s.record.TalliesForgottenSendTime, forgotten.SendTime)
+		}
+		kept = kept[excess:]
 	}
 	s.record.CompletedTallies = append([]CompletedTally(nil), kept...)
 	s.writeRecord(out)
