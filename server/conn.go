@@ -230,6 +230,11 @@ func (c *conn) enqueuePong(payload []byte) {
 	if c.closeCode != 0 {
 		return
 	}
+	if len(c.queue) >= c.server.config.QueueFramesMax {
+		c.server.metrics.slowClients.Add(1)
+		c.requestCloseLocked(protocol.CloseSlowClient, "client too slow: send queue full (QueueFramesMax), please reconnect")
+		return
+	}
 	c.queue = append(c.queue, outFrame{data: append([]byte(nil), payload...), pong: true})
 	c.signal()
 }

@@ -264,8 +264,9 @@ func discardUntilClosed(c *conn) {
 	defer close(c.readerDone)
 	messages := newMessageReader(c.reader, protocol.FrameBytesMax)
 	for {
-		if _, _, err := messages.next(); err != nil {
-			return
+		opCode, _, err := messages.next()
+		if err != nil || opCode == ws.OpClose {
+			return // the client answered our close (or went away)
 		}
 	}
 }

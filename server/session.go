@@ -172,7 +172,9 @@ func (a *sessionActor) step(event actorEvent) {
 	}
 	if a.failed != nil || a.core == nil {
 		if event.conn != nil {
-			event.conn.close(protocol.CloseServerError, "session storage failure: "+a.failed.Error())
+			// Storage failed: ask the client to come back; a new actor will
+			// load the session from what is stored.
+			event.conn.close(protocol.CloseReconnect, "session storage failure, please reconnect")
 		}
 		a.ended = true
 		return
@@ -279,6 +281,7 @@ func (a *sessionActor) fail(err error) {
 	}
 	a.out.Reset()
 	a.core = nil
+	a.failed = err
 	a.ended = true
 }
 

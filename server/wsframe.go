@@ -60,6 +60,9 @@ func (m *messageReader) next() (ws.OpCode, []byte, error) {
 			return 0, nil, errFrameReservedBits
 		}
 		if header.OpCode.IsControl() {
+			if header.OpCode != ws.OpClose && header.OpCode != ws.OpPing && header.OpCode != ws.OpPong {
+				return 0, nil, errFrameOpCode
+			}
 			if !header.Fin || header.Length > ws.MaxControlFramePayloadSize {
 				return 0, nil, errFrameControl
 			}
