@@ -1,0 +1,531 @@
+"use strict";
+// Test harness: builds the metronome binary, runs it as a child process on a free port with a
+// temporary data directory, kills / restarts it, runs real Croquet clients in child Node
+// processes, and gathers diagnostics (server log, client frames and logs) for failures.
+
+const { spawn, execFile, fork } = require("node:child_process");
+const fs = require("node:fs");
+const http = require("node:http");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+const { promisify } = require("node:util");
+
+const execFileAsync = promisify(execFile);
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+const JS_ROOT = path.resolve(__dirname, "..");
+const CLIENT_SCRIPT = path.join(__dirname, "client-process.js");
+
+const BUILD_TIMEOUT_MS = 5 * 60 * 1000;
+const SERVER_READY_TIMEOUT_MS = 20 * 1000;
+const SERVER_STOP_TIMEOUT_MS = 10 * 1000;
+const CLIENT_JOIN_TIMEOUT_MS = 30 * 1000;
+const CLIENT_REQUEST_TIMEOUT_MS = 10 * 1000;
+const LOG_LINES_KEPT = 5000;
+const FRAMES_KEPT = 400;
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------- temp dirs
+
+const tempDirs = [];
+function makeTempDir(prefix) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `metronome-js-${prefix}-`));
+    tempDirs.push(dir);
+    return dir;
+}
+// Child processes still running when this test process ends (e.g. after a test timeout).
+const liveChildren = new Set();
+process.on("exit", () => {
+    for (const child of liveChildren) {
+        try { child.kill("SIGKILL"); } catch (_) { /* already gone */ }
+    }
+    if (process.env.METRONOME_KEEP_TMP === "1") return;
+    for (const dir of tempDirs) {
+        try { fs.rmSync(dir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
+    }
+});
+
+// ---------------------------------------------------------------- waiting
+
+/**
+ * Polls `probe` until it returns a truthy value; fails after `timeoutMs` with a message that
+ * includes `describe(lastValue)` so the failure says what was seen instead.
+ */
+async function waitFor(probe, { timeoutMs, intervalMs = 100, what, describe } = {}) {
+    if (!timeoutMs) throw new Error("waitFor needs a timeoutMs");
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    let lastError;
+    for (;;) {
+        try {
+            last = await probe();
+            lastError = undefined;
+            if (last) return last;
+        } catch (error) {
+            lastError = error;
+        }
+        if (Date.now() >= deadline) break;
+        await sleep(intervalMs);
+    }
+    let detail = "";
+    if (describe) {
+        try { detail = describe(last); } catch (error) { detail = `(describe failed: ${error.message})`; }
+    }
+    const err = new Error(`timed out after ${timeoutMs} ms waiting for ${what || "condition"}` +
+        (detail ? `\n  last observation: ${detail}` : "") +
+        (lastError ? `\n  last error: ${lastError.stack || lastError}` : ""));
+    throw err;
+}
+
+function withTimeout(promise, timeoutMs, what) {
+    let timer;
+    return Promise.race([
+        promise,
+        new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)), timeoutMs);
+        }),
+    ]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------- HTTP helpers
+
+function httpRequest(url, { method = "GET", body, timeoutMs = 5000, headers = {} } = {}) {
+    return new Promise((resolve, reject) => {
+        const request = http.request(url, { method, headers, timeout: timeoutMs }, response => {
+            const chunks = [];
+            response.on("data", chunk => chunks.push(chunk));
+            response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks) }));
+            response.on("error", reject);
+        });
+        request.on("timeout", () => request.destroy(new Error(`HTTP ${method} ${url} timed out after ${timeoutMs} ms`)));
+        request.on("error", reject);
+        if (body !== undefined) request.write(body);
+        request.end();
+    });
+}
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.unref();
+        server.on("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+            const { port } = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+/** Lists all regular files below `dir` (relative paths). */
+function listFiles(dir) {
+    const result = [];
+    const walk = (current, relative) => {
+        let entries;
+        try { entries = fs.readdirSync(current, { withFileTypes: true }); } catch (_) { return; }
+        for (const entry of entries) {
+            const full = path.join(current, entry.name);
+            const rel = relative ? path.join(relative, entry.name) : entry.name;
+            if (entry.isDirectory()) walk(full, rel);
+            else if (entry.isFile()) result.push(rel);
+        }
+    };
+    walk(dir, "");
+    return result;
+}
+
+// ---------------------------------------------------------------- building the server
+
+let buildPromise = null;
+
+/**
+ * Builds ./cmd/metronome once per test process (the Go build cache makes repeated builds in
+ * other test files cheap). METRONOME_BIN may name an already built binary instead.
+ */
+function buildServer() {
+    if (process.env.METRONOME_BIN) return Promise.resolve(process.env.METRONOME_BIN);
+    if (!buildPromise) {
+        buildPromise = (async () => {
+            if (!fs.existsSync(path.join(REPO_ROOT, "go.mod"))) {
+                throw new Error(`repository root not found: no go.mod in ${REPO_ROOT}`);
+            }
+            const output = path.join(makeTempDir("bin"), "metronome");
+            try {
+                await execFileAsync("go", ["build", "-o", output, "./cmd/metronome"], {
+                    cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024,
+                });
+            } catch (error) {
+                throw new Error(`go build ./cmd/metronome failed in ${REPO_ROOT}:\n${error.stderr || ""}${error.stdout || ""}${error.message}`);
+            }
+            return output;
+        })();
+    }
+    return buildPromise;
+}
+
+// ---------------------------------------------------------------- the server process
+
+class MetronomeServer {
+    /**
+     * @param {object} options
+     * @param {string} options.bin path of the metronome binary
+     * @param {number} options.port
+     * @param {string} options.dataDir
+     * @param {string} [options.webRoot]
+     */
+    constructor({ bin, port, dataDir, webRoot }) {
+        this.bin = bin;
+        this.port = port;
+        this.dataDir = dataDir;
+        this.webRoot = webRoot;
+        this.process = null;
+        this.generation = 0;
+        this.logLines = [];
+        this.exits = [];
+    }
+
+    static async start({ webRoot } = {}) {
+        const bin = await buildServer();
+        const server = new MetronomeServer({ bin, port: await freePort(), dataDir: makeTempDir("data"), webRoot });
+        await server.start();
+        return server;
+    }
+
+    get baseUrl() { return `http://127.0.0.1:${this.port}/`; }
+    get running() { return !!this.process; }
+
+    log(line) {
+        this.logLines.push(line);
+        if (this.logLines.length > LOG_LINES_KEPT) this.logLines.splice(0, this.logLines.length - LOG_LINES_KEPT);
+    }
+
+    async start() {
+        if (this.process) throw new Error("server already running");
+        this.generation++;
+        const generation = this.generation;
+        const args = ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir];
+        if (this.webRoot) args.push("--web-root", this.webRoot);
+        this.log(`[harness] start #${generation}: ${this.bin} ${args.join(" ")}`);
+        const child = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+        this.process = child;
+        liveChildren.add(child);
+        const exited = new Promise(resolve => {
+            child.on("exit", (code, signal) => {
+                liveChildren.delete(child);
+                this.log(`[harness] server #${generation} exited code=${code} signal=${signal}`);
+                this.exits.push({ generation, code, signal, at: Date.now() });
+                if (this.process === child) this.process = null;
+                resolve({ code, signal });
+            });
+        });
+        child.exited = exited;
+        for (const stream of [child.stdout, child.stderr]) {
+            let pending = "";
+            stream.setEncoding("utf8");
+            stream.on("data", chunk => {
+                pending += chunk;
+                const lines = pending.split("\n");
+                pending = lines.pop();
+                for (const line of lines) this.log(`[#${generation}] ${line}`);
+            });
+            stream.on("end", () => { if (pending) this.log(`[#${generation}] ${pending}`); });
+        }
+        child.on("error", error => this.log(`[harness] spawn error: ${error.message}`));
+
+        const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
+        let lastProblem = "";
+        while (Date.now() < deadline) {
+            if (this.process !== child) {
+                throw new Error(`metronome exited before /healthz answered 200\n${this.logTail(60)}`);
+            }
+            try {
+                const response = await httpRequest(`${this.baseUrl}healthz`, { timeoutMs: 1000 });
+                if (response.status === 200) {
+                    this.log(`[harness] server #${generation} ready`);
+                    return;
+                }
+                lastProblem = `status ${response.status}`;
+            } catch (error) {
+                lastProblem = error.message;
+            }
+            await sleep(100);
+        }
+        throw new Error(`metronome did not answer GET /healthz with 200 within ${SERVER_READY_TIMEOUT_MS} ms (last: ${lastProblem})\n${this.logTail(60)}`);
+    }
+
+    /** kill -9: no chance to persist anything that is not already on disk. */
+    async kill9() {
+        const child = this.process;
+        if (!child) throw new Error("server not running");
+        this.log(`[harness] kill -9 server #${this.generation}`);
+        child.kill("SIGKILL");
+        await withTimeout(child.exited, SERVER_STOP_TIMEOUT_MS, "server to die after SIGKILL");
+    }
+
+    /** Graceful stop (SIGTERM), falling back to SIGKILL. Returns the exit status. */
+    async stop() {
+        const child = this.process;
+        if (!child) return null;
+        this.log(`[harness] SIGTERM server #${this.generation}`);
+        child.kill("SIGTERM");
+        try {
+            return await withTimeout(child.exited, SERVER_STOP_TIMEOUT_MS, "server to exit after SIGTERM");
+        } catch (error) {
+            this.log(`[harness] ${error.message}; sending SIGKILL`);
+            child.kill("SIGKILL");
+            await withTimeout(child.exited, SERVER_STOP_TIMEOUT_MS, "server to die after SIGKILL");
+            throw error;
+        }
+    }
+
+    /** Starts the server again on the same port and data directory. */
+    async restart({ kill = false } = {}) {
+        if (this.process) {
+            if (kill) await this.kill9();
+            else await this.stop();
+        }
+        await this.start();
+    }
+
+    logTail(lines = 150) {
+        const tail = this.logLines.slice(-lines);
+        return `--- metronome log (last ${tail.length} of ${this.logLines.length} lines; data dir ${this.dataDir}) ---\n${tail.join("\n")}`;
+    }
+
+    /** GET a path relative to the server root (e.g. "files/x"). */
+    get(relative, options) {
+        return httpRequest(new URL(relative, this.baseUrl).href, options);
+    }
+}
+
+// ---------------------------------------------------------------- Croquet clients
+
+let clientCounter = 0;
+
+class CroquetClient {
+    /**
+     * Starts a real Croquet client as a child Node process; `waitJoined()` waits for Session.join.
+     * @param {object} options
+     * @param {MetronomeServer} options.server
+     * @param {string} options.label   sender label recorded in every increment ("A", "B", ...)
+     * @param {string} options.name    Croquet session name
+     * @param {string} [options.appId]
+     * @param {string} [options.password]
+     * @param {number} [options.rejoinLimit]
+     * @param {*} [options.codeVersion] changes the Croquet Constants, i.e. the code hash
+     * @param {string} [options.debug] Croquet debug flags, e.g. "session,snapshot"
+     * @param {number} [options.stepMs] session.step interval (default 50 ms)
+     */
+    constructor({ server, label, name, appId = "io.metronome.jstest", password = "correct horse battery staple", rejoinLimit, codeVersion, debug, stepMs }) {
+        this.label = label;
+        this.name = name;
+        this.number = ++clientCounter;
+        this.logLines = [];
+        this.frames = [];
+        this.events = [];
+        this.fatal = [];
+        this.pending = new Map();
+        this.nextRequestId = 1;
+        this.exitStatus = null;
+        const config = { label, name, appId, password, box: server.baseUrl, rejoinLimit, codeVersion, debug, stepMs };
+        this.config = config;
+        const child = fork(CLIENT_SCRIPT, [], {
+            cwd: JS_ROOT,
+            env: { ...process.env, CROQUET_CLIENT_CONFIG: JSON.stringify(config) },
+            stdio: ["ignore", "pipe", "pipe", "ipc"],
+            execArgv: [],
+        });
+        this.child = child;
+        liveChildren.add(child);
+        child.on("exit", () => liveChildren.delete(child));
+        for (const stream of [child.stdout, child.stderr]) {
+            let pending = "";
+            stream.setEncoding("utf8");
+            stream.on("data", chunk => {
+                pending += chunk;
+                const lines = pending.split("\n");
+                pending = lines.pop();
+                for (const line of lines) this.log(line);
+            });
+        }
+        this.exited = new Promise(resolve => {
+            child.on("exit", (code, signal) => {
+                this.exitStatus = { code, signal };
+                this.log(`[harness] client process exited code=${code} signal=${signal}`);
+                for (const { reject } of this.pending.values()) reject(new Error(`client ${label} exited (code=${code} signal=${signal})`));
+                this.pending.clear();
+                resolve();
+            });
+        });
+        this.joined = new Promise((resolve, reject) => {
+            this.resolveJoined = resolve;
+            this.rejectJoined = reject;
+        });
+        this.joined.catch(() => {});
+        child.on("exit", (code, signal) => this.rejectJoined(new Error(`client ${label} exited before joining (code=${code} signal=${signal})`)));
+        child.on("message", message => this.onMessage(message));
+    }
+
+    log(line) {
+        this.logLines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+        if (this.logLines.length > LOG_LINES_KEPT) this.logLines.splice(0, this.logLines.length - LOG_LINES_KEPT);
+    }
+
+    onMessage(message) {
+        if (!message || typeof message !== "object") return;
+        if (message.type === "reply") {
+            const waiter = this.pending.get(message.id);
+            if (!waiter) return;
+            this.pending.delete(message.id);
+            if (message.ok) waiter.resolve(message.result);
+            else waiter.reject(new Error(`client ${this.label}: ${message.error}`));
+        } else if (message.type === "frame") {
+            this.frames.push(message.frame);
+            if (this.frames.length > FRAMES_KEPT) this.frames.splice(0, this.frames.length - FRAMES_KEPT);
+        } else if (message.type === "event") {
+            this.events.push({ at: Date.now(), ...message });
+            if (message.event === "joined") this.resolveJoined(message.state);
+            if (message.event === "fatal") {
+                this.fatal.push(message.error);
+                this.log(`[fatal] ${message.error}`);
+            }
+        }
+    }
+
+    async waitJoined(timeoutMs = CLIENT_JOIN_TIMEOUT_MS) {
+        try {
+            this.joinState = await withTimeout(this.joined, timeoutMs, `client ${this.label} to finish Session.join (session "${this.name}")`);
+        } catch (error) {
+            error.message += `\n${this.diagnostics()}`;
+            throw error;
+        }
+        return this.joinState;
+    }
+
+    request(cmd, args, timeoutMs = CLIENT_REQUEST_TIMEOUT_MS) {
+        if (this.exitStatus) return Promise.reject(new Error(`client ${this.label} is not running (exit ${JSON.stringify(this.exitStatus)})`));
+        const id = this.nextRequestId++;
+        const reply = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+        this.child.send({ id, cmd, args });
+        return withTimeout(reply, timeoutMs, `client ${this.label} to answer "${cmd}"`).finally(() => this.pending.delete(id));
+    }
+
+    state() { return this.request("state"); }
+
+    /** Publishes `count` increments (not waiting for them to be applied). */
+    increment(count = 1, intervalMs = 0) {
+        return this.request("increment", { count, intervalMs }, CLIENT_REQUEST_TIMEOUT_MS + count * intervalMs);
+    }
+
+    persist() { return this.request("persist"); }
+    forceSnapshot() { return this.request("forceSnapshot"); }
+    leave() { return this.request("leave"); }
+
+    /** Outgoing / incoming frames of one action (from the frame tap). */
+    framesOf(action, dir) {
+        return this.frames.filter(f => f.action === action && (!dir || f.dir === dir));
+    }
+
+    async close() {
+        if (this.exitStatus) return;
+        try { this.child.send({ id: 0, cmd: "exit" }); } catch (_) { /* ignore */ }
+        try {
+            await withTimeout(this.exited, 3000, `client ${this.label} to exit`);
+        } catch (_) {
+            this.child.kill("SIGKILL");
+            await withTimeout(this.exited, 5000, `client ${this.label} to die`);
+        }
+    }
+
+    diagnostics({ frames = 60, logs = 60 } = {}) {
+        const frameText = this.frames.slice(-frames).map(f => `  ${new Date(f.at).toISOString().slice(11, 23)} ${f.dir.padEnd(5)} ${f.text}`).join("\n");
+        const logText = this.logLines.slice(-logs).map(l => `  ${l}`).join("\n");
+        return `--- client ${this.label} (session "${this.name}", exit ${JSON.stringify(this.exitStatus)}) last ${Math.min(frames, this.frames.length)} non-TICK frames ---\n${frameText}\n--- client ${this.label} output (last ${logs} lines) ---\n${logText}` +
+            (this.fatal.length ? `\n--- client ${this.label} fatal errors ---\n${this.fatal.join("\n")}` : "");
+    }
+}
+
+// ---------------------------------------------------------------- per-test context
+
+/**
+ * Collects the servers and clients of one test, stops them afterwards, and appends their
+ * diagnostics to the error if the test body fails.
+ */
+class TestContext {
+    constructor(name) {
+        this.name = name;
+        this.servers = [];
+        this.clients = [];
+        this.notes = [];
+    }
+
+    async startServer(options) {
+        const server = await MetronomeServer.start(options);
+        this.servers.push(server);
+        return server;
+    }
+
+    async startClient(options) {
+        const client = new CroquetClient(options);
+        this.clients.push(client);
+        await client.waitJoined();
+        return client;
+    }
+
+    note(text) { this.notes.push(text); }
+
+    diagnostics() {
+        const parts = [];
+        if (this.notes.length) parts.push(`--- notes ---\n${this.notes.join("\n")}`);
+        for (const client of this.clients) parts.push(client.diagnostics());
+        for (const server of this.servers) parts.push(server.logTail());
+        return parts.join("\n");
+    }
+
+    async cleanup() {
+        await Promise.allSettled(this.clients.map(client => client.close()));
+        await Promise.allSettled(this.servers.map(server => server.stop()));
+    }
+}
+
+/**
+ * Runs `body(ctx)` with a fresh TestContext for the node:test context `t`. On failure the error
+ * carries all diagnostics; on success the scenario's notes are reported as test diagnostics.
+ */
+async function runScenario(t, body) {
+    const ctx = new TestContext(t.name);
+    try {
+        await body(ctx);
+        for (const note of ctx.notes) t.diagnostic(note);
+    } catch (error) {
+        const diagnostics = ctx.diagnostics();
+        if (error && typeof error === "object") {
+            try {
+                error.message = `${error.message}\n\n===== diagnostics for "${t.name}" =====\n${diagnostics}`;
+            } catch (_) {
+                console.error(diagnostics);
+            }
+        }
+        throw error;
+    } finally {
+        await ctx.cleanup();
+    }
+}
+
+module.exports = {
+    REPO_ROOT,
+    JS_ROOT,
+    MetronomeServer,
+    CroquetClient,
+    TestContext,
+    runScenario,
+    buildServer,
+    makeTempDir,
+    waitFor,
+    withTimeout,
+    httpRequest,
+    freePort,
+    listFiles,
+    sleep,
+};
