@@ -32,9 +32,12 @@ type metrics struct {
 	closes   map[int]uint64
 
 	// latency is the client-reported round-trip latency (ms) carried in
-	// SENDs; commitSeconds the duration of store commits (ms).
-	latency       histogram
-	commitSeconds histogram
+	// SENDs; commit the duration of store commits (ms).
+	latency histogram
+	commit  histogram
+	// reflect is the server-side time from reading a frame to queuing its
+	// effects (decoding, stepping, the durable commit), in ms.
+	reflect histogram
 }
 
 // latencyBucketsMs are the reference reflector's latency buckets (spec §3.2).
@@ -46,7 +49,8 @@ var commitBucketsMs = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50,
 func (m *metrics) init() {
 	m.closes = make(map[int]uint64)
 	m.latency.init(latencyBucketsMs)
-	m.commitSeconds.init(commitBucketsMs)
+	m.commit.init(commitBucketsMs)
+	m.reflect.init(commitBucketsMs)
 }
 
 func (m *metrics) countClose(code int) {
@@ -127,7 +131,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	}
 	m.closesMu.Unlock()
 	m.latency.write(w, "metronome_client_latency_ms", "Round-trip latency reported by clients in their SENDs, in milliseconds.")
-	m.commitSeconds.write(w, "metronome_store_commit_ms", "Duration of storage commits (one per batch of events), in milliseconds.")
+	m.reflect.write(w, "metronome_reflect_ms", "Time from reading a client frame to queuing what it caused (decode, step, durable commit), in milliseconds.")
+	m.commit.write(w, "metronome_store_commit_ms", "Duration of storage commits (one per batch of events), in milliseconds.")
 	var memory runtime.MemStats
 	runtime.ReadMemStats(&memory)
 	gauge("go_goroutines", "Goroutines.", int64(runtime.NumGoroutine()))

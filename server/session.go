@@ -14,12 +14,13 @@ import (
 
 // actorEvent is what connections hand to a session actor.
 type actorEvent struct {
-	event reflector.Event
-	conn  *conn // set for Connect
+	event    reflector.Event
+	conn     *conn     // set for Connect
+	received time.Time // set for Receive: when the frame was read
 }
 
 func receiveEvent(id reflector.ConnID, frame protocol.ClientFrame, err error) actorEvent {
-	return actorEvent{event: reflector.Receive{Conn: id, Frame: frame, Err: err}}
+	return actorEvent{event: reflector.Receive{Conn: id, Frame: frame, Err: err}, received: time.Now()}
 }
 
 func disconnectEvent(id reflector.ConnID) actorEvent {
@@ -47,6 +48,9 @@ type sessionActor struct {
 	out    reflector.Effects
 	ended  bool
 	batch  store.Batch
+	// receivedAt holds the read times of the frames stepped since the last
+	// flush, for the reflect-latency histogram.
+	receivedAt []time.Time
 }
 
 // sessionEventsMax bounds a session's inbound event queue; readers block
@@ -166,6 +170,9 @@ func (a *sessionActor) load() {
 }
 
 func (a *sessionActor) step(event actorEvent) {
+	if !event.received.IsZero() {
+		a.receivedAt = append(a.receivedAt, event.received)
+	}
 	if event.conn != nil {
 		a.conns[event.conn.id] = event.conn
 		a.seenConnects++
@@ -230,6 +237,11 @@ func (a *sessionActor) flush() {
 			}
 		}
 	}
+	flushed := time.Now()
+	for _, received := range a.receivedAt {
+		metrics.reflect.observe(float64(flushed.Sub(received).Microseconds()) / 1000)
+	}
+	a.receivedAt = a.receivedAt[:0]
 	for _, note := range a.out.Notes {
 		a.logNote(note)
 	}
@@ -255,7 +267,7 @@ func (a *sessionActor) commit(ctx context.Context) error {
 		a.batch.Record = storage.Record
 		started := time.Now()
 		err := a.server.store.Commit(ctx, a.id, a.batch)
-		a.server.metrics.commitSeconds.observe(float64(time.Since(started).Microseconds()) / 1000)
+		a.server.metrics.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
 		clear(a.batch.Append)
 		if err != nil {
 			return err
@@ -280,6 +292,7 @@ func (a *sessionActor) fail(err error) {
 		c.close(protocol.CloseReconnect, "storage failure, please reconnect")
 	}
 	a.out.Reset()
+	a.receivedAt = a.receivedAt[:0]
 	a.core = nil
 	a.failed = err
 	a.ended = true
