@@ -48,6 +48,12 @@ func AppendRecv(dst []byte, sessionID string, message []byte) []byte {
 	return append(dst, '}')
 }
 
+// RecvSize is the length of the RECV frame AppendRecv writes for a session
+// id that needs no escaping; use it to size the buffer.
+func RecvSize(sessionID string, message []byte) int {
+	return len(`{"id":"","action":"RECV","args":}`) + len(sessionID) + len(message)
+}
+
 // AppendTick appends {"id":sid,"action":"TICK","args":time}.
 func AppendTick(dst []byte, sessionID string, time int64) []byte {
 	dst = appendHeader(dst, sessionID, ActionTick)
@@ -106,6 +112,17 @@ type Sync struct {
 	SnapshotSeq  uint32
 	// Persisted marks URL as persisted data rather than a snapshot.
 	Persisted bool
+}
+
+// SyncSize is an upper bound of the length of the SYNC frame AppendSync
+// writes (exact but for escapes in its strings), to size the buffer once:
+// a SYNC can hold 100,000 messages.
+func SyncSize(sessionID string, sync *Sync) int {
+	size := 256 + 2*(len(sessionID)+len(sync.URL)+len(sync.Tove)+len(sync.Reflector)+len(sync.Timeline))
+	for _, message := range sync.Messages {
+		size += len(message) + 1
+	}
+	return size
 }
 
 // AppendSync appends a SYNC frame.

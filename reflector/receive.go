@@ -230,7 +230,7 @@ func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 		sync.URL = s.record.PersistentURL
 		sync.Persisted = true
 	}
-	out.send(to, protocol.AppendSync(nil, s.id, &sync))
+	out.send(to, protocol.AppendSync(make([]byte, 0, protocol.SyncSize(s.id, &sync)), s.id, &sync))
 }
 
 func (s *Session) send(now int64, m *member, frame protocol.ClientFrame, out *Effects) {

@@ -105,7 +105,7 @@ func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawM
 	data := protocol.AppendMessage(make([]byte, 0, len(payload)+32+8*len(extra)), t, seq, payload, extra)
 	s.buffer = append(s.buffer, bufferedMessage{seq: seq, time: t, data: data})
 	out.Storage.Append = append(out.Storage.Append, StoredMessage{Seq: seq, Data: data})
-	out.send(s.activeRecipients(), protocol.AppendRecv(make([]byte, 0, len(data)+len(s.id)+32), s.id, data))
+	out.send(s.activeRecipients(), protocol.AppendRecv(make([]byte, 0, protocol.RecvSize(s.id, data)), s.id, data))
 	out.MessagesStamped++
 	s.record.LastMessageTime = t
 	if len(s.delayed) == 0 {

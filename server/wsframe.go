@@ -110,9 +110,23 @@ func (m *messageReader) next() (ws.OpCode, []byte, error) {
 
 // writeFrame writes one unmasked server frame to w (which is buffered; the
 // caller flushes once per batch: write coalescing).
+// The header is written byte by byte (RFC 6455 §5.2: FIN + opcode, then a
+// 7-bit, 16-bit or 64-bit length; server frames are not masked), which
+// avoids an allocation per frame per recipient.
 func writeFrame(w *bufio.Writer, opCode ws.OpCode, payload []byte) error {
-	if err := ws.WriteHeader(w, ws.Header{Fin: true, OpCode: opCode, Length: int64(len(payload))}); err != nil {
-		return err
+	w.WriteByte(0x80 | byte(opCode))
+	switch length := len(payload); {
+	case length < 126:
+		w.WriteByte(byte(length))
+	case length <= 0xFFFF:
+		w.WriteByte(126)
+		w.WriteByte(byte(length >> 8))
+		w.WriteByte(byte(length))
+	default:
+		w.WriteByte(127)
+		for shift := 56; shift >= 0; shift -= 8 {
+			w.WriteByte(byte(uint64(length) >> shift))
+		}
 	}
 	_, err := w.Write(payload)
 	return err
