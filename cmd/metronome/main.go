@@ -15,10 +15,12 @@ const usage = `metronome — a reflector for replicated computation, wire-compat
 
 Usage:
   metronome serve [flags]    run the reflector + file server + web server
+  metronome bench [flags]    measure a reflector: latency, loss, server memory and CPU
+  metronome bench baseline   run a minimal broadcast server to compare against
   metronome version          print the version
   metronome help [command]   show help
 
-Run "metronome serve --help" for the serve flags.
+Run "metronome serve --help" or "metronome bench --help" for their flags.
 `
 
 func main() {
@@ -33,12 +35,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "bench":
+		return benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "metronome", version)
 		return 0
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "serve" {
 			return serve([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "bench" {
+			return benchCommand([]string{"--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return 0

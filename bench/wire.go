@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/gobwas/ws"
+)
+
+// frameBytesMax bounds one reassembled frame read by the bench client or
+// the baseline server.
+const frameBytesMax = 16 << 20
+
+// frameReader reads whole WebSocket messages (reassembling fragments) into
+// a reused buffer and hands control frames to onControl.
+type frameReader struct {
+	reader    *bufio.Reader
+	buffer    []byte
+	onControl func(header ws.Header, payload []byte) error
+}
+
+func newFrameReader(r io.Reader, onControl func(ws.Header, []byte) error) *frameReader {
+	return &frameReader{reader: bufio.NewReaderSize(r, 64<<10), onControl: onControl}
+}
+
+// next returns the next data message; the slice is valid until the next
+// call. A close frame ends the stream with io.EOF.
+func (f *frameReader) next() ([]byte, error) {
+	f.buffer = f.buffer[:0]
+	for {
+		header, err := ws.ReadHeader(f.reader)
+		if err != nil {
+			return nil, err
+		}
+		if header.Length < 0 || int64(len(f.buffer))+header.Length > frameBytesMax {
+			return nil, fmt.Errorf("frame of %d bytes exceeds frameBytesMax %d", header.Length, frameBytesMax)
+		}
+		start := len(f.buffer)
+		f.buffer = append(f.buffer, make([]byte, header.Length)...)
+		payload := f.buffer[start:]
+		if _, err := io.ReadFull(f.reader, payload); err != nil {
+			return nil, err
+		}
+		if header.Masked {
+			ws.Cipher(payload, header.Mask, 0)
+		}
+		if header.OpCode.IsControl() {
+			f.buffer = f.buffer[:start]
+			if header.OpCode == ws.OpClose {
+				return nil, io.EOF
+			}
+			if f.onControl != nil {
+				if err := f.onControl(header, payload); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if header.Fin {
+			return f.buffer, nil
+		}
+	}
+}
+
+// inbound is the part of a reflector frame the bench looks at.
+type inbound struct {
+	action string
+	// For RECV: the stamped seq, and the payload when it is a string
+	// (empty for object payloads such as users messages).
+	seq           uint32
+	stringPayload []byte
+	objectPayload bool
+}
+
+var (
+	actionKey = []byte(`"action":"`)
+	argsKey   = []byte(`"args":`)
+)
+
+// parseInbound decodes a reflector frame. It takes a fast path for the
+// shapes protocol.AppendRecv and the baseline write (string payloads
+// without escapes) and falls back to encoding/json otherwise.
+func parseInbound(frame []byte) (inbound, error) {
+	if message, ok := parseInboundFast(frame); ok {
+		return message, nil
+	}
+	var envelope struct {
+		Action string          `json:"action"`
+		Args   json.RawMessage `json:"args"`
+	}
+	if err := json.Unmarshal(frame, &envelope); err != nil {
+		return inbound{}, fmt.Errorf("frame %.80q is not JSON: %w", frame, err)
+	}
+	message := inbound{action: envelope.Action}
+	if envelope.Action != "RECV" {
+		return message, nil
+	}
+	var elements []json.RawMessage
+	if err := json.Unmarshal(envelope.Args, &elements); err != nil || len(elements) < 3 {
+		return inbound{}, fmt.Errorf("RECV args %.80q are not a message array", envelope.Args)
+	}
+	seq, err := strconv.ParseUint(string(elements[1]), 10, 32)
+	if err != nil {
+		return inbound{}, fmt.Errorf("RECV seq %q: %w", elements[1], err)
+	}
+	message.seq = uint32(seq)
+	var text string
+	if json.Unmarshal(elements[2], &text) == nil {
+		message.stringPayload = []byte(text)
+	} else {
+		message.objectPayload = true
+	}
+	return message, nil
+}
+
+func parseInboundFast(frame []byte) (inbound, bool) {
+	at := bytes.Index(frame, actionKey)
+	if at < 0 {
+		return inbound{}, false
+	}
+	rest := frame[at+len(actionKey):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return inbound{}, false
+	}
+	message := inbound{action: string(rest[:end])}
+	if message.action != "RECV" {
+		return message, true
+	}
+	at = bytes.Index(rest, argsKey)
+	if at < 0 || at+len(argsKey) >= len(rest) || rest[at+len(argsKey)] != '[' {
+		return inbound{}, false
+	}
+	rest = rest[at+len(argsKey)+1:]
+	comma := bytes.IndexByte(rest, ',') // after the time
+	if comma < 0 {
+		return inbound{}, false
+	}
+	rest = rest[comma+1:]
+	comma = bytes.IndexByte(rest, ',') // after the seq
+	if comma < 0 {
+		return inbound{}, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:comma]), 10, 32)
+	if err != nil {
+		return inbound{}, false
+	}
+	message.seq = uint32(seq)
+	rest = rest[comma+1:]
+	switch {
+	case len(rest) > 0 && rest[0] == '{':
+		message.objectPayload = true
+		return message, true
+	case len(rest) > 0 && rest[0] == '"':
+		end := bytes.IndexByte(rest[1:], '"')
+		if end < 0 || bytes.IndexByte(rest[1:1+end], '\\') >= 0 {
+			return inbound{}, false
+		}
+		message.stringPayload = rest[1 : 1+end]
+		return message, true
+	}
+	return inbound{}, false
+}
