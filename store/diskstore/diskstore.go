@@ -47,7 +47,9 @@
 // (which the reflector recognises by their sequence numbers).
 //
 // With Options.Durable, each step is synced before the next starts: after
-// step 1 the log file is fsynced; for every replaced file the new file is
+// step 1 the log file is synced — on Linux with syncfs(2), shared by all
+// sessions committing at the same time (group commit across sessions, see
+// groupsync.go), elsewhere with fsync of the log; for every replaced file the new file is
 // fsynced before the rename and its directory after it; every directory
 // that is created (a session's directory, the parents of a file) has its
 // parent directory fsynced; the truncation of a torn tail is fsynced before
@@ -61,7 +63,7 @@
 // # Limits and requirements
 //
 // Each session keeps its log open for appending, so that a commit costs one
-// write (plus one fsync when Durable). At most Options.OpenLogFilesMax logs
+// write (plus a share of one file-system sync when Durable). At most Options.OpenLogFilesMax logs
 // are open at once; the least recently used is closed when another is
 // needed, and reading it again validates it again.
 //
@@ -125,6 +127,7 @@ func (o Options) Validate() error {
 // use; calls for one session are serialized by a mutex of that session.
 type Store struct {
 	durable            bool
+	syncer             *groupSyncer
 	openLogFilesMax    int
 	sessionsDirectory  string
 	pointersDirectory  string
@@ -163,6 +166,7 @@ func Open(directory string, options Options) (*Store, error) {
 	}
 	s := &Store{
 		durable:            options.Durable,
+		syncer:             newGroupSyncer(),
 		openLogFilesMax:    options.OpenLogFilesMax,
 		sessionsDirectory:  filepath.Join(directory, sessionsDirectoryName),
 		pointersDirectory:  filepath.Join(directory, pointersDirectoryName),

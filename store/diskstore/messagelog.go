@@ -211,7 +211,7 @@ func (s *Store) appendToLog(state *session, frames []byte, count int) error {
 	log := state.log
 	_, err := log.file.Write(frames)
 	if err == nil && s.durable {
-		err = log.file.Sync()
+		err = s.syncer.sync(log.file)
 	}
 	if err != nil {
 		// The file may end in a part of the frames, or its state on disk
