@@ -47,19 +47,8 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	pid := flags.Int("pid", 0, "server process id: report its RSS (end, peak) and CPU time from /proc")
 	prefix := flags.String("session-prefix", "", `session id prefix (default "bench-<unix ns>", new sessions on every run)`)
 	jsonOutput := flags.Bool("json", false, "write the result as JSON")
-	flags.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "metronome bench: unexpected argument %q\n", flags.Arg(0))
-		return 2
+	if code, done := parseFlags(flags, benchUsage, args, stderr); done {
+		return code
 	}
 	config := defaults
 	config.URL, config.Sessions, config.Clients, config.Rate = *url, *sessions, *clients, *rate

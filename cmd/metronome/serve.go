@@ -42,19 +42,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
 	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
-	flags.Usage = func() {
-		fmt.Fprint(stderr, serveUsage)
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "metronome serve: unexpected argument %q\n", flags.Arg(0))
-		return 2
+	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
+		return code
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -97,6 +86,26 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseFlags parses a command's flags with a teaching usage text. done
+// reports that the command must exit with code (after --help or an error).
+func parseFlags(flags *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
+	flags.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "metronome %s: unexpected argument %q\n", flags.Name(), flags.Arg(0))
+		return 2, true
+	}
+	return 0, false
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
