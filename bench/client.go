@@ -66,6 +66,15 @@ func (c *loadClient) write(opCode ws.OpCode, payload []byte) error {
 
 // connect dials, sends JOIN (spec §6.1) and waits for SYNC.
 func (c *loadClient) connect(ctx context.Context) error {
+	if err := c.dial(ctx); err != nil {
+		return err
+	}
+	_, err := c.join(nil)
+	return err
+}
+
+// dial opens the WebSocket connection of the client's session.
+func (c *loadClient) dial(ctx context.Context) error {
 	dialer := ws.Dialer{Timeout: c.run.config.IOTimeout}
 	conn, buffered, _, err := dialer.Dial(ctx, c.run.config.URL+"/"+c.sessionID)
 	if err != nil {
@@ -82,6 +91,13 @@ func (c *loadClient) connect(ctx context.Context) error {
 		}
 		return nil
 	})
+	return nil
+}
+
+// join sends JOIN and waits for SYNC, whose frame it hands to onSync
+// (when not nil, with the time the frame was complete; the slice is valid
+// during the call only). It returns the time JOIN was sent.
+func (c *loadClient) join(onSync func(frame []byte, received time.Time) error) (time.Time, error) {
 	join, err := json.Marshal(map[string]any{
 		"id": c.sessionID, "action": "JOIN", "args": map[string]any{
 			"name": "io.metronome.bench/" + c.sessionID, "apiKey": "none", "appId": "io.metronome.bench",
@@ -92,35 +108,57 @@ func (c *loadClient) connect(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
+	sent := time.Now()
 	if err := c.write(ws.OpText, join); err != nil {
-		return fmt.Errorf("JOIN %s: %w", c.viewID, err)
+		return sent, fmt.Errorf("JOIN %s: %w", c.viewID, err)
 	}
-	if err := conn.SetReadDeadline(time.Now().Add(c.run.config.IOTimeout)); err != nil {
-		return err
+	if err := c.conn.SetReadDeadline(time.Now().Add(c.run.config.IOTimeout)); err != nil {
+		return sent, err
 	}
 	for range 1000 { // frames before SYNC: at most a few INFO/TICK
 		frame, err := c.frames.next()
 		if err != nil {
-			return fmt.Errorf("waiting for SYNC of %s: %w", c.viewID, err)
+			return sent, fmt.Errorf("waiting for SYNC of %s: %w", c.viewID, err)
+		}
+		received := time.Now()
+		if !isSync(frame) {
+			continue
+		}
+		if onSync != nil {
+			if err := onSync(frame, received); err != nil {
+				return sent, err
+			}
 		}
 		var envelope struct {
-			Action string `json:"action"`
-			Args   struct {
+			Args struct {
 				Seq *uint32 `json:"seq"`
 			} `json:"args"`
 		}
-		if json.Unmarshal(frame, &envelope) != nil || envelope.Action != "SYNC" {
-			continue
+		if err := json.Unmarshal(frame, &envelope); err != nil {
+			return sent, fmt.Errorf("SYNC of %s: %w", c.viewID, err)
 		}
 		if envelope.Args.Seq == nil {
-			return fmt.Errorf("SYNC of %s has no seq: %.200s", c.viewID, frame)
+			return sent, fmt.Errorf("SYNC of %s has no seq: %.200s", c.viewID, frame)
 		}
 		c.lastSeq = *envelope.Args.Seq
-		return conn.SetReadDeadline(time.Time{})
+		return sent, c.conn.SetReadDeadline(time.Time{})
 	}
-	return fmt.Errorf("no SYNC for %s within 1000 frames", c.viewID)
+	return sent, fmt.Errorf("no SYNC for %s within 1000 frames", c.viewID)
+}
+
+// isSync reports whether a frame's action is SYNC, without decoding it
+// (a SYNC can hold megabytes of messages).
+func isSync(frame []byte) bool {
+	message, ok := parseInboundFast(frame)
+	if ok {
+		return message.action == "SYNC"
+	}
+	var envelope struct {
+		Action string `json:"action"`
+	}
+	return json.Unmarshal(frame, &envelope) == nil && envelope.Action == "SYNC"
 }
 
 // startReader runs the receive loop until the connection is closed.

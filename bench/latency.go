@@ -175,7 +175,7 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 	// Connect everything (JOIN → SYNC) before anyone sends, so that every
 	// client is in the broadcast set of every message of the run.
 	connectStart := time.Now()
-	if err := connectAll(ctx, clients); err != nil {
+	if err := connectAll(ctx, clients, nil); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "bench: %d connections joined in %v\n", len(clients), time.Since(connectStart).Round(time.Millisecond))
@@ -357,8 +357,9 @@ waitSenders:
 }
 
 // connectAll connects every client, connectParallel at a time; the first
-// failure cancels the rest.
-func connectAll(ctx context.Context, clients []*loadClient) error {
+// failure cancels the rest. onConnected, when not nil, gets each
+// successful connect+JOIN→SYNC time (concurrently).
+func connectAll(ctx context.Context, clients []*loadClient, onConnected func(time.Duration)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	slots := make(chan struct{}, connectParallel)
@@ -375,8 +376,11 @@ func connectAll(ctx context.Context, clients []*loadClient) error {
 		}
 		wait.Go(func() {
 			defer func() { <-slots }()
+			start := time.Now()
 			if err := client.connect(ctx); err != nil {
 				once.Do(func() { firstErr = err; cancel() })
+			} else if onConnected != nil {
+				onConnected(time.Since(start))
 			}
 		})
 	}

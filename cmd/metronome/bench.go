@@ -14,8 +14,10 @@ import (
 )
 
 const benchUsage = `Usage:
-  metronome bench [flags]                 reflect-latency load against a reflector URL
-  metronome bench baseline [--addr A]     run the baseline broadcast server (same frames, no reflector)
+  metronome bench [--scenario latency] [flags]   reflect-latency load against a reflector URL
+  metronome bench --scenario idle [flags]        many idle connections: memory, tick CPU
+  metronome bench --scenario join [flags]        JOIN → SYNC time with a filled session
+  metronome bench baseline [--addr A]            run the baseline broadcast server (same frames, no reflector)
 
 The latency scenario opens sessions × clients WebSocket connections (session id =
 <url>/<prefix>-<n>), JOINs each, waits for every SYNC, then every client sends
@@ -24,6 +26,17 @@ its own messages and checks it received every message of its session exactly
 once, in seq order. Progress goes to stderr once per second; the result goes to
 stdout as a table (or JSON with --json). Exit status 1 when any message was
 lost, duplicated or reordered.
+
+The idle scenario opens --connections connections in sessions of --clients
+(default 10 for idle), 64 at a time, each JOINs and waits for SYNC; then all stay
+idle for 1 s (settle) + --duration (PULSE every 20 s), counting TICKs in the
+--duration window. With --pid: server RSS before connecting, after, at peak, RSS
+per connection, CPU in the window. Exit status 1 when any connection fails.
+
+The join scenario fills one session with --messages messages (--writers clients
+at --writer-rate msg/s each, under the reflector's 200 frames/s limit), waits
+until every writer received all, then --joins clients join one after another,
+each timing JOIN → complete SYNC; exit status 1 if a SYNC holds fewer messages.
 
 Flags:
 `
@@ -38,7 +51,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	url := flags.String("url", defaults.URL, "reflector WebSocket URL; the session id is appended as the last path segment")
 	sessions := flags.Int("sessions", defaults.Sessions, "number of sessions")
-	clients := flags.Int("clients", defaults.Clients, "clients (connections) per session")
+	clients := flags.Int("clients", defaults.Clients, "clients (connections) per session (idle: 10 unless set)")
 	rate := flags.Float64("rate", defaults.Rate, "messages per second sent by each client")
 	duration := flags.Duration("duration", defaults.Duration, "measured sending time")
 	warmup := flags.Duration("warmup", defaults.Warmup, "sending time before the measurement (checked, not measured)")
@@ -47,8 +60,48 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	pid := flags.Int("pid", 0, "server process id: report its RSS (end, peak) and CPU time from /proc")
 	prefix := flags.String("session-prefix", "", `session id prefix (default "bench-<unix ns>", new sessions on every run)`)
 	jsonOutput := flags.Bool("json", false, "write the result as JSON")
+	scenario := flags.String("scenario", "latency", "latency, idle or join")
+	idleDefaults, joinDefaults := bench.DefaultIdleConfig(), bench.DefaultJoinConfig()
+	connections := flags.Int("connections", idleDefaults.Connections, "idle: number of connections")
+	messages := flags.Int("messages", joinDefaults.Messages, "join: messages in the session before the joins")
+	joins := flags.Int("joins", joinDefaults.Joins, "join: joiners, one after another")
+	writers := flags.Int("writers", 0, "join: writer connections (0: ceil(messages/2000), at most 10)")
+	writerRate := flags.Float64("writer-rate", joinDefaults.WriterRate, "join: messages per second per writer (≤ 190)")
+	ioTimeout := flags.Duration("io-timeout", 0, "idle, join: per-connection dial / SYNC / write timeout (0: 10s idle, 30s join)")
 	if code, done := parseFlags(flags, benchUsage, args, stderr); done {
 		return code
+	}
+	set := map[string]bool{}
+	flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch *scenario {
+	case "latency":
+	case "idle":
+		config := idleDefaults
+		config.URL, config.Connections, config.Duration, config.PID, config.SessionPrefix = *url, *connections, *duration, *pid, *prefix
+		if set["clients"] {
+			config.Clients = *clients
+		}
+		if *ioTimeout > 0 {
+			config.IOTimeout = *ioTimeout
+		}
+		config.Progress = stderr
+		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
+			return bench.RunIdle(ctx, config)
+		})
+	case "join":
+		config := joinDefaults
+		config.URL, config.Messages, config.Joins, config.Writers, config.WriterRate = *url, *messages, *joins, *writers, *writerRate
+		config.PayloadBytes, config.PID, config.SessionPrefix = *payloadBytes, *pid, *prefix
+		if *ioTimeout > 0 {
+			config.IOTimeout = *ioTimeout
+		}
+		config.Progress = stderr
+		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
+			return bench.RunJoin(ctx, config)
+		})
+	default:
+		fmt.Fprintf(stderr, "metronome bench: --scenario %q: want latency, idle or join\n", *scenario)
+		return 2
 	}
 	config := defaults
 	config.URL, config.Sessions, config.Clients, config.Rate = *url, *sessions, *clients, *rate
@@ -78,6 +131,43 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	if !result.OK {
 		fmt.Fprintf(stderr, "metronome bench: FAIL: %d missing, %d duplicate, %d out-of-order, %d unexpected, %d connection errors\n",
 			result.Missing, result.Duplicates, result.OutOfOrder, result.Unexpected, result.ConnectionErrs)
+		return 1
+	}
+	return 0
+}
+
+// scenarioResult is what the idle and join scenarios return.
+type scenarioResult interface {
+	WriteTable(io.Writer) error
+	WriteJSON(io.Writer) error
+	Passed() bool
+}
+
+// runScenario validates, runs and prints a scenario; exit status 1 when
+// the run failed or its result is not OK.
+func runScenario(stdout, stderr io.Writer, jsonOutput bool, validate func() error, run func(context.Context) (scenarioResult, error)) int {
+	if err := validate(); err != nil {
+		fmt.Fprintln(stderr, "metronome bench:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	result, err := run(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome bench: FAIL:", err)
+		return 1
+	}
+	if jsonOutput {
+		err = result.WriteJSON(stdout)
+	} else {
+		err = result.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome bench:", err)
+		return 1
+	}
+	if !result.Passed() {
+		fmt.Fprintln(stderr, "metronome bench: FAIL")
 		return 1
 	}
 	return 0
