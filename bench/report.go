@@ -58,3 +58,6 @@ func (r *LatencyResult) WriteJSON(w io.Writer) error {
 	encoder.SetIndent("", "  ")
 	return encoder.Encode(r)
 }
+
+// Passed reports whether every message arrived exactly once, in order.
+func (r *LatencyResult) Passed() bool { return r.OK }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -108,35 +107,12 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	config.Duration, config.Warmup, config.PayloadBytes = *duration, *warmup, *payloadBytes
 	config.DrainTimeout, config.PID, config.SessionPrefix = *drainTimeout, *pid, *prefix
 	config.Progress = stderr
-	if err := config.Validate(); err != nil {
-		fmt.Fprintln(stderr, "metronome bench:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	result, err := bench.RunLatency(ctx, config)
-	if err != nil {
-		fmt.Fprintln(stderr, "metronome bench:", err)
-		return 1
-	}
-	if *jsonOutput {
-		err = result.WriteJSON(stdout)
-	} else {
-		err = result.WriteTable(stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "metronome bench:", err)
-		return 1
-	}
-	if !result.OK {
-		fmt.Fprintf(stderr, "metronome bench: FAIL: %d missing, %d duplicate, %d out-of-order, %d unexpected, %d connection errors\n",
-			result.Missing, result.Duplicates, result.OutOfOrder, result.Unexpected, result.ConnectionErrs)
-		return 1
-	}
-	return 0
+	return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
+		return bench.RunLatency(ctx, config)
+	})
 }
 
-// scenarioResult is what the idle and join scenarios return.
+// scenarioResult is what every scenario returns; its table says why a run failed.
 type scenarioResult interface {
 	WriteTable(io.Writer) error
 	WriteJSON(io.Writer) error
@@ -173,16 +149,23 @@ func runScenario(stdout, stderr io.Writer, jsonOutput bool, validate func() erro
 	return 0
 }
 
+const baselineUsage = `Usage: metronome bench baseline [--addr host:port]
+
+Runs the simplest WebSocket broadcast server with the reflector's frame shapes
+(JOIN -> SYNC, SEND -> RECV to every room member, no ticks or persistence), so
+that "metronome bench --url ws://ADDR/reflector" measures this machine's limit
+with the same client. Stops on SIGINT/SIGTERM.
+
+Flags:
+`
+
 // benchBaseline runs the baseline broadcast server until SIGINT/SIGTERM.
 func benchBaseline(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("bench baseline", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	addr := flags.String("addr", "127.0.0.1:9999", "listen address host:port")
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(flags, baselineUsage, args, stderr); done {
+		return code
 	}
 	baseline, err := bench.ListenBaseline(*addr)
 	if err != nil {
