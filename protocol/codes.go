@@ -34,6 +34,17 @@ const (
 	CloseNeverJoined = 4121
 )
 
+// Close codes sent by clients (spec §5.2).
+const (
+	// CloseClientError: a client-side error (no SYNC in time, reflector
+	// silent, a frame the client cannot use, a sequence gap); the client
+	// reconnects. Same number as CloseUnknownSession, sent the other way.
+	CloseClientError = 4000
+	// CloseClientFatal: a fatal client-side error (wrong password, a
+	// payload that cannot be decrypted); the client does not reconnect.
+	CloseClientFatal = 4200
+)
+
 // CloseCodeText returns the standard reason text for a close code.
 func CloseCodeText(code int) string {
 	switch code {
