@@ -1,0 +1,123 @@
+package link
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// Defaults (spec §16.2 for the values the standard client uses).
+const (
+	// SyncTimeoutMsDefault: reconnect if no SYNC arrives this long after
+	// dialling (opening plus JOIN).
+	SyncTimeoutMsDefault = 5000
+	// SilenceTimeoutMsDefault: a connection on which nothing arrived for
+	// this long is dead (ticks arrive every tick interval while idle).
+	SilenceTimeoutMsDefault = 50000
+	// PulseAfterMsDefault: send a PULSE after this long without sending,
+	// so the reflector's inactivity watchdog keeps the connection.
+	PulseAfterMsDefault = 25000
+	// ReconnectDelayMaxMsDefault caps the reconnect back-off.
+	ReconnectDelayMaxMsDefault = 30000
+	// PendingInputsMaxDefault bounds inputs kept until seen reflected
+	// (also while disconnected).
+	PendingInputsMaxDefault = 10000
+	// SendRatePerSecondDefault and SendBurstMaxDefault pace SENDs well
+	// under the reflector's frame limit (200/s, burst 400), also when many
+	// inputs are re-sent at once after a reconnect.
+	SendRatePerSecondDefault = 100
+	SendBurstMaxDefault      = 200
+	// ViewIDBytesMax bounds a view id.
+	ViewIDBytesMax = 64
+)
+
+// Config configures a Link. SessionID and ViewID are required; zero values
+// of the rest take the defaults above.
+type Config struct {
+	// SessionID is the last path segment of the session URL; it goes into
+	// every frame's "id".
+	SessionID string
+	// ViewID identifies this client's view for the link's whole life (all
+	// reconnects): letters, digits, '-' and '_' only.
+	ViewID string
+	// Join is the JOIN to send. Join.User defaults to the ViewID as a JSON
+	// string.
+	Join protocol.JoinRequest
+	// Seed seeds the back-off jitter.
+	Seed uint64
+
+	SyncTimeoutMs       int64
+	SilenceTimeoutMs    int64
+	PulseAfterMs        int64
+	ReconnectDelayMaxMs int64
+	PendingInputsMax    int
+	SendRatePerSecond   int64
+	SendBurstMax        int64
+}
+
+// Validate reports a configuration error, naming the field.
+func (c *Config) Validate() error {
+	if c.SessionID == "" {
+		return fmt.Errorf("link: Config.SessionID is required")
+	}
+	if !validViewID(c.ViewID) {
+		return fmt.Errorf("link: Config.ViewID %q must be 1 to %d letters, digits, '-' or '_' (ViewIDBytesMax)", c.ViewID, ViewIDBytesMax)
+	}
+	for name, value := range map[string]int64{
+		"SyncTimeoutMs": c.SyncTimeoutMs, "SilenceTimeoutMs": c.SilenceTimeoutMs, "PulseAfterMs": c.PulseAfterMs,
+		"ReconnectDelayMaxMs": c.ReconnectDelayMaxMs, "PendingInputsMax": int64(c.PendingInputsMax),
+		"SendRatePerSecond": c.SendRatePerSecond, "SendBurstMax": c.SendBurstMax,
+	} {
+		if value < 0 {
+			return fmt.Errorf("link: Config.%s must not be negative, got %d", name, value)
+		}
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.SyncTimeoutMs == 0 {
+		c.SyncTimeoutMs = SyncTimeoutMsDefault
+	}
+	if c.SilenceTimeoutMs == 0 {
+		c.SilenceTimeoutMs = SilenceTimeoutMsDefault
+	}
+	if c.PulseAfterMs == 0 {
+		c.PulseAfterMs = PulseAfterMsDefault
+	}
+	if c.ReconnectDelayMaxMs == 0 {
+		c.ReconnectDelayMaxMs = ReconnectDelayMaxMsDefault
+	}
+	if c.PendingInputsMax == 0 {
+		c.PendingInputsMax = PendingInputsMaxDefault
+	}
+	if c.SendRatePerSecond == 0 {
+		c.SendRatePerSecond = SendRatePerSecondDefault
+	}
+	if c.SendBurstMax == 0 {
+		c.SendBurstMax = SendBurstMaxDefault
+	}
+	if c.Join.User == nil {
+		c.Join.User = c.user()
+	}
+}
+
+func (c *Config) user() json.RawMessage {
+	if c.Join.User != nil {
+		return c.Join.User
+	}
+	return json.RawMessage(`"` + c.ViewID + `"`)
+}
+
+func validViewID(id string) bool {
+	if len(id) == 0 || len(id) > ViewIDBytesMax {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
