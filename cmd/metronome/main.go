@@ -17,6 +17,7 @@ Usage:
   metronome serve [flags]    run the reflector + file server + web server
   metronome bench [flags]    measure a reflector: latency, loss, server memory and CPU
   metronome bench baseline   run a minimal broadcast server to compare against
+  metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
   metronome version          print the version
   metronome help [command]   show help
 
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "bench":
 		return benchCommand(args[1:], stdout, stderr)
+	case "vet":
+		return vetCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "metronome", version)
 		return 0
