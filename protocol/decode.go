@@ -50,8 +50,15 @@ type rawEnvelope struct {
 
 // DecodeClientFrame parses one client frame. It checks the frame size, UTF-8
 // validity (the frame's bytes are relayed to other clients verbatim), that
-// the frame is a JSON object and that "action" is a string.
+// the frame is a JSON object and that "action" is a string. The returned
+// frame does not share memory with data.
 func DecodeClientFrame(data []byte) (ClientFrame, error) {
+	return decodeClientFrame(data, true)
+}
+
+// decodeClientFrame is DecodeClientFrame; with fast false it uses only
+// encoding/json (the reference the fast path is tested against).
+func decodeClientFrame(data []byte, fast bool) (ClientFrame, error) {
 	if len(data) > FrameBytesMax {
 		return ClientFrame{}, &Error{Code: CloseMalformed, Field: "frame",
 			Rule: fmt.Sprintf("at most %d bytes (FrameBytesMax)", FrameBytesMax), Value: strconv.Itoa(len(data)) + " bytes"}
@@ -63,17 +70,37 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return ClientFrame{}, malformed("frame", "a JSON object", data)
 	}
+	if fast {
+		if envelope, ok := scanEnvelope(trimmed); ok {
+			return clientFrameFromEnvelope(envelope, true)
+		}
+	}
 	var envelope rawEnvelope
 	if err := json.Unmarshal(data, &envelope); err != nil {
 		return ClientFrame{}, &Error{Code: CloseMalformed, Field: "frame", Rule: "valid JSON", Value: jsonErrorText(err)}
 	}
+	return clientFrameFromEnvelope(envelope, false)
+}
+
+// clientFrameFromEnvelope checks and converts the envelope's raw values;
+// aliased is true when they share memory with the frame's bytes.
+func clientFrameFromEnvelope(envelope rawEnvelope, aliased bool) (ClientFrame, error) {
 	var frame ClientFrame
-	if err := decodeString("action", envelope.Action, &frame.Action, actionBytesMax, "actionBytesMax"); err != nil {
-		return ClientFrame{}, err
-	}
-	if isNull(envelope.Args) {
-		frame.Args = nil
+	if action, known := knownAction(envelope.Action); known {
+		frame.Action = action
 	} else {
+		action, err := decodeStringValue("action", envelope.Action, actionBytesMax, "actionBytesMax")
+		if err != nil {
+			return ClientFrame{}, err
+		}
+		frame.Action = action
+	}
+	switch {
+	case isNull(envelope.Args):
+		frame.Args = nil
+	case aliased:
+		frame.Args = append(json.RawMessage(nil), envelope.Args...)
+	default:
 		frame.Args = envelope.Args
 	}
 	if !isNull(envelope.Tags) {
@@ -275,10 +302,21 @@ func (m *Message) LatencyMs() (float64, bool) {
 
 // DecodeMessage parses a message array. The payload must be a string: object
 // payloads are reserved for messages the reflector generates (users, tally),
-// so a client cannot forge them.
+// so a client cannot forge them. The message may share memory with raw.
 func DecodeMessage(field string, raw json.RawMessage) (Message, error) {
+	return decodeMessage(field, raw, true)
+}
+
+// decodeMessage is DecodeMessage; with fast false it uses only encoding/json
+// (the reference the fast path is tested against).
+func decodeMessage(field string, raw json.RawMessage, fast bool) (Message, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return Message{}, malformed(field, "a message array [time, seq, payload, ...]", raw)
+	}
+	if fast {
+		if message, ok := decodeMessageFast(raw); ok {
+			return message, nil
+		}
 	}
 	var elements []json.RawMessage
 	if err := json.Unmarshal(raw, &elements); err != nil {
@@ -525,17 +563,39 @@ func decodeObject(field string, raw json.RawMessage, dst any) error {
 const actionBytesMax = 64
 
 func decodeString(field string, raw json.RawMessage, dst *string, bytesMax int, limitName string) error {
+	value, err := decodeStringValue(field, raw, bytesMax, limitName)
+	if err != nil {
+		return err
+	}
+	*dst = value
+	return nil
+}
+
+func decodeStringValue(field string, raw json.RawMessage, bytesMax int, limitName string) (string, error) {
 	if len(raw) == 0 || raw[0] != '"' {
-		return malformed(field, "a string", raw)
+		return "", malformed(field, "a string", raw)
 	}
 	if len(raw) > bytesMax+2 {
-		return &Error{Code: CloseMalformed, Field: field,
+		return "", &Error{Code: CloseMalformed, Field: field,
 			Rule: fmt.Sprintf("a string of at most %d bytes (%s)", bytesMax, limitName), Value: strconv.Itoa(len(raw)) + " bytes"}
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return malformed(field, "a string", raw)
+	if value, ok := unquoteFast(raw); ok {
+		return value, nil
 	}
-	return nil
+	value, ok := unquoteJSON(raw)
+	if !ok {
+		return "", malformed(field, "a string", raw)
+	}
+	return value, nil
+}
+
+// unquoteJSON decodes a JSON string token with encoding/json.
+func unquoteJSON(raw json.RawMessage) (string, bool) {
+	var value string
+	if err := json.Unmarshal(raw, &value); err != nil {
+		return "", false
+	}
+	return value, true
 }
 
 // decodeNumber parses a JSON number in [minimum, maximum]. JSON cannot carry
