@@ -8,6 +8,9 @@ type Config struct {
 	// ReflectorName is echoed in SYNC "reflector" (informational).
 	ReflectorName string
 
+	// bugs are switched on only by the simulator's self-test (bugs.go).
+	bugs bugSwitches
+
 	// UsersIntervalMs batches users join/leave announcements (spec §10.1).
 	UsersIntervalMs int64
 	// TallyTimeoutMs is how long a TUTTI tally waits for votes (spec §6.3).

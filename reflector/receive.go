@@ -197,6 +197,10 @@ func (s *Session) trySync(now int64, out *Effects) {
 	// SYNC and entry into the broadcast set happen in this one step: no
 	// message can be stamped in between (spec §17 MUST 5).
 	s.sendSync(now, to, out)
+	if bugsBuilt && s.config.bugs.syncNotAtomic {
+		s.bugDeferredSync = append(s.bugDeferredSync, to...)
+		return
+	}
 	for _, id := range to {
 		m := s.members[id]
 		m.synced = true
@@ -238,6 +242,11 @@ func (s *Session) send(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		s.closeMember(m, protocol.CloseMalformed, "SEND before JOIN", out)
 		out.note(NoteRejected, m.id, "SEND before JOIN")
 		return
+	}
+	if bugsBuilt && s.config.bugs.seqBeforeValidation {
+		if _, err := protocol.DecodeMessage("args", frame.Args); err != nil {
+			s.record.Seq++
+		}
 	}
 	message, err := protocol.DecodeMessage("args", frame.Args)
 	if err != nil {
@@ -301,4 +310,19 @@ func (s *Session) ticks(now int64, m *member, frame protocol.ClientFrame, out *E
 		s.tickAt = now + s.tickIntervalMs()
 	}
 	s.writeRecord(out)
+}
+
+// bugEnterBroadcast completes the SYNCs that the syncNotAtomic bug
+// deferred (bugs.go).
+func (s *Session) bugEnterBroadcast(now int64) {
+	for _, id := range s.bugDeferredSync {
+		if m := s.members[id]; m != nil && m.connected && !m.closing {
+			m.synced = true
+			if m.user != nil {
+				s.userJoined(now, m)
+			}
+		}
+	}
+	s.bugDeferredSync = nil
+	s.recipients = nil
 }

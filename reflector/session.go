@@ -86,6 +86,10 @@ type Session struct {
 	// restoreDrop is the number of stored messages a snapshot covered that
 	// a crash left in storage; the first Step drops them.
 	restoreDrop int
+
+	// bugDeferredSync holds members whose entry into the broadcast set the
+	// syncNotAtomic bug deferred (bugs.go).
+	bugDeferredSync []ConnID
 }
 
 // New creates the state of a session that has nothing stored. timeline is
@@ -147,6 +151,9 @@ func Restore(config Config, sessionID string, now int64, recordData []byte, mess
 		session.record.LastMessageTime = max(session.record.LastMessageTime, last.time)
 	}
 	resumeTime := max(record.Time, record.TimeReserved, session.record.LastMessageTime, record.LastTick)
+	if bugsBuilt && config.bugs.timeBackwardsAfterRestart {
+		resumeTime = max(record.Time, session.record.LastMessageTime)
+	}
 	session.record.Time = resumeTime
 	session.record.TimeReserved = resumeTime
 	session.scaledStart = float64(now) - float64(resumeTime)/session.record.Scale
@@ -208,6 +215,11 @@ func (s *Session) Step(now int64, event Event, out *Effects) {
 	s.runTimers(now, out)
 	if s.ended {
 		return
+	}
+	if bugsBuilt && len(s.bugDeferredSync) > 0 {
+		if _, ok := event.(Wake); ok {
+			s.bugEnterBroadcast(now)
+		}
 	}
 	switch e := event.(type) {
 	case Connect:

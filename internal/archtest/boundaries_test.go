@@ -11,14 +11,23 @@ const module = "github.com/metronome-sync/metronome"
 
 // forbidden lists, per package, the imports it must not have. A prefix ending in "/" matches every package below it.
 var forbidden = map[string][]string{
-	"protocol": {module + "/"},
-	"reflector": {
-		"net", "net/", "os", "os/", "time", "sync", "sync/", "math/rand", "math/rand/", "crypto/rand",
-		"log", "log/", "io/fs", "syscall",
-		module + "/store", module + "/server",
-	},
+	"protocol":  {module + "/"},
+	"reflector": append(pureCore, module+"/store", module+"/server"),
+	// The client's connection machine is pure too, and knows nothing of
+	// the reflector's side.
+	"client/link": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim"),
+	// The simulator runs the pure cores under a simulated clock, network
+	// and disk: no real I/O, time, randomness or goroutines.
+	"sim":       append(pureCore, module+"/server", module+"/store/diskstore"),
 	"store":     {module + "/server", module + "/reflector"},
 	"store/...": {module + "/server"},
+}
+
+// pureCore is what a pure state machine must not import: I/O, clocks,
+// randomness, concurrency, logging.
+var pureCore = []string{
+	"net", "net/", "os", "os/", "time", "sync", "sync/", "math/rand", "math/rand/", "crypto/rand",
+	"log", "log/", "io/fs", "syscall",
 }
 
 type listedPackage struct {
@@ -69,17 +78,19 @@ func allowed(importPath, dependency string) bool {
 	return dependency == module+"/protocol" && importPath != module+"/protocol"
 }
 
-// TestCoreHasNoGoroutines checks the reflector's source for "go " statements
-// and channel operations, which the dependency list cannot see.
+// TestCoreHasNoGoroutines checks the pure packages' source for "go "
+// statements and channel operations, which the dependency list cannot see.
 func TestCoreHasNoGoroutines(t *testing.T) {
-	output, err := exec.Command("go", "list", "-f", "{{.Dir}}", module+"/reflector").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := strings.TrimSpace(string(output))
-	grep := exec.Command("grep", "-rnE", `(^|[^a-zA-Z_])go (func|[a-zA-Z_]+\()|chan |<-|select \{`, "--include=*.go", "--exclude=*_test.go", dir)
-	found, _ := grep.Output()
-	if len(found) > 0 {
-		t.Errorf("the pure core must not use goroutines or channels:\n%s", found)
+	for _, pkg := range []string{"reflector", "client/link", "sim"} {
+		output, err := exec.Command("go", "list", "-f", "{{.Dir}}", module+"/"+pkg).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := strings.TrimSpace(string(output))
+		grep := exec.Command("grep", "-rnE", `(^|[^a-zA-Z_])go (func|[a-zA-Z_]+\()|chan |<-|select \{`, "--include=*.go", "--exclude=*_test.go", dir)
+		found, _ := grep.Output()
+		if len(found) > 0 {
+			t.Errorf("%s must not use goroutines or channels:\n%s", pkg, found)
+		}
 	}
 }

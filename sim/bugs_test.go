@@ -1,0 +1,53 @@
+//go:build simbugs
+
+package sim
+
+import (
+	"slices"
+	"testing"
+)
+
+// bugSeedsMax bounds how many seeds the simulator may need to find each
+// re-introduced bug.
+const bugSeedsMax = 200
+
+// TestSimFindsKnownBugs re-introduces known classes of bugs through the
+// test-only hooks (reflector.InjectBug and the simulated disk) and checks
+// that the simulator reports each within bugSeedsMax seeds, as a violation
+// of the invariant the bug breaks. Run with: go test -tags simbugs ./sim
+func TestSimFindsKnownBugs(t *testing.T) {
+	want := map[string][]string{
+		BugLostDurableWrite:            {InvariantOrder, InvariantTime},
+		"sync-not-atomic":              {InvariantOrder},
+		"seq-before-validation":        {InvariantOrder},
+		"time-backwards-after-restart": {InvariantTime},
+		BugNoInputDedup:                {InvariantExactlyOnce},
+		BugSnapshotWrongSeq:            {InvariantJoin},
+	}
+	for _, bug := range append(slices.Clone(SimulatorBugs), ReflectorBugs...) {
+		t.Run(bug, func(t *testing.T) {
+			for seed := uint64(1); seed <= bugSeedsMax; seed++ {
+				result := Run(Options{Seed: seed, Bug: bug})
+				if result.Violation == nil {
+					continue
+				}
+				if !slices.Contains(want[bug], result.Violation.Invariant) {
+					t.Fatalf("seed %d found %q as a violation of %s, want one of %v:\n%s", seed, bug, result.Violation.Invariant, want[bug], report(result))
+				}
+				t.Logf("found by seed %d: %s", seed, result.Violation.Error())
+				return
+			}
+			t.Fatalf("%d seeds did not find bug %q", bugSeedsMax, bug)
+		})
+	}
+}
+
+// TestSimWithoutBugsIsClean runs the same seeds without a bug, so the
+// violations above are the bugs' doing.
+func TestSimWithoutBugsIsClean(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		if result := Run(Options{Seed: seed}); result.Violation != nil {
+			t.Fatal(report(result))
+		}
+	}
+}

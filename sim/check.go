@@ -1,0 +1,215 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// The invariants (docs/simulation.md, ../shared/design/architecture.md).
+const (
+	InvariantOrder       = "total order"
+	InvariantTime        = "monotonic time"
+	InvariantExactlyOnce = "exactly once"
+	InvariantJoin        = "join correctness"
+	InvariantConvergence = "convergence"
+	InvariantLiveness    = "liveness"
+)
+
+// Violation is a broken invariant: the run stops at the first one.
+type Violation struct {
+	Invariant string
+	Detail    string
+	AtMs      int64    // simulated time
+	Trace     []string // the last events before it
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("%s violated at %d ms: %s", v.Invariant, v.AtMs, v.Detail)
+}
+
+// ledgerKey names one position in one session's history.
+type ledgerKey struct {
+	session, timeline string
+	seq               uint32
+}
+
+// ledgerEntry is what the first witness saw at a position: the message
+// (digest of its encoding) and the model hash after applying it.
+type ledgerEntry struct {
+	message     uint64
+	messageBy   string
+	hash        uint64
+	hashBy      string
+	hashFromSnp bool
+	hasHash     bool
+}
+
+// checker checks the safety invariants after every step that could break
+// them: on every frame the reflector sends, every frame a client receives
+// and every message a model applies.
+type checker struct {
+	w      *World
+	ledger map[ledgerKey]*ledgerEntry
+	// timeline and sentTime: per session, the incarnation id and the
+	// latest session time in any frame the reflector sent.
+	timeline map[string]string
+	sentTime map[string]int64
+}
+
+func newChecker(w *World) *checker {
+	return &checker{w: w, ledger: map[ledgerKey]*ledgerEntry{}, timeline: map[string]string{}, sentTime: map[string]int64{}}
+}
+
+func (k *checker) entry(key ledgerKey) *ledgerEntry {
+	e := k.ledger[key]
+	if e == nil {
+		e = &ledgerEntry{}
+		k.ledger[key] = e
+	}
+	return e
+}
+
+// message records that witness saw message at a position; two different
+// messages at one position break total order.
+func (k *checker) message(key ledgerKey, m protocol.StampedMessage, witness string) bool {
+	d := digest(protocol.AppendMessage(nil, m.Time, m.Seq, m.Payload, m.Extra))
+	e := k.entry(key)
+	if e.messageBy == "" {
+		e.message, e.messageBy = d, witness
+		return true
+	}
+	if e.message != d {
+		k.w.violate(InvariantOrder, fmt.Sprintf("session %s timeline %s seq %d: %s saw a different message than %s did",
+			key.session, key.timeline, key.seq, witness, e.messageBy))
+		return false
+	}
+	return true
+}
+
+// reflectorSent checks a frame as the reflector sends it: session time
+// never goes backwards (also across crashes and restarts), the timeline of
+// a session never changes (nothing durable is lost), and each position
+// holds one message.
+func (k *checker) reflectorSent(s *simSession, data []byte) {
+	frame, err := protocol.DecodeServerFrame(data)
+	if err != nil {
+		k.w.violate(InvariantOrder, fmt.Sprintf("the reflector sent a frame clients cannot decode: %v: %.200s", err, data))
+		return
+	}
+	timeline := s.core.Record().Timeline
+	if known, ok := k.timeline[s.id]; ok && known != timeline {
+		k.w.violate(InvariantOrder, fmt.Sprintf("session %s changed timeline from %s to %s: the reflector lost its durable state", s.id, known, timeline))
+		return
+	}
+	k.timeline[s.id] = timeline
+	t := int64(-1)
+	switch frame.Action {
+	case protocol.ActionSync:
+		t = frame.Sync.Time
+		for _, m := range frame.Sync.Messages {
+			if !k.message(ledgerKey{s.id, timeline, m.Seq}, m, k.reflectorName()) {
+				return
+			}
+		}
+	case protocol.ActionRecv:
+		t = frame.Message.Time
+		if !k.message(ledgerKey{s.id, timeline, frame.Message.Seq}, frame.Message, k.reflectorName()) {
+			return
+		}
+	case protocol.ActionTick:
+		t = frame.Time
+	}
+	if t >= 0 {
+		if t < k.sentTime[s.id] {
+			k.w.violate(InvariantTime, fmt.Sprintf("session %s: the reflector sent %s with time %d after it had sent time %d", s.id, frame.Action, t, k.sentTime[s.id]))
+			return
+		}
+		k.sentTime[s.id] = t
+	}
+}
+
+// clientReceived checks a frame as a client receives it on a connection:
+// after SYNC, messages arrive with consecutive seqs (no gap, no
+// duplicate), times never decrease, and a SYNC's time is not behind what
+// the client saw before on that timeline.
+func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
+	frame, err := protocol.DecodeServerFrame(data)
+	if err != nil {
+		k.w.violate(InvariantOrder, fmt.Sprintf("%s received a frame it cannot decode: %v", c.viewID, err))
+		return false
+	}
+	where := fmt.Sprintf("%s (connection %d)", c.viewID, conn.id)
+	switch frame.Action {
+	case protocol.ActionSync:
+		sync := frame.Sync
+		if sync.Time < c.seenTime[sync.Timeline] {
+			k.w.violate(InvariantTime, fmt.Sprintf("%s: SYNC at time %d, but it saw time %d on timeline %s before", where, sync.Time, c.seenTime[sync.Timeline], sync.Timeline))
+			return false
+		}
+		previous := sync.Seq - uint32(len(sync.Messages))
+		if sync.HasSnapshot && len(sync.Messages) > 0 && sync.Messages[0].Seq != sync.SnapshotSeq+1 {
+			k.w.violate(InvariantOrder, fmt.Sprintf("%s: SYNC messages start at seq %d, the snapshot is at %d", where, sync.Messages[0].Seq, sync.SnapshotSeq))
+			return false
+		}
+		for _, m := range sync.Messages {
+			if m.Seq != previous+1 {
+				k.w.violate(InvariantOrder, fmt.Sprintf("%s: SYNC messages are not consecutive: seq %d after %d", where, m.Seq, previous))
+				return false
+			}
+			previous = m.Seq
+		}
+		conn.synced, conn.lastSeq, conn.lastTime, conn.timeline = true, sync.Seq, sync.Time, sync.Timeline
+		c.seenTime[sync.Timeline] = sync.Time
+	case protocol.ActionRecv, protocol.ActionTick:
+		if !conn.synced {
+			k.w.violate(InvariantOrder, fmt.Sprintf("%s: %s before SYNC", where, frame.Action))
+			return false
+		}
+		t := frame.Time
+		if frame.Action == protocol.ActionRecv {
+			t = frame.Message.Time
+			if frame.Message.Seq != conn.lastSeq+1 {
+				k.w.violate(InvariantOrder, fmt.Sprintf("%s: RECV seq %d after seq %d on the same connection (a %s)", where,
+					frame.Message.Seq, conn.lastSeq, map[bool]string{true: "gap", false: "duplicate"}[int32(frame.Message.Seq-conn.lastSeq) > 1]))
+				return false
+			}
+			conn.lastSeq = frame.Message.Seq
+			if !k.message(ledgerKey{c.session, conn.timeline, frame.Message.Seq}, frame.Message, c.viewID) {
+				return false
+			}
+		}
+		if t < conn.lastTime {
+			k.w.violate(InvariantTime, fmt.Sprintf("%s: %s time %d after time %d on the same connection", where, frame.Action, t, conn.lastTime))
+			return false
+		}
+		conn.lastTime = t
+		c.seenTime[conn.timeline] = max(c.seenTime[conn.timeline], t)
+	}
+	return true
+}
+
+// applied checks the model hash after a client applied the message at seq:
+// every replica that applied the same history has the same state. A
+// replica whose model came from a snapshot checks join correctness.
+func (k *checker) applied(c *client, timeline string, seq uint32, hash uint64) bool {
+	e := k.entry(ledgerKey{c.session, timeline, seq})
+	if !e.hasHash {
+		e.hash, e.hashBy, e.hashFromSnp, e.hasHash = hash, c.viewID, c.fromSnapshot, true
+		return true
+	}
+	if e.hash == hash {
+		return true
+	}
+	invariant := InvariantConvergence
+	if c.fromSnapshot != e.hashFromSnp {
+		invariant = InvariantJoin
+	}
+	k.w.violate(invariant, fmt.Sprintf("session %s timeline %s seq %d: %s has model hash %x (from snapshot: %v), %s had %x (from snapshot: %v)",
+		c.session, timeline, seq, c.viewID, hash, c.fromSnapshot, e.hashBy, e.hash, e.hashFromSnp))
+	return false
+}
+
+func (k *checker) reflectorName() string {
+	return fmt.Sprintf("reflector process %d", k.w.reflector.incarnation)
+}

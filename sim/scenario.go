@@ -1,0 +1,215 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Fault kinds the simulator can inject. Options.Faults enables a subset.
+const (
+	FaultDelay           = "delay"            // per-frame latency spikes and clogged links
+	FaultLoss            = "loss"             // lost packets: retransmitted after a timeout (head-of-line delay)
+	FaultDuplicate       = "duplicate"        // duplicated packets: dropped by the transport's reassembly
+	FaultReorder         = "reorder"          // packets overtaking each other: reassembled in order
+	FaultPartition       = "partition"        // one-way and two-way partitions between a client and the reflector
+	FaultReset           = "reset"            // a connection broken by the network; each side learns at its own time
+	FaultClientCrash     = "client-crash"     // a client process dies; it may come back as a new view
+	FaultReflectorCrash  = "reflector-crash"  // the reflector process dies; it restarts from its store
+	FaultTornCommit      = "torn-commit"      // a reflector crash inside a commit: the new record is stored, the drop of covered messages is not
+	FaultSlowClient      = "slow-client"      // a client that reads slowly: ticks skipped, closed with 4001 when far behind
+	FaultBadInput        = "bad-input"        // a rogue client that joins and then sends a malformed SEND
+	FaultLateJoin        = "late-join"        // clients that join while the session runs, from a snapshot and replay
+	FaultSnapshot        = "snapshot"         // clients upload snapshots; the reflector trims its buffer
+	FaultReflectorPaused = "reflector-paused" // the reflector stalls (a long GC or a stopped VM), then resumes
+)
+
+// AllFaults lists every fault kind.
+var AllFaults = []string{
+	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
+	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
+}
+
+// ParseFaults parses a comma-separated list of fault kinds; "all" and
+// "none" are accepted, and "all,-loss" removes a kind.
+func ParseFaults(list string) ([]string, error) {
+	var faults []string
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		switch {
+		case item == "" || item == "none":
+		case item == "all":
+			faults = append(faults, AllFaults...)
+		case strings.HasPrefix(item, "-"):
+			if !slices.Contains(AllFaults, item[1:]) {
+				return nil, fmt.Errorf("unknown fault kind %q (known: %s)", item[1:], strings.Join(AllFaults, ", "))
+			}
+			faults = slices.DeleteFunc(faults, func(f string) bool { return f == item[1:] })
+		default:
+			if !slices.Contains(AllFaults, item) {
+				return nil, fmt.Errorf("unknown fault kind %q (known: %s)", item, strings.Join(AllFaults, ", "))
+			}
+			faults = append(faults, item)
+		}
+	}
+	slices.Sort(faults)
+	return slices.Compact(faults), nil
+}
+
+// Scenario is what a seed chooses before the run: the shape of the world
+// and the rates of every fault.
+type Scenario struct {
+	Sessions          int
+	ClientsPerSession []int
+	TickMs            int64
+	FaultPhaseMs      int64 // faults and inputs happen during this phase
+	LivenessBudgetMs  int64 // then faults heal; every live client must catch up within this
+
+	LatencyMinMs, LatencyMaxMs int64   // one-way frame latency range
+	SpikeChance                float64 // per frame: an extra delay up to SpikeMaxMs
+	SpikeMaxMs                 int64
+	LossChance                 float64 // per packet transmission
+	DuplicateChance            float64
+	ReorderChance              float64
+	RetransmitMs               int64 // first retransmission timeout (doubles per loss)
+
+	// Mean times between faults, in ms of simulated time (0: never).
+	PartitionEveryMs      int64
+	PartitionMaxMs        int64
+	ResetEveryMs          int64
+	ClientCrashEveryMs    int64
+	ReflectorCrashEveryMs int64
+	ReflectorPauseEveryMs int64
+	TornCommitChance      float64 // per reflector crash
+	ClientDownMaxMs       int64
+	ReflectorDownMaxMs    int64
+
+	SlowClients     int
+	SlowFrameGapMs  int64 // a slow client takes this long per frame
+	RogueClients    int
+	LateJoiners     int     // clients per session that start later in the fault phase
+	InputEveryMs    int64   // mean time between inputs of one client
+	SnapshotEveryMs int64   // mean time between snapshot uploads per session
+	SnapshotChance  float64 // chance a snapshot attempt picks a client to upload
+}
+
+// chooseScenario draws a scenario from r, with the kinds in faults enabled.
+func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride int) Scenario {
+	on := func(kind string) bool { return slices.Contains(faults, kind) }
+	s := Scenario{
+		Sessions:         int(r.Between(1, 3)),
+		TickMs:           []int64{50, 100, 200, 500}[r.Intn(4)],
+		FaultPhaseMs:     r.Between(20_000, 120_000),
+		LivenessBudgetMs: 120_000,
+		LatencyMinMs:     r.Between(0, 5),
+		RetransmitMs:     200,
+		InputEveryMs:     r.Between(200, 3000),
+		ClientDownMaxMs:  30_000,
+	}
+	if sessionsOverride > 0 {
+		s.Sessions = sessionsOverride
+	}
+	s.LatencyMaxMs = s.LatencyMinMs + r.Between(0, 40)
+	for range s.Sessions {
+		clients := int(r.Between(2, 5))
+		if clientsOverride > 0 {
+			clients = clientsOverride
+		}
+		s.ClientsPerSession = append(s.ClientsPerSession, clients)
+	}
+	if on(FaultDelay) {
+		s.SpikeChance = 0.01 * r.Float64()
+		s.SpikeMaxMs = r.Between(50, 3000)
+	}
+	if on(FaultLoss) {
+		s.LossChance = 0.05 * r.Float64()
+	}
+	if on(FaultDuplicate) {
+		s.DuplicateChance = 0.05 * r.Float64()
+	}
+	if on(FaultReorder) {
+		s.ReorderChance = 0.1 * r.Float64()
+	}
+	if on(FaultPartition) && r.Chance(0.7) {
+		s.PartitionEveryMs = r.Between(5_000, 60_000)
+		s.PartitionMaxMs = r.Between(1_000, 90_000)
+	}
+	if on(FaultReset) && r.Chance(0.7) {
+		s.ResetEveryMs = r.Between(3_000, 60_000)
+	}
+	if on(FaultClientCrash) && r.Chance(0.6) {
+		s.ClientCrashEveryMs = r.Between(10_000, 90_000)
+	}
+	if on(FaultReflectorCrash) && r.Chance(0.6) {
+		s.ReflectorCrashEveryMs = r.Between(10_000, 90_000)
+		s.ReflectorDownMaxMs = r.Between(0, 20_000)
+		if on(FaultTornCommit) {
+			s.TornCommitChance = 0.5 * r.Float64()
+		}
+	}
+	if on(FaultReflectorPaused) && r.Chance(0.4) {
+		s.ReflectorPauseEveryMs = r.Between(10_000, 60_000)
+	}
+	if on(FaultSlowClient) && r.Chance(0.4) {
+		s.SlowClients = 1
+		s.SlowFrameGapMs = r.Between(5, 100)
+	}
+	if on(FaultBadInput) && r.Chance(0.3) {
+		s.RogueClients = 1
+	}
+	if on(FaultLateJoin) {
+		s.LateJoiners = int(r.Between(0, 2))
+	}
+	if on(FaultSnapshot) {
+		s.SnapshotEveryMs = r.Between(2_000, 20_000)
+	}
+	return s
+}
+
+// String describes the scenario in one line.
+func (s Scenario) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d session(s) with %v clients, tick %d ms, faults for %d ms then %d ms to heal; latency %d-%d ms",
+		s.Sessions, s.ClientsPerSession, s.TickMs, s.FaultPhaseMs, s.LivenessBudgetMs, s.LatencyMinMs, s.LatencyMaxMs)
+	add := func(format string, args ...any) { b.WriteString("; "); fmt.Fprintf(&b, format, args...) }
+	if s.SpikeChance > 0 {
+		add("spikes %.2f%% up to %d ms", 100*s.SpikeChance, s.SpikeMaxMs)
+	}
+	if s.LossChance > 0 {
+		add("loss %.2f%%", 100*s.LossChance)
+	}
+	if s.DuplicateChance > 0 {
+		add("duplicates %.2f%%", 100*s.DuplicateChance)
+	}
+	if s.ReorderChance > 0 {
+		add("reorder %.2f%%", 100*s.ReorderChance)
+	}
+	if s.PartitionEveryMs > 0 {
+		add("partition every ~%d ms for up to %d ms", s.PartitionEveryMs, s.PartitionMaxMs)
+	}
+	if s.ResetEveryMs > 0 {
+		add("connection reset every ~%d ms", s.ResetEveryMs)
+	}
+	if s.ClientCrashEveryMs > 0 {
+		add("client crash every ~%d ms", s.ClientCrashEveryMs)
+	}
+	if s.ReflectorCrashEveryMs > 0 {
+		add("reflector crash every ~%d ms (down up to %d ms, torn %.0f%%)", s.ReflectorCrashEveryMs, s.ReflectorDownMaxMs, 100*s.TornCommitChance)
+	}
+	if s.ReflectorPauseEveryMs > 0 {
+		add("reflector pause every ~%d ms", s.ReflectorPauseEveryMs)
+	}
+	if s.SlowClients > 0 {
+		add("%d slow client(s), %d ms per frame", s.SlowClients, s.SlowFrameGapMs)
+	}
+	if s.RogueClients > 0 {
+		add("%d rogue client(s)", s.RogueClients)
+	}
+	if s.LateJoiners > 0 {
+		add("%d late joiner(s) per session", s.LateJoiners)
+	}
+	if s.SnapshotEveryMs > 0 {
+		add("snapshot every ~%d ms", s.SnapshotEveryMs)
+	}
+	return b.String()
+}

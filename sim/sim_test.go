@@ -1,0 +1,61 @@
+package sim
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var (
+	seedsFlag = flag.Int("sim.seeds", 40, "simulator: number of seeds to run (from -sim.first)")
+	firstFlag = flag.Uint64("sim.first", 1, "simulator: first seed")
+	seedFlag  = flag.Int64("sim.seed", -1, "simulator: run only this seed, with its trace on failure")
+)
+
+// report formats a violation the way the CLI does, with the command that
+// replays it.
+func report(result Result) string {
+	v := result.Violation
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: %s\n  scenario: %s\n  last events:\n", result.Seed, v.Error(), result.Scenario)
+	for _, line := range v.Trace {
+		b.WriteString("    " + line + "\n")
+	}
+	fmt.Fprintf(&b, "  replay: go run ./cmd/metronome sim --seed %d --trace", result.Seed)
+	return b.String()
+}
+
+func TestSimSeeds(t *testing.T) {
+	first, count := *firstFlag, uint64(*seedsFlag)
+	if *seedFlag >= 0 {
+		first, count = uint64(*seedFlag), 1
+	}
+	if testing.Short() {
+		count = min(count, 10)
+	}
+	var events uint64
+	var simulated int64
+	for seed := first; seed < first+count; seed++ {
+		result := Run(Options{Seed: seed})
+		events += result.Events
+		simulated += result.SimulatedMs
+		if result.Violation != nil {
+			t.Fatal(report(result))
+		}
+	}
+	t.Logf("%d seeds, %d events, %d s simulated", count, events, simulated/1000)
+}
+
+// TestSimReplaysExactly: the same seed gives a byte-identical trace.
+func TestSimReplaysExactly(t *testing.T) {
+	for _, seed := range []uint64{3, 17} {
+		var first, second bytes.Buffer
+		a := Run(Options{Seed: seed, Trace: &first})
+		b := Run(Options{Seed: seed, Trace: &second})
+		if first.Len() == 0 || !bytes.Equal(first.Bytes(), second.Bytes()) || a.Events != b.Events {
+			t.Fatalf("seed %d: two runs differ (%d and %d trace bytes, %d and %d events)", seed, first.Len(), second.Len(), a.Events, b.Events)
+		}
+	}
+}

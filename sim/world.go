@@ -1,0 +1,486 @@
+// Package sim is the deterministic simulator: the whole system — the
+// production reflector core (package reflector) behind a simulated shell
+// and store, the production client link (package client/link) with a small
+// deterministic model per client, and a faulty network between them — in
+// one thread, on a virtual clock, driven by one seed.
+//
+// The seed chooses the scenario (sessions, clients, tick rate, fault rates)
+// and every event: latencies, lost and duplicated packets, partitions,
+// connection resets, client and reflector crashes and restarts, torn
+// commits, slow and rogue clients, late joiners, snapshot uploads. Safety
+// invariants are checked after every step; after the fault phase every
+// fault heals and every live client must catch up within a budget
+// (liveness). A violation stops the run with the seed, the invariant, the
+// last events and the command that replays it. The same seed on the same
+// commit gives the same run, byte for byte: nothing here reads a clock,
+// the operating system or a global random source, and nothing depends on
+// map iteration order.
+package sim
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/metronome-sync/metronome/reflector"
+)
+
+// BugLostDurableWrite makes the simulated disk lose the last acknowledged
+// commit at a reflector crash. The other bugs the self-test re-introduces
+// live in the reflector (reflector.InjectBug, -tags simbugs).
+const BugLostDurableWrite = "lost-durable-write"
+
+// Bugs in the simulated clients, for the self-test of the checkers that
+// watch the client side.
+const (
+	// BugNoInputDedup: models apply a re-sent input again.
+	BugNoInputDedup = "no-input-dedup"
+	// BugSnapshotWrongSeq: a client labels its snapshot one message older
+	// than the state it holds.
+	BugSnapshotWrongSeq = "snapshot-wrong-seq"
+)
+
+// SimulatorBugs lists the bugs any build can re-introduce.
+var SimulatorBugs = []string{BugLostDurableWrite, BugNoInputDedup, BugSnapshotWrongSeq}
+
+// Limits of a run.
+const (
+	// traceLinesKept is how many recent events a violation report shows.
+	traceLinesKept = 40
+	// eventsPerRunMax stops a runaway run (a livelock is a liveness
+	// violation, not a hang).
+	eventsPerRunMax = 20_000_000
+	// catchUpCheckEveryMs is how often the liveness phase checks whether
+	// every live client caught up.
+	catchUpCheckEveryMs = 250
+)
+
+// Options configure a run.
+type Options struct {
+	Seed uint64
+	// Faults are the enabled fault kinds (nil: all).
+	Faults []string
+	// Sessions and Clients override the scenario's counts when non-zero.
+	Sessions, Clients int
+	// Bug re-introduces a known bug (BugLostDurableWrite, or a name from
+	// reflector.BugNames in builds with -tags simbugs).
+	Bug string
+	// Trace, when set, receives every event as a line of text.
+	Trace io.Writer
+}
+
+// Result is what a run did.
+type Result struct {
+	Seed        uint64
+	Scenario    Scenario
+	SimulatedMs int64
+	Events      uint64
+	// Faults counts injected faults per kind.
+	Faults map[string]int
+	Stats  Stats
+	// CatchUpMs is how long after the faults healed every live client had
+	// caught up (-1 if they did not).
+	CatchUpMs int64
+	Violation *Violation
+}
+
+// Stats count what happened in a run.
+type Stats struct {
+	Stamped, Applied, Inputs, Snapshots, ClientStarts, Reconnects, Resets, SeamlessRejoins, InputsResent int
+}
+
+// World is one simulated run.
+type World struct {
+	options  Options
+	scenario Scenario
+	rand     *Rand
+	now      int64
+	queue    queue
+	events   uint64
+
+	reflector *simReflector
+	clients   []*client
+	conns     map[uint64]*conn
+	nextConn  uint64
+	files     map[string][]byte // the file server: snapshots, durable across crashes
+	checker   *checker
+
+	healing   bool
+	faults    map[string]int
+	stats     Stats
+	recent    []string
+	violation *Violation
+	catchUpMs int64
+}
+
+// Run runs one seed.
+func Run(options Options) Result {
+	w, err := newWorld(options)
+	if err != nil {
+		return Result{Seed: options.Seed, Violation: &Violation{Invariant: "setup", Detail: err.Error()}}
+	}
+	return w.run()
+}
+
+func newWorld(options Options) (*World, error) {
+	faults := options.Faults
+	if faults == nil {
+		faults = AllFaults
+	}
+	root := NewRand(options.Seed)
+	scenarioRand := root.Fork()
+	w := &World{
+		options:   options,
+		rand:      root.Fork(),
+		conns:     map[uint64]*conn{},
+		files:     map[string][]byte{},
+		faults:    map[string]int{},
+		catchUpMs: -1,
+	}
+	w.scenario = chooseScenario(scenarioRand, faults, options.Sessions, options.Clients)
+	w.checker = newChecker(w)
+	config := reflector.DefaultConfig()
+	config.ReflectorName = "sim"
+	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
+		if err := injectReflectorBug(&config, options.Bug); err != nil {
+			return nil, err
+		}
+	}
+	w.reflector = &simReflector{w: w, config: config, store: newStore()}
+	return w, nil
+}
+
+func (w *World) run() Result {
+	s := &w.scenario
+	w.tracef("seed %d: %s", w.options.Seed, s)
+	w.reflector.start()
+	for i := range s.Sessions {
+		session := "s" + strconv.Itoa(i+1)
+		for j := range s.ClientsPerSession[i] + s.LateJoiners {
+			c := &client{w: w, name: fmt.Sprintf("%sc%d", session, j+1), session: session}
+			w.clients = append(w.clients, c)
+			at := w.rand.Between(0, 2000)
+			if j >= s.ClientsPerSession[i] {
+				at = w.rand.Between(5_000, max(5_000, s.FaultPhaseMs))
+				w.count(FaultLateJoin)
+			}
+			if j == 0 && i < s.SlowClients {
+				c.slow = true
+			}
+			w.queue.schedule(at, w.startClient(c))
+		}
+		for j := range s.RogueClients {
+			c := &client{w: w, name: fmt.Sprintf("%srogue%d", session, j+1), session: session, rogue: true}
+			w.clients = append(w.clients, c)
+			w.queue.schedule(w.rand.Between(1000, max(1000, s.FaultPhaseMs)), func() { c.start() })
+		}
+		if s.SnapshotEveryMs > 0 {
+			w.every(s.SnapshotEveryMs, func() { w.snapshot(session) })
+		}
+	}
+	w.faultLoops()
+	w.queue.schedule(s.FaultPhaseMs, w.heal)
+	end := s.FaultPhaseMs + s.LivenessBudgetMs
+	for w.violation == nil {
+		e, ok := w.queue.next()
+		if !ok || e.at > end {
+			break
+		}
+		w.now = e.at
+		w.events++
+		if w.events > eventsPerRunMax {
+			w.violate(InvariantLiveness, fmt.Sprintf("more than %d events (eventsPerRunMax): a livelock", eventsPerRunMax))
+			break
+		}
+		e.run()
+		if w.catchUpMs >= 0 {
+			break
+		}
+	}
+	if w.violation == nil && w.catchUpMs < 0 {
+		w.now = end
+		w.violate(InvariantLiveness, "not every live client caught up within the budget: "+w.lagging())
+	}
+	if w.violation == nil {
+		w.checkExactlyOnce()
+	}
+	for _, c := range w.clients {
+		if c.link != nil {
+			st := c.link.Stats()
+			w.stats.Reconnects += st.Connects - 1
+			w.stats.Resets += st.Resets
+			w.stats.SeamlessRejoins += st.SeamlessRejoins
+			w.stats.InputsResent += st.InputsResent
+		}
+	}
+	return Result{Seed: w.options.Seed, Scenario: w.scenario, SimulatedMs: w.now, Events: w.events,
+		Faults: w.faults, Stats: w.stats, CatchUpMs: w.catchUpMs, Violation: w.violation}
+}
+
+func (w *World) startClient(c *client) func() {
+	return func() {
+		if w.violation == nil {
+			w.stats.ClientStarts++
+			c.start()
+			w.inputLoop(c, c.incarnation)
+		}
+	}
+}
+
+// inputLoop submits inputs at random intervals while c lives and faults
+// are on (the liveness phase lets the system quiesce).
+func (w *World) inputLoop(c *client, incarnation int) {
+	if c.rogue {
+		return
+	}
+	w.queue.schedule(w.now+w.rand.Exponential(w.scenario.InputEveryMs), func() {
+		if w.healing || !c.alive || c.incarnation != incarnation {
+			return
+		}
+		c.submitInput()
+		w.inputLoop(c, incarnation)
+	})
+}
+
+// every runs f at exponentially distributed intervals with the given mean
+// during the fault phase.
+func (w *World) every(meanMs int64, f func()) {
+	if meanMs <= 0 {
+		return
+	}
+	w.queue.schedule(w.now+w.rand.Exponential(meanMs), func() {
+		if w.healing {
+			return
+		}
+		f()
+		w.every(meanMs, f)
+	})
+}
+
+func (w *World) liveClients() []*client {
+	var live []*client
+	for _, c := range w.clients {
+		if c.alive && !c.rogue {
+			live = append(live, c)
+		}
+	}
+	return live
+}
+
+func (w *World) pick(clients []*client) *client {
+	if len(clients) == 0 {
+		return nil
+	}
+	return clients[w.rand.Intn(len(clients))]
+}
+
+// faultLoops schedules the recurring faults of the scenario.
+func (w *World) faultLoops() {
+	s := &w.scenario
+	w.every(s.PartitionEveryMs, func() {
+		c := w.pick(w.liveClients())
+		if c == nil || c.partitionUp || c.partitionDown {
+			return
+		}
+		kind := w.rand.Intn(3)
+		c.partitionUp, c.partitionDown = kind != 2, kind != 1
+		duration := w.rand.Between(100, s.PartitionMaxMs)
+		w.count(FaultPartition)
+		w.tracef("%s: partitioned (%s) for %d ms", c.viewID, []string{"two-way", "client to reflector", "reflector to client"}[kind], duration)
+		w.queue.schedule(w.now+duration, func() { w.healPartition(c) })
+	})
+	w.every(s.ResetEveryMs, func() {
+		c := w.pick(w.liveClients())
+		if c == nil || c.current == nil || c.current.clientClosed {
+			return
+		}
+		w.count(FaultReset)
+		w.tracef("%s: connection %d reset by the network", c.viewID, c.current.id)
+		w.reset(c.current.toServer)
+		w.reset(c.current.toClient)
+	})
+	w.every(s.ClientCrashEveryMs, func() {
+		c := w.pick(w.liveClients())
+		if c == nil {
+			return
+		}
+		c.crash()
+		if w.rand.Chance(0.8) {
+			w.queue.schedule(w.now+w.rand.Between(0, s.ClientDownMaxMs), func() {
+				if !c.alive && !w.healing {
+					w.startClient(c)()
+				}
+			})
+		}
+	})
+	w.every(s.ReflectorCrashEveryMs, func() {
+		if !w.reflector.up {
+			return
+		}
+		w.reflector.crash(w.rand.Chance(s.TornCommitChance))
+		w.queue.schedule(w.now+w.rand.Between(0, s.ReflectorDownMaxMs), func() {
+			if !w.reflector.up {
+				w.reflector.start()
+			}
+		})
+	})
+	w.every(s.ReflectorPauseEveryMs, func() {
+		if w.now < w.reflector.pausedUntil {
+			return
+		}
+		pause := w.rand.Between(100, 10_000)
+		w.reflector.pausedUntil = w.now + pause
+		w.count(FaultReflectorPaused)
+		w.tracef("reflector: paused for %d ms", pause)
+	})
+}
+
+func (w *World) healPartition(c *client) {
+	if !c.partitionUp && !c.partitionDown {
+		return
+	}
+	c.partitionUp, c.partitionDown = false, false
+	w.tracef("%s: partition healed", c.name)
+	w.resume(c)
+}
+
+// snapshot has a random joined client of the session upload a snapshot.
+func (w *World) snapshot(session string) {
+	var candidates []*client
+	for _, c := range w.liveClients() {
+		if c.session == session && c.joined && c.link.Joined() && c.model != nil && c.model.HasSeq {
+			candidates = append(candidates, c)
+		}
+	}
+	if c := w.pick(candidates); c != nil {
+		w.count(FaultSnapshot)
+		c.uploadSnapshot()
+	}
+}
+
+// heal ends the fault phase: partitions heal, the reflector runs, crashed
+// clients come back; from now on no fault is injected and no input is
+// submitted, and every live client must catch up.
+func (w *World) heal() {
+	w.healing = true
+	w.tracef("faults heal; every live client must catch up within %d ms", w.scenario.LivenessBudgetMs)
+	if !w.reflector.up {
+		w.reflector.start()
+	}
+	w.reflector.pausedUntil = min(w.reflector.pausedUntil, w.now)
+	for _, c := range w.clients {
+		if c.rogue {
+			continue
+		}
+		w.healPartition(c)
+		if !c.alive && c.incarnation > 0 {
+			w.startClient(c)()
+		}
+	}
+	w.catchUpLoop(w.now)
+}
+
+func (w *World) catchUpLoop(healedAt int64) {
+	w.queue.schedule(w.now+catchUpCheckEveryMs, func() {
+		if w.lagging() == "" {
+			w.catchUpMs = w.now - healedAt
+			w.tracef("every live client caught up %d ms after the faults healed", w.catchUpMs)
+			return
+		}
+		w.catchUpLoop(healedAt)
+	})
+}
+
+// lagging describes the live clients that have not caught up ("" if none):
+// joined, at the reflector's latest seq of their session, no input
+// waiting, and every connection it holds open is the current one.
+func (w *World) lagging() string {
+	var lag []string
+	for _, c := range w.liveClients() {
+		if c.link == nil {
+			continue
+		}
+		session := w.reflector.sessions[c.session]
+		timeline, seq, _, ok := c.link.Position()
+		switch {
+		case !c.link.Joined():
+			lag = append(lag, fmt.Sprintf("%s is %s (joined: %v)", c.viewID, c.link.Phase(), c.joined))
+		case session == nil:
+			lag = append(lag, fmt.Sprintf("%s: session %s is not running", c.viewID, c.session))
+		case !ok || timeline != session.core.Record().Timeline || seq != session.core.Record().Seq:
+			lag = append(lag, fmt.Sprintf("%s at %s/%d, reflector at %s/%d", c.viewID, timeline, seq, session.core.Record().Timeline, session.core.Record().Seq))
+		case c.link.PendingInputs() > 0:
+			lag = append(lag, fmt.Sprintf("%s has %d inputs not seen reflected", c.viewID, c.link.PendingInputs()))
+		}
+	}
+	return strings.Join(lag, "; ")
+}
+
+// checkExactlyOnce: every input a live client submitted took effect exactly
+// once in every replica of its session (the replicas agree, so one model
+// per session is checked against every live client's submissions).
+func (w *World) checkExactlyOnce() {
+	for _, c := range w.liveClients() {
+		if c.model == nil {
+			continue
+		}
+		for _, sender := range w.liveClients() {
+			if sender.session != c.session || sender.submitted == 0 {
+				continue
+			}
+			applied := c.model.Inputs[sender.viewID]
+			if applied == nil || applied.Watermark != sender.submitted || len(applied.Above) > 0 || applied.Applications != sender.submitted {
+				w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d; %s's model applied %s",
+					sender.viewID, sender.submitted, c.viewID, describeApplied(applied)))
+				return
+			}
+		}
+	}
+}
+
+func describeApplied(a *appliedInputs) string {
+	if a == nil {
+		return "none"
+	}
+	return fmt.Sprintf("1..%d and %v, taking effect %d times", a.Watermark, a.Above, a.Applications)
+}
+
+func (w *World) count(kind string) { w.faults[kind]++ }
+
+func (w *World) sortedConns() []*conn {
+	ids := make([]uint64, 0, len(w.conns))
+	for id := range w.conns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	conns := make([]*conn, len(ids))
+	for i, id := range ids {
+		conns[i] = w.conns[id]
+	}
+	return conns
+}
+
+// tracef records an event line (simulated data only, so traces of one
+// seed are byte-identical).
+func (w *World) tracef(format string, args ...any) {
+	line := fmt.Sprintf("%9d ms  ", w.now) + fmt.Sprintf(format, args...)
+	if w.options.Trace != nil {
+		io.WriteString(w.options.Trace, line+"\n")
+	}
+	if len(w.recent) == traceLinesKept {
+		copy(w.recent, w.recent[1:])
+		w.recent = w.recent[:traceLinesKept-1]
+	}
+	w.recent = append(w.recent, line)
+}
+
+// violate stops the run at the first broken invariant.
+func (w *World) violate(invariant, detail string) {
+	if w.violation != nil {
+		return
+	}
+	w.tracef("VIOLATION of %s: %s", invariant, detail)
+	w.violation = &Violation{Invariant: invariant, Detail: detail, AtMs: w.now, Trace: slices.Clone(w.recent)}
+}
