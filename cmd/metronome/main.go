@@ -17,6 +17,7 @@ Usage:
   metronome serve [flags]    run the reflector + file server + web server
   metronome bench [flags]    measure a reflector: latency, loss, server memory and CPU
   metronome bench baseline   run a minimal broadcast server to compare against
+  metronome sim [flags]      run the system under faults in a seeded, deterministic simulation
   metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
   metronome version          print the version
   metronome help [command]   show help
@@ -40,12 +41,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return benchCommand(args[1:], stdout, stderr)
 	case "vet":
 		return vetCommand(args[1:], stdout, stderr)
+	case "sim":
+		return simCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "metronome", version)
 		return 0
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "serve" {
 			return serve([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "sim" {
+			return simCommand([]string{"--help"}, stdout, stderr)
 		}
 		if len(args) > 1 && args[1] == "bench" {
 			return benchCommand([]string{"--help"}, stdout, stderr)
