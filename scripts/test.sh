@@ -19,6 +19,7 @@ fi
 
 step "go test -race ./..."
 go test -race -count=1 ./...
+step "dmath: bit-identical on amd64 v1/v3, arm64 (qemu), wasm (Node)"; ./scripts/crosstarget.sh
 
 step "JS compatibility tests (@croquet/croquet 2.0.4 in Node.js and Chromium)"
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
