@@ -254,3 +254,59 @@ func AppendPulseFrame(dst []byte, sessionID string) []byte {
 	dst = appendHeader(dst, sessionID, ActionPulse)
 	return append(dst, '}')
 }
+
+// AppendPollFrame appends a SEND with debounce tags (spec §9.1: the
+// snapshot poll, msgID "pollForSnapshot", debounce 5000 ms).
+func AppendPollFrame(dst []byte, sessionID string, time int64, payload json.RawMessage, msgID string, debounceMs int64) []byte {
+	dst = appendHeader(dst, sessionID, ActionSend)
+	dst = append(dst, `,"args":`...)
+	dst = AppendMessage(dst, time, 0, payload, nil)
+	dst = append(dst, `,"tags":{"debounce":`...)
+	dst = strconv.AppendInt(dst, debounceMs, 10)
+	dst = append(dst, `,"msgID":`...)
+	dst = AppendJSString(dst, msgID)
+	return append(dst, "}}"...)
+}
+
+// AppendTuttiFrame appends a TUTTI vote (spec §6.3) without a first
+// message: [sendTime, 0, vote, null, wantsVote, tallyTarget, key].
+func AppendTuttiFrame(dst []byte, sessionID string, sendTime int64, vote string, wantsVote bool, tallyTarget json.RawMessage, key string) []byte {
+	dst = appendHeader(dst, sessionID, ActionTutti)
+	dst = append(dst, `,"args":[`...)
+	dst = strconv.AppendInt(dst, sendTime, 10)
+	dst = append(dst, `,0,`...)
+	dst = AppendJSString(dst, vote)
+	dst = append(dst, `,null,`...)
+	dst = strconv.AppendBool(dst, wantsVote)
+	dst = append(dst, ',')
+	if len(tallyTarget) == 0 {
+		tallyTarget = json.RawMessage("null")
+	}
+	dst = append(dst, tallyTarget...)
+	dst = append(dst, ',')
+	dst = AppendJSString(dst, key)
+	return append(dst, "]}"...)
+}
+
+// Tally is a decoded tally payload (spec §7.4).
+type Tally struct {
+	SendTime       int64          `json:"sendTime"`
+	Votes          map[string]int `json:"tally"`
+	Key            string         `json:"tuttiKey"`
+	MissingClients int            `json:"missingClients"`
+}
+
+// DecodeTally decodes a tally payload; ok is false if payload is not one.
+func DecodeTally(payload json.RawMessage) (Tally, bool) {
+	if len(payload) == 0 || payload[0] != '{' || !bytes.Contains(payload, []byte(`"tally"`)) {
+		return Tally{}, false
+	}
+	var tally struct {
+		What string `json:"what"`
+		Tally
+	}
+	if err := json.Unmarshal(payload, &tally); err != nil || tally.What != "tally" {
+		return Tally{}, false
+	}
+	return tally.Tally, true
+}

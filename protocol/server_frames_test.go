@@ -104,3 +104,23 @@ func TestClientFramesDecodeAsTheReflectorDoes(t *testing.T) {
 		t.Fatalf("PULSE: %+v, %v", frame, err)
 	}
 }
+
+func TestPollAndTuttiFramesDecodeAsTheReflectorDoes(t *testing.T) {
+	frame, err := DecodeClientFrame(AppendPollFrame(nil, "S", 9, json.RawMessage(`"poll"`), "pollForSnapshot", 5000))
+	if err != nil || frame.Tags.DebounceMs != 5000 || frame.Tags.MsgID != "pollForSnapshot" {
+		t.Fatalf("poll: %+v, %v", frame, err)
+	}
+	frame, err = DecodeClientFrame(AppendTuttiFrame(nil, "S", 9000, `{"hash":"h"}`, true, json.RawMessage(`["handleSnapshotVote"]`), "snapshot@9000"))
+	if err != nil || frame.Action != ActionTutti {
+		t.Fatalf("TUTTI: %+v, %v", frame, err)
+	}
+	tutti, err := DecodeTutti(frame.Args)
+	if err != nil || tutti.SendTime != 9000 || tutti.Vote != `{"hash":"h"}` || !tutti.WantsVote || tutti.Key != "snapshot@9000" || tutti.FirstMessage != nil {
+		t.Fatalf("TUTTI args: %+v, %v", tutti, err)
+	}
+	payload := TallyPayload(9000, []VoteCount{{Vote: `{"hash":"h"}`, Count: 2}}, json.RawMessage(`["handleSnapshotVote"]`), "snapshot@9000", 1)
+	tally, ok := DecodeTally(payload)
+	if !ok || tally.Key != "snapshot@9000" || tally.Votes[`{"hash":"h"}`] != 2 || tally.MissingClients != 1 || tally.SendTime != 9000 {
+		t.Fatalf("tally %s decoded as %+v, %v", payload, tally, ok)
+	}
+}

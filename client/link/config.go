@@ -30,6 +30,10 @@ const (
 	SendBurstMaxDefault      = 200
 	// ViewIDBytesMax bounds a view id.
 	ViewIDBytesMax = 64
+	// PollMsgID and PollDebounceMs tag snapshot polls so the reflector
+	// forwards at most one per PollDebounceMs (spec §9.1).
+	PollMsgID      = "pollForSnapshot"
+	PollDebounceMs = 5000
 )
 
 // Config configures a Link. SessionID and ViewID are required; zero values

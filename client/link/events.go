@@ -56,6 +56,20 @@ type Snapshot struct {
 // Leave ends the link deliberately (close 1000, no reconnect).
 type Leave struct{}
 
+// Poll sends a snapshot poll: a SEND tagged for the reflector's debounce
+// (spec §9.1). Polls are not inputs: they are not numbered or re-sent, and
+// are dropped while the link is not synced.
+type Poll struct{ Payload json.RawMessage }
+
+// Vote sends a TUTTI vote (spec §6.3) with wantsVote true; dropped while
+// the link is not synced.
+type Vote struct {
+	SendTime    int64
+	Key         string
+	Vote        string
+	TallyTarget json.RawMessage
+}
+
 func (Start) isEvent()    {}
 func (Opened) isEvent()   {}
 func (Received) isEvent() {}
@@ -64,6 +78,8 @@ func (Wake) isEvent()     {}
 func (Submit) isEvent()   {}
 func (Snapshot) isEvent() {}
 func (Leave) isEvent()    {}
+func (Poll) isEvent()     {}
+func (Vote) isEvent()     {}
 
 // DeliveryKind says what a Delivery holds.
 type DeliveryKind int

@@ -195,6 +195,14 @@ func (l *Link) Step(now int64, event Event, out *Effects) {
 		if l.phase == PhaseSynced {
 			l.sendFrame(now, protocol.AppendSnapFrame(nil, l.config.SessionID, e.Time, e.Seq, e.Hash, e.URL), out)
 		}
+	case Poll:
+		if l.Joined() {
+			l.sendFrame(now, protocol.AppendPollFrame(nil, l.config.SessionID, now, e.Payload, PollMsgID, PollDebounceMs), out)
+		}
+	case Vote:
+		if l.Joined() {
+			l.sendFrame(now, protocol.AppendTuttiFrame(nil, l.config.SessionID, e.SendTime, e.Vote, true, e.TallyTarget, e.Key), out)
+		}
 	case Leave:
 		if l.phase == PhaseConnecting || l.phase == PhaseSyncing || l.phase == PhaseSynced {
 			out.Close = &Close{Conn: l.conn, Code: protocol.CloseNormal, Reason: "leaving"}

@@ -16,6 +16,8 @@ var forbidden = map[string][]string{
 	// The client's connection machine is pure too, and knows nothing of
 	// the reflector's side.
 	"client/link": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim"),
+	// The model runtime is pure as well: replicas must compute alike.
+	"client/island": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim"),
 	// The simulator runs the pure cores under a simulated clock, network
 	// and disk: no real I/O, time, randomness or goroutines.
 	"sim":       append(pureCore, module+"/server", module+"/store/diskstore"),
@@ -81,7 +83,7 @@ func allowed(importPath, dependency string) bool {
 // TestCoreHasNoGoroutines checks the pure packages' source for "go "
 // statements and channel operations, which the dependency list cannot see.
 func TestCoreHasNoGoroutines(t *testing.T) {
-	for _, pkg := range []string{"reflector", "client/link", "sim"} {
+	for _, pkg := range []string{"reflector", "client/link", "client/island", "sim"} {
 		output, err := exec.Command("go", "list", "-f", "{{.Dir}}", module+"/"+pkg).Output()
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,252 @@
+// Package island is the replicated computation of the Go SDK: the runtime
+// in which a session's model lives. Every client of a session runs one
+// island; given the same snapshot and the same reflected messages, every
+// island computes the same state, bit for bit, on every platform.
+//
+// A model is a plain Go value (a struct with exported fields, encodable as
+// CBOR) changed only by its event handlers. Handlers run for events that
+// views publish (they travel through the reflector, so every island sees
+// them in the same order at the same session time), for events the model
+// publishes to itself, and for future messages it schedules. Inside a
+// handler the Context gives session time, a seeded random source,
+// Future, Publish (model to model) and Emit (model to the local views).
+//
+// The island is pure like the reflector core: no I/O, clock, goroutines or
+// global randomness. The session shell (package client) decrypts payloads,
+// feeds messages in, and executes the Effects: events for views, snapshot
+// votes, snapshot uploads, divergence reports.
+//
+// Snapshots are the Core Deterministic CBOR encoding (RFC 8949 §4.2) of
+// the island's state — model, time, sequence number, random state, future
+// messages, the views present and the inputs applied per view — so equal
+// states encode to equal bytes, and the SHA-256 of a snapshot is the state
+// hash that islands vote with to detect divergence.
+package island
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits.
+const (
+	// PublishDepthMax bounds model-to-model publishes nested inside one
+	// another (a publish loop is a bug; it is reported, not run forever).
+	PublishDepthMax = 64
+	// FuturesMax bounds the future messages a model may have pending.
+	FuturesMax = 100_000
+	// FutureDelayMaxMs bounds how far ahead a future message may be.
+	FutureDelayMaxMs = 365 * 24 * 3600 * 1000
+	// SnapshotPollGapMs: islands ignore a snapshot poll less than this much
+	// session time after the previous one (spec §9.1).
+	SnapshotPollGapMs = 5000
+	// SnapshotIntervalMsDefault: session time between snapshots when
+	// App.SnapshotIntervalMs is zero.
+	SnapshotIntervalMsDefault = 30_000
+)
+
+// System events: the model receives them like view events.
+const (
+	// EventViewJoin: a view joined the session (Event.View).
+	EventViewJoin = "view-join"
+	// EventViewExit: a view left the session (Event.View).
+	EventViewExit = "view-exit"
+)
+
+// App describes a shared application: its model type M, how a new
+// session's model starts, and the handlers of its events.
+type App[M any] struct {
+	// ID names the application, e.g. "io.example.balls".
+	ID string
+	// Version is the model's version: sessions of different versions are
+	// different sessions (part of the session id).
+	Version string
+	// Init sets up the model of a new session.
+	Init func(m *M, ctx *Context)
+	// Events maps event names to handlers. Events with no handler are
+	// ignored.
+	Events map[string]Handler[M]
+	// SnapshotIntervalMs is the session time between snapshots (0: the
+	// default, SnapshotIntervalMsDefault).
+	SnapshotIntervalMs int64
+}
+
+// Handler handles one event for the model m.
+type Handler[M any] func(m *M, ctx *Context, event Event)
+
+// Event is what a handler receives.
+type Event struct {
+	Name string
+	// View is the view that published the event, or the view that joined
+	// or left; empty for events the model published and future messages.
+	View string
+	// Data is the CBOR encoding of the event's data (nil for none).
+	Data []byte
+}
+
+// Decode decodes the event's data into v.
+func (e Event) Decode(v any) error {
+	if e.Data == nil {
+		return fmt.Errorf("island: event %q has no data", e.Name)
+	}
+	return decoding.Unmarshal(e.Data, v)
+}
+
+var (
+	encoding cbor.EncMode
+	decoding cbor.DecMode
+)
+
+func init() {
+	options := cbor.CoreDetEncOptions()
+	options.NaNConvert = cbor.NaNConvert7e00 // one NaN: state hashes agree
+	var err error
+	if encoding, err = options.EncMode(); err != nil {
+		panic(err)
+	}
+	if decoding, err = (cbor.DecOptions{MaxArrayElements: 1 << 24, MaxMapPairs: 1 << 24}).DecMode(); err != nil {
+		panic(err)
+	}
+}
+
+// Encode returns the deterministic CBOR encoding of v (for event data).
+func Encode(v any) ([]byte, error) { return encoding.Marshal(v) }
+
+// state is everything replicated: what a snapshot holds.
+type state[M any] struct {
+	Model       M                         `cbor:"model"`
+	Time        int64                     `cbor:"time"`
+	Seq         uint32                    `cbor:"seq"`
+	HasSeq      bool                      `cbor:"hasSeq"`
+	Random      uint64                    `cbor:"random"`
+	Futures     []futureMessage           `cbor:"futures"`
+	FutureOrder uint64                    `cbor:"futureOrder"`
+	Views       map[string]int            `cbor:"views"`
+	Inputs      map[string]*appliedInputs `cbor:"inputs"`
+	LastPoll    int64                     `cbor:"lastPoll"`
+	Duplicates  uint64                    `cbor:"duplicates"`
+}
+
+type futureMessage struct {
+	At    int64  `cbor:"at"`
+	Order uint64 `cbor:"order"`
+	Name  string `cbor:"name"`
+	Data  []byte `cbor:"data"`
+}
+
+// appliedInputs is the set of input numbers of one view that took effect:
+// all up to Watermark, plus Above.
+type appliedInputs struct {
+	Watermark uint64   `cbor:"watermark"`
+	Above     []uint64 `cbor:"above"`
+}
+
+func (a *appliedInputs) has(n uint64) bool {
+	if n <= a.Watermark {
+		return true
+	}
+	_, found := slices.BinarySearch(a.Above, n)
+	return found
+}
+
+func (a *appliedInputs) add(n uint64) {
+	i, _ := slices.BinarySearch(a.Above, n)
+	a.Above = slices.Insert(a.Above, i, n)
+	for len(a.Above) > 0 && a.Above[0] == a.Watermark+1 {
+		a.Watermark++
+		a.Above = a.Above[1:]
+	}
+	if len(a.Above) == 0 {
+		a.Above = nil
+	}
+}
+
+// Island is one replica of a session's computation. It is not safe for
+// concurrent use.
+type Island[M any] struct {
+	app    App[M]
+	viewID string // the local view (decides who uploads snapshots)
+	state  state[M]
+	ctx    Context
+}
+
+// New returns the island of a new session: Init has run at time 0.
+func New[M any](app App[M], viewID string, out *Effects) *Island[M] {
+	i := &Island[M]{app: app, viewID: viewID}
+	i.state.Random = 0x6d6574726f6e6f6d // the same seed everywhere: the session's stream
+	i.state.Views = map[string]int{}
+	i.state.Inputs = map[string]*appliedInputs{}
+	i.ctx = Context{island: i, out: out}
+	if app.Init != nil {
+		i.call(func() { app.Init(&i.state.Model, &i.ctx) }, out)
+	}
+	return i
+}
+
+// Restore returns an island from a snapshot.
+func Restore[M any](app App[M], viewID string, snapshot []byte) (*Island[M], error) {
+	i := &Island[M]{app: app, viewID: viewID}
+	if err := decoding.Unmarshal(snapshot, &i.state); err != nil {
+		return nil, fmt.Errorf("island: snapshot does not decode: %w", err)
+	}
+	if i.state.Views == nil {
+		i.state.Views = map[string]int{}
+	}
+	if i.state.Inputs == nil {
+		i.state.Inputs = map[string]*appliedInputs{}
+	}
+	i.ctx = Context{island: i}
+	return i, nil
+}
+
+// Model returns the model. Views may read it between calls into the
+// island; they must not change it.
+func (i *Island[M]) Model() *M { return &i.state.Model }
+
+// Time returns the session time the island reached.
+func (i *Island[M]) Time() int64 { return i.state.Time }
+
+// Seq returns the sequence number of the last message applied (ok false
+// before the first).
+func (i *Island[M]) Seq() (seq uint32, ok bool) { return i.state.Seq, i.state.HasSeq }
+
+// Snapshot returns the encoded state and its hash.
+func (i *Island[M]) Snapshot() (data []byte, hash string) {
+	data, err := encoding.Marshal(&i.state)
+	if err != nil {
+		panic(fmt.Sprintf("island: the model does not encode as CBOR: %v", err))
+	}
+	sum := sha256.Sum256(data)
+	return data, hex.EncodeToString(sum[:])
+}
+
+// Hash returns the state hash (the SHA-256 of the snapshot).
+func (i *Island[M]) Hash() string {
+	_, hash := i.Snapshot()
+	return hash
+}
+
+// WantsSnapshot reports whether enough session time passed since the last
+// snapshot poll that a new one is due.
+func (i *Island[M]) WantsSnapshot() bool {
+	interval := i.app.SnapshotIntervalMs
+	if interval <= 0 {
+		interval = SnapshotIntervalMsDefault
+	}
+	return i.state.Time-i.state.LastPoll >= interval
+}
+
+// call runs model code, turning a panic into an error effect: every
+// replica panics alike, so the state stays the same everywhere.
+func (i *Island[M]) call(f func(), out *Effects) {
+	defer func() {
+		if r := recover(); r != nil {
+			out.Errors = append(out.Errors, fmt.Errorf("island: model panicked at time %d: %v", i.state.Time, r))
+		}
+	}()
+	f()
+}
