@@ -133,9 +133,19 @@ func Asin(x float64) float64 {
 
 // Acos returns the arccosine of x in radians, in [0, π]. Acos(x) for
 // |x| > 1 or NaN is CanonicalNaN().
+//
+// Near ±1, π/2 - Asin(x) (Go's math.Acos) cancels catastrophically:
+// math.Acos(1-2**-40) is about a million ulp off. For |x| > 1/2 this uses
+// acos(x) = 2 asin(√((1-x)/2)) instead, whose argument is computed exactly
+// up to the square root, so the result stays within 2 ulp.
 func Acos(x float64) float64 {
-	if x != x || x > 1 || x < -1 {
+	switch {
+	case x != x || x > 1 || x < -1:
 		return CanonicalNaN()
+	case x > 0.5:
+		return float64(2 * Asin(Sqrt((1-x)/2))) // 1-x is exact here
+	case x < -0.5:
+		return math.Pi - float64(2*Asin(Sqrt((1+x)/2)))
 	}
 	return math.Pi/2 - Asin(x)
 }

@@ -36,12 +36,14 @@
 // trigonometric functions and Tanh (the algorithms of Go's own pure-Go
 // math fallbacks). Accuracy, measured by the tests against math/big and
 // against the math package: Exp, Log and Pow are within 1 ulp of the exact
-// result, Tanh and Hypot within 2; Sin, Cos, Tan, Atan, Asin, Acos, Atan2,
-// Exp, Log and Tanh return exactly what Go's pure-Go math fallbacks return
-// (within 2 ulp of math on amd64, which uses assembly for Exp and Log);
-// Sqrt, Floor, Ceil, Trunc, Round, Abs, Mod, Min and Max are exact. Pow is
-// more accurate than math.Pow, which loses up to ~100 ulp when |y×log(x)|
-// is large, and Log is right for subnormal inputs.
+// result; Sin, Cos, Tan, Atan, Asin, Acos, Tanh and Hypot within 2 (Sin,
+// Cos and Tan away from their zeros, see Sin); Sqrt, Floor, Ceil, Trunc,
+// Round, Abs, Mod, Min and Max are exact. Sin, Cos, Tan, Atan, Atan2,
+// Asin, Exp, Log and Tanh return exactly what Go's pure-Go math fallbacks
+// return (within 2 ulp of math on amd64, which uses assembly for Exp and
+// Log). Three functions are deliberately better than math: Pow (math.Pow
+// loses up to ~100 ulp when |y×log(x)| is large), Acos near ±1 (math.Acos
+// cancels: millions of ulp off next to 1) and Log of subnormals.
 //
 // Every product is wrapped in an explicit float64(...) conversion: the Go
 // specification says an explicit conversion rounds to the target type and
