@@ -11,6 +11,7 @@ require (
 require golang.org/x/tools v0.52.0
 
 require (
+	github.com/coder/websocket v1.8.14 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	golang.org/x/mod v0.42.0 // indirect

@@ -250,3 +250,6 @@ func (i *Island[M]) call(f func(), out *Effects) {
 	}()
 	f()
 }
+
+// Decode decodes CBOR data (as Encode writes it) into v.
+func Decode(data []byte, v any) error { return decoding.Unmarshal(data, v) }

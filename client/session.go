@@ -1,0 +1,709 @@
+// Package client is the Go SDK: join a session of a shared, deterministic
+// model written in Go, through any Croquet-protocol reflector (such as
+// metronome serve), natively or in the browser (GOOS=js GOARCH=wasm).
+//
+// The model and its handlers are an App (package island, re-exported here);
+// Join connects a Session, which runs the model's replica, publishes the
+// view's events through the reflector, and lets views read the model and
+// subscribe to what it emits:
+//
+//	session, err := client.Join(ctx, app, client.Options{
+//		Reflector: "ws://127.0.0.1:8888/reflector", Name: "room1", Password: "secret"})
+//	session.Publish("push", Push{X: 1, Y: 2})
+//	session.Read(func(m *Balls, now int64) { draw(m) })
+//
+// Underneath, the connection logic is the pure state machine of package
+// client/link (join, sync, sequence continuity, keep-alive, reconnect with
+// back-off, inputs re-sent until seen reflected) and the replica is the
+// pure runtime of package client/island; this package is the thin shell
+// that runs them: one goroutine, WebSocket connections, HTTP for
+// snapshots, timers, and AES-GCM end-to-end encryption (crypto.go).
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/metronome-sync/metronome/client/island"
+	"github.com/metronome-sync/metronome/client/link"
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// The model side, re-exported: see package island.
+type (
+	App[M any]     = island.App[M]
+	Handler[M any] = island.Handler[M]
+	Context        = island.Context
+	Event          = island.Event
+	Divergence     = island.Divergence
+)
+
+// System events, re-exported.
+const (
+	EventViewJoin = island.EventViewJoin
+	EventViewExit = island.EventViewExit
+)
+
+// Limits of the session shell.
+const (
+	// FrameBytesMax bounds one frame read from the reflector (a SYNC can
+	// carry 100,000 messages).
+	FrameBytesMax = 64 << 20
+	// SnapshotBytesMax bounds a snapshot downloaded or uploaded.
+	SnapshotBytesMax = 256 << 20
+	// InboxFramesMax bounds frames read but not yet processed; the reader
+	// waits (back-pressure on the socket) while it is full.
+	InboxFramesMax = 4096
+	// httpTimeout bounds one snapshot upload or download.
+	httpTimeout = 60 * time.Second
+	// dialTimeout bounds one WebSocket handshake.
+	dialTimeout = 10 * time.Second
+)
+
+// Options configure Join.
+type Options struct {
+	// Reflector is the reflector's WebSocket URL without the session id,
+	// e.g. "ws://127.0.0.1:8888/reflector" (required).
+	Reflector string
+	// Files is the file server's URL for snapshots (default: the
+	// reflector's host with path /files, over http or https).
+	Files string
+	// Name is the session name (required): clients of the same app,
+	// version and name share a session.
+	Name string
+	// Password encrypts everything end to end (required).
+	Password string
+	// ViewID identifies this view (default: 10 random base-36 characters).
+	ViewID string
+	// TickMs is the reflector's heartbeat interval the first joiner asks
+	// for (default 100).
+	TickMs int64
+	// OnDivergence is called (on the session goroutine) when replicas'
+	// state hashes disagree. Default: log at error level.
+	OnDivergence func(island.Divergence)
+	// Logger receives the session's log (default: slog.Default()).
+	Logger *slog.Logger
+	// HTTPClient fetches and stores snapshots (default: a client with a
+	// timeout).
+	HTTPClient *http.Client
+}
+
+// Session is a joined session. Its methods are safe for concurrent use.
+type Session[M any] struct {
+	app       App[M]
+	options   Options
+	id        string
+	viewID    string
+	sealer    *sealer
+	tove      string
+	logger    *slog.Logger
+	http      *http.Client
+	filesBase string
+
+	commands chan func()
+	inbox    chan inboxItem
+	done     chan struct{}
+	closing  sync.Once
+
+	// Owned by the run goroutine.
+	link        *link.Link
+	island      *island.Island[M]
+	islandOut   island.Effects
+	conns       map[link.ConnID]*transport
+	start       time.Time
+	subscribers map[string][]func(data []byte)
+	joinedOnce  chan struct{}
+	joinErr     error
+	err         error
+	lastPoll    time.Time
+	// snapshotURL is the snapshot the replica was last rebuilt from.
+	snapshotURL string
+}
+
+// Stats are a session's counters.
+type Stats struct {
+	link.Stats
+	// SnapshotURL is the snapshot this replica was last rebuilt from ("" if
+	// it started fresh).
+	SnapshotURL string
+}
+
+// Stats returns the session's counters.
+func (s *Session[M]) Stats() Stats {
+	var stats Stats
+	s.do(func() { stats = Stats{Stats: s.link.Stats(), SnapshotURL: s.snapshotURL} })
+	return stats
+}
+
+// transport is one WebSocket connection: a reader goroutine feeding the
+// inbox and a writer goroutine draining a bounded queue.
+type transport struct {
+	id     link.ConnID
+	conn   *websocket.Conn
+	writes chan []byte
+	cancel context.CancelFunc
+}
+
+type inboxItem struct {
+	conn   link.ConnID
+	event  link.Event
+	frames []byte
+}
+
+// Join derives the session id and key, connects, and returns once the
+// session is joined (the model is synced and this view's inputs flow),
+// ctx is done, or joining failed for good (for example ErrWrongPassword).
+func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M], error) {
+	if options.Reflector == "" || options.Name == "" || options.Password == "" {
+		return nil, errors.New("client: Options.Reflector, Name and Password are required")
+	}
+	if app.ID == "" {
+		return nil, errors.New("client: App.ID is required")
+	}
+	if options.ViewID == "" {
+		options.ViewID = randomViewID()
+	}
+	if options.TickMs == 0 {
+		options.TickMs = 100
+	}
+	files := options.Files
+	if files == "" {
+		base, err := url.Parse(options.Reflector)
+		if err != nil {
+			return nil, fmt.Errorf("client: Options.Reflector: %w", err)
+		}
+		scheme := "http"
+		if base.Scheme == "wss" || base.Scheme == "https" {
+			scheme = "https"
+		}
+		files = scheme + "://" + base.Host + "/files"
+	}
+	id := sessionID(app.ID, app.Version, options.Name)
+	seal, err := newSealer(options.Password, app.ID, options.Name, id)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session[M]{
+		app: app, options: options, id: id, viewID: options.ViewID, sealer: seal,
+		logger:      options.Logger,
+		http:        options.HTTPClient,
+		filesBase:   strings.TrimSuffix(files, "/"),
+		commands:    make(chan func(), 64),
+		inbox:       make(chan inboxItem, InboxFramesMax),
+		done:        make(chan struct{}),
+		conns:       map[link.ConnID]*transport{},
+		start:       time.Now(),
+		subscribers: map[string][]func([]byte){},
+		joinedOnce:  make(chan struct{}),
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.logger = s.logger.With("session", options.Name, "view", s.viewID)
+	if s.http == nil {
+		s.http = &http.Client{Timeout: httpTimeout}
+	}
+	s.tove = seal.sealString(purposeTove, []byte(id))
+	s.link, err = link.New(link.Config{
+		SessionID: id, ViewID: s.viewID, Seed: randomSeed(),
+		Join: protocol.JoinRequest{Name: app.ID + "/" + options.Name, AppID: app.ID, PersistentID: id,
+			URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: 1250},
+	})
+	if err != nil {
+		return nil, err
+	}
+	go s.run()
+	select {
+	case <-s.joinedOnce:
+		if s.joinErr != nil {
+			return nil, s.joinErr
+		}
+		return s, nil
+	case <-ctx.Done():
+		s.Leave()
+		return nil, ctx.Err()
+	}
+}
+
+// ID returns the session id (the last segment of the reflector URL).
+func (s *Session[M]) ID() string { return s.id }
+
+// ViewID returns this view's id.
+func (s *Session[M]) ViewID() string { return s.viewID }
+
+// Done is closed when the session ended (Leave, or a fatal error: Err).
+func (s *Session[M]) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended (nil after Leave or while it runs).
+func (s *Session[M]) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// do runs f on the session goroutine and waits for it.
+func (s *Session[M]) do(f func()) error {
+	finished := make(chan struct{})
+	select {
+	case s.commands <- func() { f(); close(finished) }:
+	case <-s.done:
+		return errors.New("client: the session has ended")
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-s.done:
+		return errors.New("client: the session has ended")
+	}
+}
+
+// Publish sends an event from this view to the model, through the
+// reflector: every replica handles it at the same session time. data is
+// encoded as CBOR. Inputs published while disconnected are sent after the
+// reconnect; each takes effect exactly once.
+func (s *Session[M]) Publish(name string, data any) error {
+	encoded, err := island.Encode(data)
+	if data == nil {
+		encoded, err = nil, nil
+	}
+	if err != nil {
+		return fmt.Errorf("client: Publish(%q): %w", name, err)
+	}
+	payload, err := s.payload(island.Envelope{Kind: island.KindEvent, Name: name, Data: encoded})
+	if err != nil {
+		return err
+	}
+	var rejected error
+	err = s.do(func() {
+		if out := s.stepLink(link.Submit{Payload: payload}); len(out.Rejected) > 0 {
+			rejected = out.Rejected[0]
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return rejected
+}
+
+func (s *Session[M]) payload(envelope island.Envelope) (json.RawMessage, error) {
+	plaintext, err := island.Encode(envelope)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`"` + s.sealer.sealString(purposePayload, plaintext) + `"`), nil
+}
+
+// Subscribe calls fn (on the session goroutine) with the data of every
+// event the model emits under name (Context.Emit).
+func (s *Session[M]) Subscribe(name string, fn func(data []byte)) {
+	s.do(func() { s.subscribers[name] = append(s.subscribers[name], fn) })
+}
+
+// Read calls fn with the model and the session time, on the session
+// goroutine, between messages: the model is consistent. fn must not
+// change the model or keep it.
+func (s *Session[M]) Read(fn func(m *M, now int64)) error {
+	return s.do(func() {
+		if s.island != nil {
+			fn(s.island.Model(), s.island.Time())
+		}
+	})
+}
+
+// State returns the session time, the last sequence number applied and
+// the state hash of the replica.
+func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
+	err = s.do(func() {
+		if s.island != nil {
+			now = s.island.Time()
+			seq, _ = s.island.Seq()
+			hash = s.island.Hash()
+		}
+	})
+	return now, seq, hash, err
+}
+
+// Leave leaves the session (close 1000) and stops the session goroutine.
+func (s *Session[M]) Leave() error {
+	s.do(func() {
+		s.stepLink(link.Leave{})
+		s.finish(nil)
+	})
+	<-s.done
+	return nil
+}
+
+// finish ends the session (on the session goroutine).
+func (s *Session[M]) finish(err error) {
+	s.closing.Do(func() {
+		s.err = err
+		for _, t := range s.conns {
+			t.cancel()
+		}
+		select {
+		case <-s.joinedOnce:
+		default:
+			s.joinErr = err
+			if err == nil {
+				s.joinErr = errors.New("client: left before joining")
+			}
+			close(s.joinedOnce)
+		}
+		close(s.done)
+	})
+}
+
+func (s *Session[M]) now() int64 { return time.Since(s.start).Milliseconds() }
+
+// run is the session goroutine: it owns the link and the island.
+func (s *Session[M]) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	s.stepLink(link.Start{})
+	for {
+		select {
+		case <-s.done:
+			return
+		case f := <-s.commands:
+			f()
+		case item := <-s.inbox:
+			if item.frames != nil {
+				s.stepLink(link.Received{Conn: item.conn, Data: item.frames})
+			} else {
+				s.stepLink(item.event)
+			}
+		case <-timer.C:
+			s.stepLink(link.Wake{})
+		}
+		s.maybePoll()
+		wake := s.link.NextWake()
+		wait := time.Hour
+		if wake != 1<<63-1 {
+			wait = max(time.Duration(wake-s.now())*time.Millisecond, 0)
+		}
+		if s.island != nil && s.link.Joined() {
+			wait = min(wait, time.Second) // check for snapshot polls
+		}
+		timer.Reset(wait)
+	}
+}
+
+// maybePoll sends a snapshot poll when the model's snapshot is due (each
+// client at most once per snapshot interval; the reflector forwards at
+// most one per 5 s).
+func (s *Session[M]) maybePoll() {
+	if s.island == nil || !s.link.Joined() || !s.island.WantsSnapshot() {
+		return
+	}
+	interval := time.Duration(s.app.SnapshotIntervalMs) * time.Millisecond
+	if interval <= 0 {
+		interval = island.SnapshotIntervalMsDefault * time.Millisecond
+	}
+	if time.Since(s.lastPoll) < interval {
+		return
+	}
+	s.lastPoll = time.Now()
+	payload, err := s.payload(island.Envelope{Kind: island.KindPoll})
+	if err == nil {
+		s.stepLink(link.Poll{Payload: payload})
+	}
+}
+
+// stepLink steps the link and executes its effects (which may step the
+// link again, for votes: each step has its own effects).
+func (s *Session[M]) stepLink(event link.Event) *link.Effects {
+	out := &link.Effects{}
+	s.link.Step(s.now(), event, out)
+	if out.Close != nil {
+		if t := s.conns[out.Close.Conn]; t != nil {
+			delete(s.conns, t.id)
+			go func() {
+				t.conn.Close(websocket.StatusCode(out.Close.Code), out.Close.Reason)
+				t.cancel()
+			}()
+		}
+	}
+	if out.Dial != 0 {
+		s.dial(out.Dial)
+	}
+	for _, frame := range out.Frames {
+		if t := s.conns[frame.Conn]; t != nil {
+			select {
+			case t.writes <- frame.Data:
+			default:
+				s.logger.Warn("outbound queue full; dropping the connection", "frames", cap(t.writes))
+				t.cancel()
+			}
+		}
+	}
+	for _, note := range out.Notes {
+		s.logger.Debug(note)
+	}
+	for i := range out.Deliveries {
+		if err := s.deliver(&out.Deliveries[i]); err != nil {
+			s.logger.Error("session failed", "err", err)
+			s.link.Step(s.now(), link.Leave{}, &link.Effects{})
+			s.finish(err)
+			return out
+		}
+	}
+	if out.Joined {
+		s.logger.Info("joined", "session id", s.id)
+		select {
+		case <-s.joinedOnce:
+		default:
+			close(s.joinedOnce)
+		}
+	}
+	if out.Failed != nil {
+		s.finish(out.Failed)
+	}
+	return out
+}
+
+// deliver hands one delivery to the island.
+func (s *Session[M]) deliver(d *link.Delivery) error {
+	s.islandOut.Reset()
+	switch d.Kind {
+	case link.DeliverReset:
+		sync := d.Sync
+		if sync.Tove != "" {
+			if plain, err := s.sealer.openString(purposeTove, sync.Tove); err != nil || string(plain) != s.id {
+				return ErrWrongPassword
+			}
+		}
+		s.snapshotURL = sync.URL
+		if sync.URL == "" {
+			s.island = island.New(s.app, s.viewID, &s.islandOut)
+			break
+		}
+		restored, err := s.downloadSnapshot(sync.URL)
+		if err != nil {
+			return err
+		}
+		s.island = restored
+	case link.DeliverMessage:
+		message, err := s.message(d)
+		if err != nil {
+			s.logger.Warn("unusable message; applied as empty", "seq", d.Message.Seq, "err", err)
+		}
+		s.island.Apply(message, &s.islandOut)
+	case link.DeliverTime:
+		s.island.Advance(d.Time, &s.islandOut)
+	}
+	s.islandEffects()
+	return nil
+}
+
+// message turns a delivered message into the island's form, decrypting
+// view payloads.
+func (s *Session[M]) message(d *link.Delivery) (island.Message, error) {
+	m := island.Message{Time: d.Message.Time, Seq: d.Message.Seq}
+	payload := d.Message.Payload
+	if len(payload) > 0 && payload[0] == '{' {
+		if users, ok := protocol.DecodeUsers(payload); ok {
+			m.Users = &users
+		} else if tally, ok := protocol.DecodeTally(payload); ok {
+			m.Tally = &tally
+		}
+		return m, nil
+	}
+	var text string
+	if err := json.Unmarshal(payload, &text); err != nil {
+		return m, err
+	}
+	plain, err := s.sealer.openString(purposePayload, text)
+	if err != nil {
+		return m, err
+	}
+	var envelope island.Envelope
+	if err := island.Decode(plain, &envelope); err != nil {
+		return m, err
+	}
+	m.Envelope = &envelope
+	if d.IsInput {
+		m.View, m.Input = d.Input.ViewID, d.Input.Seq
+	}
+	return m, nil
+}
+
+func (s *Session[M]) islandEffects() {
+	out := &s.islandOut
+	for _, emit := range out.Emits {
+		for _, fn := range s.subscribers[emit.Name] {
+			fn(emit.Data)
+		}
+	}
+	for _, vote := range out.Votes {
+		s.stepLink(link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload,
+			TallyTarget: json.RawMessage(`["handleSnapshotVote"]`)})
+	}
+	for _, upload := range out.Uploads {
+		s.uploadSnapshot(upload)
+	}
+	for _, d := range out.Divergences {
+		if s.options.OnDivergence != nil {
+			s.options.OnDivergence(d)
+		} else {
+			s.logger.Error("divergence", "err", d.Error(), "this replica diverged", d.Local)
+		}
+	}
+	for _, err := range out.Errors {
+		s.logger.Error("model error", "err", err)
+	}
+}
+
+func (s *Session[M]) snapshotTarget(upload island.Upload) string {
+	return fmt.Sprintf("%s/snapshots/%s/%010d_%d-%s.snap", s.filesBase, s.id, upload.Time, upload.Seq, upload.Hash[:16])
+}
+
+// uploadSnapshot encrypts and PUTs a snapshot in the background, then
+// announces it with SNAP.
+func (s *Session[M]) uploadSnapshot(upload island.Upload) {
+	target := s.snapshotTarget(upload)
+	sealed := s.sealer.seal(purposeSnapshot, upload.Data)
+	go func() {
+		request, err := http.NewRequest(http.MethodPut, target, bytes.NewReader(sealed))
+		if err == nil {
+			var response *http.Response
+			response, err = s.http.Do(request)
+			if err == nil {
+				io.Copy(io.Discard, response.Body)
+				response.Body.Close()
+				if response.StatusCode/100 != 2 {
+					err = fmt.Errorf("PUT %s: %s", target, response.Status)
+				}
+			}
+		}
+		if err != nil {
+			s.logger.Warn("snapshot upload failed", "err", err)
+			return
+		}
+		s.do(func() {
+			s.stepLink(link.Snapshot{Time: upload.Time, Seq: upload.Seq, Hash: upload.Hash, URL: target})
+		})
+	}()
+}
+
+func (s *Session[M]) downloadSnapshot(target string) (*island.Island[M], error) {
+	response, err := s.http.Get(target)
+	if err != nil {
+		return nil, fmt.Errorf("client: downloading the snapshot: %w", err)
+	}
+	defer response.Body.Close()
+	if response.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("client: downloading the snapshot %s: %s", target, response.Status)
+	}
+	sealed, err := io.ReadAll(io.LimitReader(response.Body, SnapshotBytesMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: downloading the snapshot: %w", err)
+	}
+	if len(sealed) > SnapshotBytesMax {
+		return nil, fmt.Errorf("client: the snapshot exceeds %d bytes (SnapshotBytesMax)", SnapshotBytesMax)
+	}
+	data, err := s.sealer.open(purposeSnapshot, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return island.Restore(s.app, s.viewID, data)
+}
+
+// dial opens connection id in the background; the outcome arrives in the
+// inbox as Opened or Closed.
+func (s *Session[M]) dial(id link.ConnID) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &transport{id: id, writes: make(chan []byte, InboxFramesMax), cancel: cancel}
+	s.conns[id] = t
+	target := strings.TrimSuffix(s.options.Reflector, "/") + "/" + s.id
+	go func() {
+		dialCtx, cancelDial := context.WithTimeout(ctx, dialTimeout)
+		conn, _, err := websocket.Dial(dialCtx, target, nil)
+		cancelDial()
+		if err != nil {
+			s.post(inboxItem{conn: id, event: link.Closed{Conn: id, Code: 1006, Reason: err.Error()}})
+			return
+		}
+		conn.SetReadLimit(FrameBytesMax)
+		t.conn = conn
+		s.post(inboxItem{conn: id, event: link.Opened{Conn: id}})
+		go func() {
+			for {
+				select {
+				case frame := <-t.writes:
+					if err := conn.Write(ctx, websocket.MessageText, frame); err != nil {
+						cancel()
+						return
+					}
+				case <-ctx.Done():
+					conn.CloseNow()
+					return
+				}
+			}
+		}()
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				code := int(websocket.CloseStatus(err))
+				if code < 0 {
+					code = 1006
+				}
+				s.post(inboxItem{conn: id, event: link.Closed{Conn: id, Code: code, Reason: err.Error()}})
+				cancel()
+				return
+			}
+			s.post(inboxItem{conn: id, frames: data})
+		}
+	}()
+}
+
+func (s *Session[M]) post(item inboxItem) {
+	select {
+	case s.inbox <- item:
+	case <-s.done:
+	}
+}
+
+// dropConnection breaks the current connection without a close frame, as
+// a network failure would (for tests).
+func (s *Session[M]) dropConnection() {
+	s.do(func() {
+		for _, t := range s.conns {
+			t.cancel()
+		}
+	})
+}
+
+func randomViewID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [10]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
+	}
+	return string(b[:])
+}
+
+func randomSeed() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	var seed uint64
+	for _, v := range b {
+		seed = seed<<8 | uint64(v)
+	}
+	return seed
+}
