@@ -8,7 +8,7 @@ import (
 	"golang.org/x/tools/go/ast/inspector"
 )
 
-const useQueue = "a model is single-threaded: call the code directly, keep pending work in a slice, or schedule a future message"
+const useQueue = "a model is single-threaded: call the code directly, keep pending work in a slice, or schedule a future message (island.Context.Future)"
 
 // checkConcurrency reports go statements and every use of channels: their
 // timing is the scheduler's choice and differs between replicas. Channel

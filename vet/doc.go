@@ -7,7 +7,7 @@
 // operating system and architecture (amd64, arm64, wasm). One call to
 // time.Now, one range over a map or one goroutine makes the replicas
 // diverge, usually long after the cause and on someone else's machine.
-// [Analyzer] reports those constructs at compile time:
+// [Analyzer] reports those constructs before the code runs:
 //
 //   - range over a map, maps.Keys/Values/All not fed to slices.Sorted, and
 //     reflect.Value.MapKeys/MapRange: Go randomizes map iteration order;

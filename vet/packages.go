@@ -10,7 +10,7 @@ import (
 // A model gets every input through reflector-stamped messages, so these
 // messages end most sentences below.
 const (
-	useSessionRandom = "use the session's seeded random source, which every replica draws from in the same order"
+	useSessionRandom = "use the session's seeded random source (island.Context Random, Float64, Intn), which every replica draws from in the same order"
 	useMessages      = "a model receives all input as reflector-stamped messages: do the I/O in the view and publish the result"
 	singleThreaded   = "the model runtime delivers one message at a time, so a model needs no locks, atomics or scheduler control"
 )
@@ -93,6 +93,15 @@ var transcendental = map[string]bool{
 	"J0": true, "J1": true, "Jn": true, "Y0": true, "Y1": true, "Yn": true,
 }
 
+const dmathPath = "github.com/metronome-sync/metronome/dmath"
+
+// inDmath are the transcendental functions that package dmath provides
+// under the same name.
+var inDmath = map[string]bool{
+	"Sin": true, "Cos": true, "Tan": true, "Asin": true, "Acos": true, "Atan": true, "Atan2": true,
+	"Exp": true, "Log": true, "Pow": true, "Tanh": true, "Hypot": true,
+}
+
 // checkIdent reports uses of package-level members of time and math,
 // however they are imported (qualified or dot import).
 func (c *checker) checkIdent(ident *ast.Ident) {
@@ -106,7 +115,11 @@ func (c *checker) checkIdent(ident *ast.Ident) {
 		c.checkTime(ident, name)
 	case "math":
 		if _, isFunc := object.(*types.Func); isFunc && transcendental[name] {
-			c.report(ident, categoryMath, "math."+name+": its result may differ in the last bit between amd64, arm64 and wasm (assembly on some targets, fused multiply-add in others), and replicas diverge; use dmath."+name+" from github.com/metronome-sync/metronome/dmath, which is bit-identical everywhere")
+			instead := "use dmath." + name + " from " + dmathPath + ", which is bit-identical everywhere"
+			if !inDmath[name] {
+				instead = dmathPath + " has no " + name + " yet: build it from dmath's Exp, Log, Pow, Sin, Atan and exact arithmetic, or add it there"
+			}
+			c.report(ident, categoryMath, "math."+name+": its result may differ in the last bit between amd64, arm64 and wasm (assembly on some targets, fused multiply-add on others), and replicas diverge; "+instead)
 		}
 	}
 }
@@ -115,9 +128,9 @@ func (c *checker) checkTime(ident *ast.Ident, name string) {
 	switch {
 	case allowedTime[name]:
 	case name == "Now" || name == "Since" || name == "Until":
-		c.report(ident, categoryTime, "time."+name+" reads the local wall clock, which differs on every replica; use the session time that the reflector stamps on each message")
+		c.report(ident, categoryTime, "time."+name+" reads the local wall clock, which differs on every replica; use the session time that the reflector stamps on each message (island.Context.Now, in ms)")
 	case timers[name]:
-		c.report(ident, categoryTime, "time."+name+" waits in real time, which passes differently on every replica; schedule a future message in session time instead")
+		c.report(ident, categoryTime, "time."+name+" waits in real time, which passes differently on every replica; schedule a future message in session time instead (island.Context.Future)")
 	default:
 		c.report(ident, categoryTime, "time."+name+" depends on wall-clock time, time zones or the local clock, which differ between replicas; keep time as session milliseconds (an integer) and time.Duration")
 	}

@@ -32,12 +32,12 @@ makes the replicas diverge. metronome vet reports, with what to use instead:
                 → for _, k := range slices.Sorted(maps.Keys(m))
   concurrency   go statements; channel types, sends, receives, range; select
                 → a model is single-threaded: call directly, queue in a slice,
-                  or schedule a future message
+                  or schedule a future message (island.Context.Future)
   time          time.Now, Since, Sleep, After, timers, time.Time, ...
                 (time.Duration and its units are fine)
-                → the session time stamped on each message
+                → the session time stamped on each message (island.Context.Now)
   imports       math/rand, math/rand/v2, crypto/rand, hash/maphash
-                → the session's seeded random source
+                → the session's seeded random source (island.Context.Random)
                 os, net, syscall, io/ioutil, runtime, sync, sync/atomic, unsafe
                 (and their subpackages)
                 → input arrives as messages; I/O belongs in the view
@@ -45,6 +45,7 @@ makes the replicas diverge. metronome vet reports, with what to use instead:
                 (the last bit differs between platforms; Sqrt, Floor, Mod, FMA
                 are exact and fine)
                 → the same function in github.com/metronome-sync/metronome/dmath
+                  (Sin, Cos, Tan, Asin, Acos, Atan, Atan2, Exp, Log, Pow, Tanh, Hypot)
   multiply-add  x*y + z, z - x*y, z += x*y on floats (fused into one FMA on
                 arm64, not on wasm)
                 → float64(x*y) + z, or math.FMA(x, y, z)

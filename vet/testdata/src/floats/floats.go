@@ -34,3 +34,7 @@ func multiplyAdd(x, y, z float64, m Meters, w float32) (float64, Meters, float32
 	i += i*j + n
 	return r + k, m, w
 }
+
+func notInDmath(x float64) float64 {
+	return math.Cbrt(x) // want `math.Cbrt: .* github.com/metronome-sync/metronome/dmath has no Cbrt yet`
+}
