@@ -338,6 +338,18 @@ func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 	return now, seq, hash, err
 }
 
+// LastVote returns the session time and state hash of this replica's
+// latest snapshot vote: replicas vote at the same session times, so equal
+// LastVotes mean equal states at that time ("" before the first vote).
+func (s *Session[M]) LastVote() (time int64, hash string) {
+	s.do(func() {
+		if s.island != nil {
+			time, hash = s.island.LastVote()
+		}
+	})
+	return time, hash
+}
+
 // Leave leaves the session (close 1000) and stops the session goroutine.
 func (s *Session[M]) Leave() error {
 	s.do(func() {

@@ -225,6 +225,7 @@ func (i *Island[M]) poll(out *Effects) {
 	}
 	i.state.LastPoll = i.state.Time
 	_, hash := i.Snapshot()
+	i.lastVoteTime, i.lastVoteHash = i.state.Time, hash
 	// cpuTime ranks would-be uploaders; a value derived from the view id
 	// spreads the work without measuring anything.
 	vote, _ := json.Marshal(snapshotVote{CPUTime: float64(hashString(i.viewID)%100000) / 1000, Hash: hash, ViewID: i.viewID})

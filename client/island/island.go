@@ -172,7 +172,16 @@ type Island[M any] struct {
 	viewID string // the local view (decides who uploads snapshots)
 	state  state[M]
 	ctx    Context
+	// lastVote is this replica's latest snapshot vote (local, not
+	// replicated): every replica votes at the same session time.
+	lastVoteTime int64
+	lastVoteHash string
 }
+
+// LastVote returns the session time and state hash of this replica's
+// latest snapshot vote ("" before the first). Replicas vote at the same
+// session times, so equal LastVotes mean equal states at that time.
+func (i *Island[M]) LastVote() (time int64, hash string) { return i.lastVoteTime, i.lastVoteHash }
 
 // New returns the island of a new session: Init has run at time 0.
 func New[M any](app App[M], viewID string, out *Effects) *Island[M] {
