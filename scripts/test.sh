@@ -19,6 +19,10 @@ fi
 
 step "go test -race ./..."
 go test -race -count=1 ./...
+
+step "simulator: 500 seeds under every fault, and the self-test that it finds known bugs"
+go run ./cmd/metronome sim --seeds 500
+go test -tags simbugs -count=1 -run 'TestSimFindsKnownBugs|TestSimWithoutBugsIsClean' ./sim
 step "dmath: bit-identical on amd64 v1/v3, arm64 (qemu), wasm (Node)"; ./scripts/crosstarget.sh
 
 step "JS compatibility tests (@croquet/croquet 2.0.4 in Node.js and Chromium)"
