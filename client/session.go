@@ -402,7 +402,7 @@ func (s *Session[M]) run() {
 		case <-timer.C:
 			s.stepLink(link.Wake{})
 		}
-		s.maybePoll()
+		s.maybePoll(false)
 		wake := s.link.NextWake()
 		wait := time.Hour
 		if wake != 1<<63-1 {
@@ -415,11 +415,11 @@ func (s *Session[M]) run() {
 	}
 }
 
-// maybePoll sends a snapshot poll when the model's snapshot is due (each
-// client at most once per snapshot interval; the reflector forwards at
-// most one per 5 s).
-func (s *Session[M]) maybePoll() {
-	if s.island == nil || !s.link.Joined() || !s.island.WantsSnapshot() {
+// maybePoll sends a snapshot poll when the model's snapshot is due, or
+// when the reflector asked for one (force): each client at most once per
+// snapshot interval; the reflector forwards at most one per 5 s.
+func (s *Session[M]) maybePoll(force bool) {
+	if s.island == nil || !s.link.Joined() || !(force || s.island.WantsSnapshot()) {
 		return
 	}
 	interval := time.Duration(s.app.SnapshotIntervalMs) * time.Millisecond
@@ -481,6 +481,10 @@ func (s *Session[M]) stepLink(event link.Event) *link.Effects {
 		default:
 			close(s.joinedOnce)
 		}
+	}
+	if out.SnapshotRequested {
+		s.lastPoll = time.Time{}
+		s.maybePoll(true)
 	}
 	if out.Failed != nil {
 		s.finish(out.Failed)

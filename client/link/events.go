@@ -150,6 +150,9 @@ type Effects struct {
 	Deliveries []Delivery
 	// Joined: the join completed during this step; inputs flow.
 	Joined bool
+	// SnapshotRequested: the reflector asked for a snapshot (REQU: its
+	// buffer of messages since the last snapshot is filling up).
+	SnapshotRequested bool
 	// Failed, when set, is a fatal error: the link stopped for good.
 	Failed error
 	// Rejected holds submits refused (PendingInputsMax reached).
@@ -167,6 +170,7 @@ func (e *Effects) Reset() {
 	clear(e.Deliveries)
 	e.Deliveries = e.Deliveries[:0]
 	e.Joined = false
+	e.SnapshotRequested = false
 	e.Failed = nil
 	e.Rejected = e.Rejected[:0]
 	e.Notes = e.Notes[:0]

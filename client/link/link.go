@@ -325,6 +325,8 @@ func (l *Link) received(now int64, data []byte, out *Effects) {
 		}
 	case protocol.ActionInfo:
 		out.Notes = append(out.Notes, fmt.Sprintf("reflector INFO %s: %s", frame.Info.Code, frame.Info.Message))
+	case protocol.ActionRequ:
+		out.SnapshotRequested = true
 	}
 }
 

@@ -91,6 +91,9 @@ func TestJoinSubmitAcknowledge(t *testing.T) {
 	if h.link.PendingInputs() != 1 || len(out.Deliveries) != 1 || !out.Deliveries[0].IsInput || out.Deliveries[0].Input != (InputTag{"view1", 1}) {
 		t.Fatalf("after the echo: pending %d, deliveries %+v", h.link.PendingInputs(), out.Deliveries)
 	}
+	if out := h.frame(protocol.AppendRequ(nil, "S")); !out.SnapshotRequested {
+		t.Fatal("REQU not reported")
+	}
 	h.frame(protocol.AppendTick(nil, "S", 350))
 	if _, seq, now, _ := h.link.Position(); seq != firstSeq+2 || now != 350 {
 		t.Fatalf("position seq %d time %d", seq, now)
