@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -13,55 +14,87 @@ import (
 	"github.com/metronome-sync/metronome/reflector"
 )
 
-// conn is one client WebSocket connection. Its reader goroutine decodes
-// frames and hands them to the session; its writer goroutine sends what the
-// session queued, coalescing everything queued into one flush. The queue is
-// bounded: a client that does not keep up is disconnected with a reconnect
-// code instead of stalling the session or growing memory without limit.
+// conn is one client WebSocket connection.
+//
+// Writing: the session actor queues frames (bounded: a client that does
+// not keep up is disconnected with a reconnect code instead of stalling the
+// session or growing memory without limit) and then flushes the queue. A
+// flush writes everything queued in one write, without blocking, in the
+// calling goroutine; only when the socket does not take it all (a slow
+// client), or for the close handshake, does a writer goroutine take over,
+// and it exits when the queue is empty. An idle connection has no writer
+// goroutine and no write buffer.
+//
+// Reading: a reader goroutine decodes frames and hands them to the session.
+// Where the platform allows (conn_readpoll_linux.go) it exits when the
+// socket has nothing more to read, returning its read buffer to a pool,
+// and a shared poller starts a new one when data arrives. An idle
+// connection then has no goroutine at all.
 type conn struct {
 	id      reflector.ConnID
 	server  *Server
 	netConn net.Conn
-	reader  *bufio.Reader
-	writer  *bufio.Writer
+	// rawConn gives non-blocking writes and read readiness; nil when the
+	// connection has no file descriptor (net.Pipe in tests).
+	rawConn syscall.RawConn
 	remote  string
+	// onFinished runs once when the connection is closed (server accounting).
+	onFinished func()
+
+	// Owned by the running reader goroutine.
+	reader       *bufio.Reader // nil while the reader is parked
+	leftover     []byte        // read before the socket (bytes buffered at the upgrade)
+	messages     *messageReader
+	session      *sessionActor
+	pongsPending bool   // pongs queued, not yet flushed
+	pollKey      uint64 // non-zero: registered with the read poller
+
+	// flushPending is owned by the session actor: the conn has frames
+	// queued since the actor's last flush.
+	flushPending bool
 
 	mu             sync.Mutex
 	queue          []outFrame
+	spare          []outFrame // the queue's other buffer, reused while writing
 	queuedBytes    int
 	closeCode      int // non-zero: close requested
 	closeReason    string
-	wake           chan struct{} // capacity 1: the writer has work
+	writing        bool          // a goroutine owns the socket's write side
+	readerGone     bool          // the reader has exited: write what is queued, then close
+	readerParked   bool          // no reader goroutine runs; the poller starts one
 	closeRequested chan struct{} // closed when a close is requested
 	readerDone     chan struct{} // closed when the reader exits
-	writerDone     chan struct{} // closed when the writer exits
+	writerDone     chan struct{} // closed when the connection is closed
 }
 
 func newConn(server *Server, id reflector.ConnID, netConn net.Conn, rw *bufio.ReadWriter, remote string) *conn {
-	return &conn{
+	c := &conn{
 		id:             id,
 		server:         server,
 		netConn:        netConn,
-		reader:         rw.Reader,
-		writer:         rw.Writer,
 		remote:         remote,
-		wake:           make(chan struct{}, 1),
 		closeRequested: make(chan struct{}),
 		readerDone:     make(chan struct{}),
 		writerDone:     make(chan struct{}),
 	}
-}
-
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	// The bytes the client sent after its upgrade request are read first;
+	// then rw is dropped: reads and writes go to the socket directly (the
+	// upgrade response in rw.Writer was flushed by the upgrader).
+	if buffered := rw.Reader.Buffered(); buffered > 0 {
+		leftover, _ := rw.Reader.Peek(buffered)
+		c.leftover = append([]byte(nil), leftover...)
 	}
+	if sysConn, ok := netConn.(syscall.Conn); ok {
+		if rawConn, err := sysConn.SyscallConn(); err == nil {
+			c.rawConn = rawConn
+		}
+	}
+	return c
 }
 
-// enqueue queues a frame for sending. Ticks are skipped while the queue
-// holds unsent frames (spec §4.2). A full queue closes the connection with
-// CloseSlowClient (the client reconnects and resyncs).
+// enqueue queues a frame for sending; the caller flushes. Ticks are skipped
+// while the queue holds unsent frames (spec §4.2). A full queue closes the
+// connection with CloseSlowClient (the client reconnects and resyncs).
 func (c *conn) enqueue(frame []byte, tick bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -83,14 +116,14 @@ func (c *conn) enqueue(frame []byte, tick bool) {
 	}
 	c.queue = append(c.queue, outFrame{data: frame})
 	c.queuedBytes += len(frame)
-	c.signal()
 }
 
-// close asks the writer to send a close frame after the queued frames.
+// close asks for a close frame after the queued frames.
 func (c *conn) close(code int, reason string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.requestCloseLocked(code, reason)
+	c.mu.Unlock()
+	c.flush()
 }
 
 func (c *conn) requestCloseLocked(code int, reason string) {
@@ -100,7 +133,6 @@ func (c *conn) requestCloseLocked(code int, reason string) {
 	c.closeCode = code
 	c.closeReason = protocol.TruncateReason(reason)
 	close(c.closeRequested)
-	c.signal()
 }
 
 // closeHandshakeTimeout is how long the server waits for the client's close
@@ -113,133 +145,250 @@ type outFrame struct {
 	pong bool
 }
 
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	defer c.netConn.Close()
-	var batch []outFrame
-	for {
-		readerGone := false
-		select {
-		case <-c.wake:
-		case <-c.readerDone:
-			readerGone = true
-		}
-		c.mu.Lock()
-		batch, c.queue = c.queue, batch[:0]
-		c.queuedBytes = 0
-		closeCode, closeReason := c.closeCode, c.closeReason
+// flush writes what is queued. It never blocks on the socket: what the
+// socket takes at once is written by the calling goroutine (write
+// coalescing: all queued frames in one write); the rest, and the close
+// handshake, are left to a writer goroutine.
+func (c *conn) flush() {
+	c.mu.Lock()
+	if c.writing || (len(c.queue) == 0 && c.closeCode == 0 && !c.readerGone) {
 		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	if c.closeCode != 0 || c.readerGone || c.rawConn == nil || c.queuedBytes > inlineWriteBytesMax {
+		c.mu.Unlock()
+		go c.writeLoop(nil)
+		return
+	}
+	batch := c.takeQueueLocked()
+	c.mu.Unlock()
 
-		_ = c.netConn.SetWriteDeadline(time.Now().Add(c.server.config.WriteTimeout))
-		var err error
-		for i, frame := range batch {
-			if err == nil {
-				opCode := ws.OpText
-				if frame.pong {
-					opCode = ws.OpPong
-				}
-				err = writeFrame(c.writer, opCode, frame.data)
-			}
-			batch[i] = outFrame{}
+	buffer := getWriteBuffer()
+	data := appendFrames((*buffer)[:0], batch)
+	frames := len(batch)
+	clear(batch)
+	written, err := writeNonBlocking(c.rawConn, data)
+	if err == nil && written == len(data) {
+		*buffer = data
+		putWriteBuffer(buffer)
+		c.server.metrics.framesOut.Add(uint64(frames))
+		c.mu.Lock()
+		if cap(batch) <= queueKeepFramesMax {
+			c.spare = batch[:0]
 		}
-		if err == nil && closeCode != 0 {
-			err = writeFrame(c.writer, ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(closeCode), closeReason))
-		}
-		if err == nil {
-			err = c.writer.Flush()
-		}
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				c.server.logger.Debug("write failed; closing connection", "conn", c.id, "remote", c.remote, "err", err)
-			}
+		if len(c.queue) == 0 && c.closeCode == 0 && !c.readerGone {
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
+		c.mu.Unlock()
+		go c.writeLoop(nil)
+		return
+	}
+	// The socket did not take everything (or failed): a goroutine writes
+	// the rest, blocking, and reports the error if there is one.
+	c.server.metrics.framesOut.Add(uint64(frames))
+	go c.writeLoop(data[written:])
+}
+
+// takeQueueLocked returns the queued frames and empties the queue; the
+// writer hands the batch back with recycleBatch.
+func (c *conn) takeQueueLocked() []outFrame {
+	batch := c.queue
+	c.queue = c.spare[:0]
+	c.spare = nil
+	c.queuedBytes = 0
+	return batch
+}
+
+// queueKeepFramesMax is the largest queue buffer a connection keeps for
+// reuse (in frames).
+const queueKeepFramesMax = 64
+
+// recycleBatch keeps a written batch's buffer as the next spare queue.
+func (c *conn) recycleBatch(batch []outFrame) {
+	clear(batch) // do not keep frames alive
+	if cap(batch) > queueKeepFramesMax {
+		return
+	}
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.mu.Unlock()
+}
+
+// inlineWriteBytesMax bounds the queued bytes a flush copies into one
+// buffer and writes from the calling goroutine; more (a large SYNC) goes to
+// the writer goroutine, which writes the frames in place (writev).
+const inlineWriteBytesMax = 64 << 10
+
+// writeBufferKeepBytesMax is the largest write buffer returned to the pool.
+const writeBufferKeepBytesMax = 64<<10 + 1024
+
+var writeBufferPool = sync.Pool{New: func() any {
+	buffer := make([]byte, 0, 1024)
+	return &buffer
+}}
+
+func getWriteBuffer() *[]byte { return writeBufferPool.Get().(*[]byte) }
+
+func putWriteBuffer(buffer *[]byte) {
+	if cap(*buffer) > writeBufferKeepBytesMax {
+		return
+	}
+	*buffer = (*buffer)[:0]
+	writeBufferPool.Put(buffer)
+}
+
+// appendFrames appends the WebSocket frames of batch to buffer.
+func appendFrames(buffer []byte, batch []outFrame) []byte {
+	for _, frame := range batch {
+		buffer = appendFrameHeader(buffer, frameOpCode(frame), len(frame.data))
+		buffer = append(buffer, frame.data...)
+	}
+	return buffer
+}
+
+func frameOpCode(frame outFrame) ws.OpCode {
+	if frame.pong {
+		return ws.OpPong
+	}
+	return ws.OpText
+}
+
+// writeLoop owns the socket's write side (c.writing) until the queue is
+// empty: it writes pending first, then whatever is queued, blocking with
+// WriteTimeout per write. It sends the close frame and ends the connection
+// after the close handshake, or when the reader has gone.
+func (c *conn) writeLoop(pending []byte) {
+	timeout := c.server.config.WriteTimeout
+	var headers []byte
+	var buffers net.Buffers
+	for {
+		if len(pending) > 0 {
+			_ = c.netConn.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := c.netConn.Write(pending); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			_ = c.netConn.SetWriteDeadline(time.Time{})
+			pending = nil
+		}
+		c.mu.Lock()
+		batch := c.takeQueueLocked()
+		closeCode, closeReason, readerGone := c.closeCode, c.closeReason, c.readerGone
+		if len(batch) == 0 && closeCode == 0 && !readerGone {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		// Frames are written in place (writev): headers first into one
+		// array, then the list of header and payload slices.
+		headers, buffers = headers[:0], buffers[:0]
+		for _, frame := range batch {
+			headers = appendFrameHeader(headers, frameOpCode(frame), len(frame.data))
+		}
+		offset := 0
+		for _, frame := range batch {
+			size := frameHeaderBytes(len(frame.data))
+			buffers = append(buffers, headers[offset:offset+size:offset+size], frame.data)
+			offset += size
+		}
+		if closeCode != 0 {
+			body := ws.NewCloseFrameBody(ws.StatusCode(closeCode), closeReason)
+			buffers = append(buffers, append(appendFrameHeader(nil, ws.OpClose, len(body)), body...))
+		}
+		_ = c.netConn.SetWriteDeadline(time.Now().Add(timeout))
+		toWrite := buffers
+		_, err := toWrite.WriteTo(c.netConn)
+		clear(buffers)
+		c.recycleBatch(batch)
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+		// No deadline while not writing: a later non-blocking write from
+		// flush would fail on an expired one.
+		_ = c.netConn.SetWriteDeadline(time.Time{})
 		c.server.metrics.framesOut.Add(uint64(len(batch)))
 		if closeCode != 0 {
 			if !readerGone {
 				// Wait, bounded, for the client's close frame or EOF.
 				_ = c.netConn.SetReadDeadline(time.Now().Add(closeHandshakeTimeout))
+				c.wakeReader()
 				<-c.readerDone
 			}
+			c.finish()
 			return
 		}
 		if readerGone {
+			c.finish()
 			return
 		}
 	}
 }
 
-// readLoop reads frames until the connection ends and hands them to the
-// session. It runs in the connection's own goroutine; it never writes.
-func (c *conn) readLoop(session *sessionActor) {
-	defer close(c.readerDone)
-	defer session.deliver(disconnectEvent(c.id))
-	messages := newMessageReader(c.reader, protocol.FrameBytesMax)
-	for {
-		opCode, payload, err := messages.next()
-		if err != nil {
-			var tooLarge *frameTooLargeError
-			switch {
-			case errors.As(err, &tooLarge):
-				session.deliver(receiveEvent(c.id, protocol.ClientFrame{}, &protocol.Error{Code: protocol.CloseMalformed,
-					Field: "frame", Rule: tooLarge.Error()}))
-				c.awaitClose()
-			case isProtocolViolation(err):
-				c.close(int(ws.StatusProtocolError), err.Error())
-			}
-			return
-		}
-		switch opCode {
-		case ws.OpText:
-			c.server.metrics.framesIn.Add(1)
-			frame, decodeErr := protocol.DecodeClientFrame(payload)
-			session.deliver(receiveEvent(c.id, frame, decodeErr))
-		case ws.OpBinary:
-			session.deliver(receiveEvent(c.id, protocol.ClientFrame{}, &protocol.Error{Code: protocol.CloseMalformed,
-				Field: "frame", Rule: "a text frame (binary frames are not used)"}))
-		case ws.OpPing:
-			c.enqueuePong(payload)
-		case ws.OpPong:
-		case ws.OpClose:
-			code, _ := ws.ParseCloseFrameData(payload)
-			if code.Empty() {
-				code = ws.StatusNormalClosure
-			}
-			c.close(int(code), "")
-			return
-		}
+func (c *conn) writeFailed(err error) {
+	if !errors.Is(err, net.ErrClosed) {
+		c.server.logger.Debug("write failed; closing connection", "conn", c.id, "remote", c.remote, "err", err)
+	}
+	c.finish()
+}
+
+// finish closes the connection; the writer stays marked busy, so nothing
+// writes to it again. A parked reader is woken to see the close.
+func (c *conn) finish() {
+	c.netConn.Close()
+	c.wakeReader()
+	close(c.writerDone)
+	if c.onFinished != nil {
+		c.onFinished()
 	}
 }
 
-// awaitClose waits, bounded, until the session has asked for the close
-// (so its reason goes out before the reader's exit ends the connection).
-func (c *conn) awaitClose() {
-	timer := time.NewTimer(closeHandshakeTimeout)
-	defer timer.Stop()
-	select {
-	case <-c.closeRequested:
-	case <-timer.C:
-	}
-}
-
-// enqueuePong answers a ping. Pongs go through the queue so that the writer
-// stays the only goroutine writing the socket.
+// enqueuePong answers a ping. Pongs go through the queue so that frames
+// stay in order.
 func (c *conn) enqueuePong(payload []byte) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closeCode != 0 {
+		c.mu.Unlock()
 		return
 	}
 	if len(c.queue) >= c.server.config.QueueFramesMax {
 		c.server.metrics.slowClients.Add(1)
 		c.requestCloseLocked(protocol.CloseSlowClient, "client too slow: send queue full (QueueFramesMax), please reconnect")
-		return
+	} else {
+		c.queue = append(c.queue, outFrame{data: append([]byte(nil), payload...), pong: true})
 	}
-	c.queue = append(c.queue, outFrame{data: append([]byte(nil), payload...), pong: true})
-	c.signal()
+	c.mu.Unlock()
+	// Flushed before the reader next reads the socket (socketReader), so
+	// the pongs of all pings in one read go out in one write.
+	c.pongsPending = true
 }
 
-func isProtocolViolation(err error) bool {
-	return errors.Is(err, errFrameUnmasked) || errors.Is(err, errFrameReservedBits) ||
-		errors.Is(err, errFrameControl) || errors.Is(err, errFrameSequence) || errors.Is(err, errFrameOpCode)
+// socketReader is what the read buffer reads from: before each read of the
+// socket (which may wait) it flushes the pongs the reader queued.
+type socketReader struct{ c *conn }
+
+func (r socketReader) Read(p []byte) (int, error) {
+	c := r.c
+	if len(c.leftover) > 0 {
+		n := copy(p, c.leftover)
+		c.leftover = c.leftover[n:]
+		if len(c.leftover) == 0 {
+			c.leftover = nil
+		}
+		return n, nil
+	}
+	c.flushPongs()
+	return c.netConn.Read(p)
+}
+
+func (c *conn) flushPongs() {
+	if c.pongsPending {
+		c.pongsPending = false
+		c.flush()
+	}
 }

@@ -235,11 +235,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.Add(1)
 	s.metrics.connectionsTotal.Add(1)
 	s.connections.Add(1)
-	go func() {
-		defer s.connections.Done()
-		defer s.metrics.connections.Add(-1)
-		c.writeLoop()
-	}()
+	c.onFinished = func() {
+		s.metrics.connections.Add(-1)
+		s.connections.Done()
+	}
 
 	sessionID := sessionIDFromPath(r.URL.Path)
 	if err := validateSessionID(sessionID); err != nil {
@@ -255,20 +254,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote)
 	actor.deliver(actorEvent{event: reflector.Connect{Conn: id}, conn: c})
-	go c.readLoop(actor)
-}
-
-// discardUntilClosed reads a connection that has no session until the
-// close handshake ends it.
-func discardUntilClosed(c *conn) {
-	defer close(c.readerDone)
-	messages := newMessageReader(c.reader, protocol.FrameBytesMax)
-	for {
-		opCode, _, err := messages.next()
-		if err != nil || opCode == ws.OpClose {
-			return // the client answered our close (or went away)
-		}
-	}
+	c.startReading(actor)
 }
 
 func validateSessionID(id string) error {

@@ -51,6 +51,8 @@ type sessionActor struct {
 	// receivedAt holds the read times of the frames stepped since the last
 	// flush, for the reflect-latency histogram.
 	receivedAt []time.Time
+	// touched holds the connections frames were queued to in this flush.
+	touched []*conn
 }
 
 // sessionEventsMax bounds a session's inbound event queue; readers block
@@ -234,9 +236,20 @@ func (a *sessionActor) flush() {
 		for _, id := range outbound.To {
 			if c := a.conns[id]; c != nil {
 				c.enqueue(outbound.Frame, outbound.Tick)
+				if !c.flushPending {
+					c.flushPending = true
+					a.touched = append(a.touched, c)
+				}
 			}
 		}
 	}
+	// One write per connection for everything this batch queued to it.
+	for i, c := range a.touched {
+		c.flushPending = false
+		c.flush()
+		a.touched[i] = nil
+	}
+	a.touched = a.touched[:0]
 	flushed := time.Now()
 	for _, received := range a.receivedAt {
 		metrics.reflect.observe(float64(flushed.Sub(received).Microseconds()) / 1000)

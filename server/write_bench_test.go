@@ -102,28 +102,28 @@ func (w *byteWaiter) waitFor(b *testing.B, total int64) {
 	}
 }
 
-// BenchmarkWriteFrameFlush writes batches of 1/16/256 RECV frames with
-// writeFrame and one Flush into a bufio.Writer (4 KiB, as the hijacked
-// HTTP connection's) on a loopback TCP socket drained by a goroutine. One
-// op is one batch; the wait for the bytes to arrive is included.
+// BenchmarkWriteFrameFlush appends batches of 1/16/256 RECV frames to one
+// buffer (appendFrames, as a flush does) and writes it with one Write on a
+// loopback TCP socket drained by a goroutine. One op is one batch; the wait
+// for the bytes to arrive is included.
 func BenchmarkWriteFrameFlush(b *testing.B) {
 	for _, batch := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("frames=%d", batch), func(b *testing.B) {
 			serverEnd, clientEnd := loopbackPair(b)
 			waiter := newByteWaiter(clientEnd)
-			writer := bufio.NewWriterSize(serverEnd, 4096)
+			frames := make([]outFrame, batch)
+			for i := range frames {
+				frames[i] = outFrame{data: benchRecvFrame}
+			}
+			var buffer []byte
 			perBatch := int64(batch * benchWireBytes(benchRecvFrame))
 			var total int64
 			b.SetBytes(perBatch)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				for range batch {
-					if err := writeFrame(writer, ws.OpText, benchRecvFrame); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := writer.Flush(); err != nil {
+				buffer = appendFrames(buffer[:0], frames)
+				if _, err := serverEnd.Write(buffer); err != nil {
 					b.Fatal(err)
 				}
 				total += perBatch
@@ -135,9 +135,9 @@ func BenchmarkWriteFrameFlush(b *testing.B) {
 	}
 }
 
-// BenchmarkConnWriter drives a real conn's writeLoop: each op enqueues a
-// batch of 1/16/256 RECV frames (as the session actor does) and waits
-// until a loopback TCP reader has received them all.
+// BenchmarkConnWriter drives a real conn's write path: each op enqueues a
+// batch of 1/16/256 RECV frames and flushes (as the session actor does) and
+// waits until a loopback TCP reader has received them all.
 func BenchmarkConnWriter(b *testing.B) {
 	for _, batch := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("frames=%d", batch), func(b *testing.B) {
@@ -149,9 +149,11 @@ func BenchmarkConnWriter(b *testing.B) {
 			waiter := newByteWaiter(clientEnd)
 			rw := bufio.NewReadWriter(bufio.NewReader(serverEnd), bufio.NewWriterSize(serverEnd, 4096))
 			c := newConn(srv, 1, serverEnd, rw, "bench")
-			go c.writeLoop()
 			defer func() {
-				close(c.readerDone)
+				c.mu.Lock()
+				c.readerGone = true
+				c.mu.Unlock()
+				c.flush()
 				<-c.writerDone
 			}()
 			perBatch := int64(batch * benchWireBytes(benchRecvFrame))
@@ -163,6 +165,7 @@ func BenchmarkConnWriter(b *testing.B) {
 				for range batch {
 					c.enqueue(benchRecvFrame, false)
 				}
+				c.flush()
 				total += perBatch
 				waiter.waitFor(b, total)
 			}

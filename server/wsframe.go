@@ -32,7 +32,8 @@ const messageBufferKeepBytesMax = 64 << 10
 
 // messageReader reads client WebSocket frames and assembles fragmented
 // messages. Control frames are returned as they come (they may arrive
-// between the fragments of a message).
+// between the fragments of a message). Its reader may be replaced between
+// messages (the read buffer is pooled while the connection is idle).
 type messageReader struct {
 	reader  *bufio.Reader
 	limit   int64
@@ -43,6 +44,14 @@ type messageReader struct {
 
 func newMessageReader(reader *bufio.Reader, limit int64) *messageReader {
 	return &messageReader{reader: reader, limit: limit}
+}
+
+// release drops the message buffer between messages (an idle connection
+// keeps none).
+func (m *messageReader) release() {
+	if m.opCode == 0 {
+		m.message = nil
+	}
 }
 
 // next returns the next complete data message (OpText or OpBinary) or
@@ -108,26 +117,33 @@ func (m *messageReader) next() (ws.OpCode, []byte, error) {
 	}
 }
 
-// writeFrame writes one unmasked server frame to w (which is buffered; the
-// caller flushes once per batch: write coalescing).
-// The header is written byte by byte (RFC 6455 §5.2: FIN + opcode, then a
-// 7-bit, 16-bit or 64-bit length; server frames are not masked), which
-// avoids an allocation per frame per recipient.
-func writeFrame(w *bufio.Writer, opCode ws.OpCode, payload []byte) error {
-	w.WriteByte(0x80 | byte(opCode))
-	switch length := len(payload); {
+// appendFrameHeader appends the header of one unmasked server frame
+// (RFC 6455 §5.2: FIN + opcode, then a 7-bit, 16-bit or 64-bit length;
+// server frames are not masked) to buffer.
+func appendFrameHeader(buffer []byte, opCode ws.OpCode, length int) []byte {
+	buffer = append(buffer, 0x80|byte(opCode))
+	switch {
 	case length < 126:
-		w.WriteByte(byte(length))
+		return append(buffer, byte(length))
 	case length <= 0xFFFF:
-		w.WriteByte(126)
-		w.WriteByte(byte(length >> 8))
-		w.WriteByte(byte(length))
+		return append(buffer, 126, byte(length>>8), byte(length))
 	default:
-		w.WriteByte(127)
+		buffer = append(buffer, 127)
 		for shift := 56; shift >= 0; shift -= 8 {
-			w.WriteByte(byte(uint64(length) >> shift))
+			buffer = append(buffer, byte(uint64(length)>>shift))
 		}
+		return buffer
 	}
-	_, err := w.Write(payload)
-	return err
+}
+
+// frameHeaderBytes is the size of the header appendFrameHeader writes.
+func frameHeaderBytes(length int) int {
+	switch {
+	case length < 126:
+		return 2
+	case length <= 0xFFFF:
+		return 4
+	default:
+		return 10
+	}
 }

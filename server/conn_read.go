@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// readBufferBytes is the size of a connection's read buffer while it reads
+// (the size net/http hands over with the hijacked connection).
+const readBufferBytes = 4 << 10
+
+var readBufferPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferBytes) }}
+
+// startReading starts the connection's reader goroutine for session.
+func (c *conn) startReading(session *sessionActor) {
+	c.session = session
+	c.messages = newMessageReader(nil, protocol.FrameBytesMax)
+	if readPoller := sharedReadPoller(); readPoller != nil && c.rawConn != nil {
+		c.pollKey = readPoller.register(c)
+	}
+	go c.readLoop()
+}
+
+// readLoop reads frames and hands them to the session until the connection
+// ends, or until the socket has nothing more to read and the connection
+// parks (the read poller then starts readLoop again). It never writes.
+func (c *conn) readLoop() {
+	if c.reader == nil {
+		c.resumeReading()
+	}
+	for {
+		opCode, payload, err := c.messages.next()
+		if err != nil {
+			var tooLarge *frameTooLargeError
+			switch {
+			case errors.As(err, &tooLarge):
+				c.session.deliver(receiveEvent(c.id, protocol.ClientFrame{}, &protocol.Error{Code: protocol.CloseMalformed,
+					Field: "frame", Rule: tooLarge.Error()}))
+				c.awaitClose()
+			case isProtocolViolation(err):
+				c.close(int(ws.StatusProtocolError), err.Error())
+			}
+			c.readerExit()
+			return
+		}
+		switch opCode {
+		case ws.OpText:
+			c.server.metrics.framesIn.Add(1)
+			frame, decodeErr := protocol.DecodeClientFrame(payload)
+			c.session.deliver(receiveEvent(c.id, frame, decodeErr))
+		case ws.OpBinary:
+			c.session.deliver(receiveEvent(c.id, protocol.ClientFrame{}, &protocol.Error{Code: protocol.CloseMalformed,
+				Field: "frame", Rule: "a text frame (binary frames are not used)"}))
+		case ws.OpPing:
+			c.enqueuePong(payload)
+		case ws.OpPong:
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(payload)
+			if code.Empty() {
+				code = ws.StatusNormalClosure
+			}
+			c.close(int(code), "")
+			c.readerExit()
+			return
+		}
+		if c.reader.Buffered() == 0 && len(c.leftover) == 0 && c.messages.opCode == 0 && c.park() {
+			return
+		}
+	}
+}
+
+// park ends the reader goroutine of a connection whose socket has nothing
+// more to read right now (between messages, nothing buffered) and asks the
+// read poller to start a new one when data arrives. It keeps the goroutine
+// (false) when the connection is closing or cannot be polled.
+func (c *conn) park() bool {
+	readPoller := sharedReadPoller()
+	if c.pollKey == 0 || readPoller == nil || readPoller.hasInput(c) {
+		return false
+	}
+	c.flushPongs()
+	// Release the buffers before the state says "parked": from then on a
+	// new reader goroutine may run at any moment.
+	c.messages.release()
+	if c.reader.Size() == readBufferBytes {
+		c.reader.Reset(nil)
+		readBufferPool.Put(c.reader)
+	}
+	c.reader, c.messages.reader = nil, nil
+	c.mu.Lock()
+	if c.closeCode != 0 {
+		// Closing: keep reading until the client's close frame, EOF or
+		// the handshake deadline.
+		c.mu.Unlock()
+		c.resumeReading()
+		return false
+	}
+	c.readerParked = true
+	c.mu.Unlock()
+	if err := readPoller.arm(c); err != nil {
+		// Cannot poll (the connection was closed under us): read on, in
+		// this goroutine, unless someone else already started a reader.
+		c.mu.Lock()
+		resume := c.readerParked
+		c.readerParked = false
+		c.mu.Unlock()
+		if !resume {
+			return true
+		}
+		c.resumeReading()
+		return false
+	}
+	return true
+}
+
+func (c *conn) resumeReading() {
+	c.reader = readBufferPool.Get().(*bufio.Reader)
+	c.reader.Reset(socketReader{c})
+	if c.messages != nil {
+		c.messages.reader = c.reader
+	}
+}
+
+// wakeReader starts the reader goroutine of a parked connection (the
+// poller saw data, or the connection is closing and the reader must see
+// the client's close frame, EOF or the read deadline).
+func (c *conn) wakeReader() {
+	c.mu.Lock()
+	parked := c.readerParked
+	c.readerParked = false
+	c.mu.Unlock()
+	if parked {
+		go c.readLoop()
+	}
+}
+
+// readerExit ends the reader: the session learns of the disconnect, and
+// the writer sends what is queued and closes the connection.
+func (c *conn) readerExit() {
+	c.pongsPending = false // flushed below with everything queued
+	c.session.deliver(disconnectEvent(c.id))
+	if c.pollKey != 0 {
+		sharedReadPoller().unregister(c)
+	}
+	c.messages.release()
+	c.reader, c.messages.reader = nil, nil
+	close(c.readerDone)
+	c.mu.Lock()
+	c.readerGone = true
+	c.mu.Unlock()
+	c.flush()
+}
+
+// awaitClose waits, bounded, until the session has asked for the close
+// (so its reason goes out before the reader's exit ends the connection).
+func (c *conn) awaitClose() {
+	timer := time.NewTimer(closeHandshakeTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.closeRequested:
+	case <-timer.C:
+	}
+}
+
+// discardUntilClosed reads a connection that has no session until the
+// close handshake ends it.
+func discardUntilClosed(c *conn) {
+	defer func() {
+		close(c.readerDone)
+		c.mu.Lock()
+		c.readerGone = true
+		c.mu.Unlock()
+		c.flush()
+	}()
+	c.resumeReading()
+	messages := newMessageReader(c.reader, protocol.FrameBytesMax)
+	for {
+		opCode, _, err := messages.next()
+		if err != nil || opCode == ws.OpClose {
+			return // the client answered our close (or went away)
+		}
+	}
+}
+
+func isProtocolViolation(err error) bool {
+	return errors.Is(err, errFrameUnmasked) || errors.Is(err, errFrameReservedBits) ||
+		errors.Is(err, errFrameControl) || errors.Is(err, errFrameSequence) || errors.Is(err, errFrameOpCode)
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package server
+
+import "errors"
+
+// readPoller is only implemented on Linux (epoll); elsewhere every
+// connection keeps its reader goroutine.
+type readPoller struct{}
+
+func sharedReadPoller() *readPoller { return nil }
+
+func (p *readPoller) register(c *conn) uint64 { return 0 }
+
+func (p *readPoller) arm(c *conn) error { return errReadPollUnsupported }
+
+func (p *readPoller) unregister(c *conn) {}
+
+func (p *readPoller) hasInput(c *conn) bool { return true }
+
+var errReadPollUnsupported = errors.New("read poller not supported on this platform")
