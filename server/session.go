@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/metronome-sync/metronome/protocol"
@@ -34,8 +35,17 @@ func disconnectEvent(id reflector.ConnID) actorEvent {
 type sessionActor struct {
 	id     string
 	server *Server
-	events chan actorEvent
 	done   chan struct{}
+
+	// The inbound event queue: slots bounds it (a reader takes a slot
+	// before queueing, the actor gives it back after stepping the event);
+	// ready signals a non-empty queue. The queue's memory follows its use,
+	// so an idle session holds no event buffer.
+	slots       chan struct{}
+	ready       chan struct{}
+	eventsMu    sync.Mutex
+	events      []actorEvent
+	eventsSpare []actorEvent
 
 	// pendingConnects counts connections routed to this actor; guarded by
 	// server.mu. seenConnects counts Connect events the actor processed.
@@ -59,6 +69,10 @@ type sessionActor struct {
 // (back-pressure on their sockets) while it is full.
 const sessionEventsMax = 1024
 
+// sessionEventsKeepMax is the largest event buffer an actor keeps after a
+// burst (in events).
+const sessionEventsKeepMax = 64
+
 // sessionBatchEventsMax bounds how many queued events are stepped before
 // one commit and flush.
 const sessionBatchEventsMax = 256
@@ -67,7 +81,8 @@ func newSessionActor(server *Server, id string) *sessionActor {
 	return &sessionActor{
 		id:     id,
 		server: server,
-		events: make(chan actorEvent, sessionEventsMax),
+		slots:  make(chan struct{}, sessionEventsMax),
+		ready:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		conns:  make(map[reflector.ConnID]*conn),
 	}
@@ -77,9 +92,41 @@ func newSessionActor(server *Server, id string) *sessionActor {
 // (which only happens after every connection it knew was closed).
 func (a *sessionActor) deliver(event actorEvent) {
 	select {
-	case a.events <- event:
+	case a.slots <- struct{}{}:
 	case <-a.done:
+		return
 	}
+	a.eventsMu.Lock()
+	a.events = append(a.events, event)
+	a.eventsMu.Unlock()
+	select {
+	case a.ready <- struct{}{}:
+	default:
+	}
+}
+
+// takeEvents returns up to sessionBatchEventsMax queued events (valid until
+// the next call) and signals ready again if more are queued.
+func (a *sessionActor) takeEvents() []actorEvent {
+	a.eventsMu.Lock()
+	defer a.eventsMu.Unlock()
+	clear(a.eventsSpare)
+	if cap(a.eventsSpare) > sessionEventsKeepMax {
+		a.eventsSpare = nil
+	}
+	batch := a.events
+	if len(batch) > sessionBatchEventsMax {
+		a.events = append(a.eventsSpare[:0], batch[sessionBatchEventsMax:]...)
+		batch = batch[:sessionBatchEventsMax]
+		select {
+		case a.ready <- struct{}{}:
+		default:
+		}
+	} else {
+		a.events = a.eventsSpare[:0]
+	}
+	a.eventsSpare = batch
+	return batch
 }
 
 func (a *sessionActor) now() int64 {
@@ -95,16 +142,10 @@ func (a *sessionActor) run() {
 	shutdown := a.server.shutdownRequested
 	for {
 		select {
-		case event := <-a.events:
-			a.step(event)
-		drain:
-			for i := 0; i < sessionBatchEventsMax; i++ {
-				select {
-				case event := <-a.events:
-					a.step(event)
-				default:
-					break drain
-				}
+		case <-a.ready:
+			for _, event := range a.takeEvents() {
+				a.step(event)
+				<-a.slots
 			}
 		case <-timer.C:
 			a.stepCore(reflector.Wake{})
