@@ -39,7 +39,7 @@ type ledgerKey struct {
 type ledgerEntry struct {
 	message     uint64
 	messageBy   string
-	hash        uint64
+	hash        string
 	hashBy      string
 	hashFromSnp bool
 	hasHash     bool
@@ -192,7 +192,7 @@ func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
 // applied checks the model hash after a client applied the message at seq:
 // every replica that applied the same history has the same state. A
 // replica whose model came from a snapshot checks join correctness.
-func (k *checker) applied(c *client, timeline string, seq uint32, hash uint64) bool {
+func (k *checker) applied(c *client, timeline string, seq uint32, hash string) bool {
 	e := k.entry(ledgerKey{c.session, timeline, seq})
 	if !e.hasHash {
 		e.hash, e.hashBy, e.hashFromSnp, e.hasHash = hash, c.viewID, c.fromSnapshot, true
@@ -205,7 +205,7 @@ func (k *checker) applied(c *client, timeline string, seq uint32, hash uint64) b
 	if c.fromSnapshot != e.hashFromSnp {
 		invariant = InvariantJoin
 	}
-	k.w.violate(invariant, fmt.Sprintf("session %s timeline %s seq %d: %s has model hash %x (from snapshot: %v), %s had %x (from snapshot: %v)",
+	k.w.violate(invariant, fmt.Sprintf("session %s timeline %s seq %d: %s has state hash %.16s (from snapshot: %v), %s had %.16s (from snapshot: %v)",
 		c.session, timeline, seq, c.viewID, hash, c.fromSnapshot, e.hashBy, e.hash, e.hashFromSnp))
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/client/link"
 	"github.com/metronome-sync/metronome/protocol"
 )
@@ -24,10 +25,11 @@ type client struct {
 	startedAt   int64
 
 	link         *link.Link
-	out          link.Effects
-	model        *model
+	island       *island.Island[simModel]
+	islandOut    island.Effects
 	fromSnapshot bool // the model was rebuilt from a snapshot (join correctness)
 	joined       bool
+	lastPollAt   int64 // when this process last sent a snapshot poll
 
 	conns   map[uint64]*conn // by the link's ConnID (rogue: by conn id)
 	current *conn
@@ -51,12 +53,12 @@ func (c *client) start() {
 	c.viewID = c.name + "-" + strconv.Itoa(c.incarnation)
 	c.conns = map[uint64]*conn{}
 	c.current = nil
-	c.model = nil
+	c.island = nil
 	c.fromSnapshot = false
 	c.joined = false
+	c.lastPollAt = -1 << 40
 	c.submitted = 0
 	c.seenTime = map[string]int64{}
-	c.out.Reset()
 	if c.rogue {
 		w.tracef("%s: rogue client starts", c.viewID)
 		k := w.newConn(c, 1, c.session)
@@ -101,15 +103,16 @@ func (c *client) crash() {
 	w.tracef("%s: crashed (%d inputs not yet seen reflected are lost)", c.viewID, pending)
 }
 
-// step steps the link and executes its effects.
+// step steps the link and executes its effects. Each step has its own
+// effects: executing them can step the link again (votes, snapshots).
 func (c *client) step(event link.Event) {
-	c.link.Step(c.now(), event, &c.out)
-	c.execute()
+	out := &link.Effects{}
+	c.link.Step(c.now(), event, out)
+	c.execute(out)
 }
 
-func (c *client) execute() {
+func (c *client) execute(out *link.Effects) {
 	w := c.w
-	out := &c.out
 	if out.Close != nil {
 		if k := c.conns[uint64(out.Close.Conn)]; k != nil && !k.clientClosed {
 			k.clientClosed = true
@@ -130,7 +133,7 @@ func (c *client) execute() {
 		}
 	}
 	for i := range out.Deliveries {
-		if !c.deliver(&out.Deliveries[i]) {
+		if !c.alive || !c.deliver(&out.Deliveries[i]) {
 			break
 		}
 	}
@@ -147,47 +150,119 @@ func (c *client) execute() {
 	for _, err := range out.Rejected {
 		w.tracef("%s: input rejected: %v", c.viewID, err)
 	}
-	out.Reset()
+	if out.SnapshotRequested {
+		c.lastPollAt = -1 << 40
+	}
+	c.maybePoll()
 	c.scheduleWake()
+}
+
+// maybePoll sends a snapshot poll when the model's snapshot is due, at
+// most once per snapshot interval per process (as the SDK does).
+func (c *client) maybePoll() {
+	interval := c.w.app.SnapshotIntervalMs
+	if c.island == nil || !c.link.Joined() || !c.island.WantsSnapshot() || c.now()-c.lastPollAt < interval {
+		return
+	}
+	c.lastPollAt = c.now()
+	c.step(link.Poll{Payload: encodePayload(island.Envelope{Kind: island.KindPoll})})
 }
 
 // deliver applies one delivery to the model; false stops the run.
 func (c *client) deliver(d *link.Delivery) bool {
 	w := c.w
+	c.islandOut.Reset()
 	switch d.Kind {
 	case link.DeliverReset:
 		sync := d.Sync
 		if sync.URL == "" {
-			c.model = c.newModel()
+			c.island = island.New(w.app, c.viewID, &c.islandOut)
 			c.fromSnapshot = false
 			w.tracef("%s: model starts fresh on timeline %s", c.viewID, sync.Timeline)
-			return true
+			return c.islandEffects()
 		}
 		data, ok := w.files[sync.URL]
 		if !ok {
 			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names snapshot %s, which was never uploaded", c.viewID, sync.URL))
 			return false
 		}
-		m, err := decodeModel(data)
+		restored, err := island.Restore(w.app, c.viewID, data)
 		if err != nil {
-			w.violate(InvariantJoin, fmt.Sprintf("%s: snapshot %s does not decode: %v", c.viewID, sync.URL, err))
+			w.violate(InvariantJoin, fmt.Sprintf("%s: snapshot %s does not restore: %v", c.viewID, sync.URL, err))
 			return false
 		}
-		if m.Seq != sync.SnapshotSeq && w.options.Bug != BugSnapshotWrongSeq {
-			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC says snapshot seq %d, the snapshot holds seq %d", c.viewID, sync.SnapshotSeq, m.Seq))
+		if seq, _ := restored.Seq(); seq != sync.SnapshotSeq && w.options.Bug != BugSnapshotWrongSeq {
+			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC says snapshot seq %d, the snapshot holds seq %d", c.viewID, sync.SnapshotSeq, seq))
 			return false
 		}
-		m.bugNoDedup = w.options.Bug == BugNoInputDedup
-		c.model = m
+		c.island = restored
 		c.fromSnapshot = true
-		w.tracef("%s: model loaded from snapshot %s (seq %d, time %d)", c.viewID, sync.URL, m.Seq, m.Time)
+		w.tracef("%s: model restored from snapshot %s (time %d)", c.viewID, sync.URL, restored.Time())
 	case link.DeliverMessage:
-		c.model.apply(d.Message, d.Input, d.IsInput)
+		message := island.Message{Time: d.Message.Time, Seq: d.Message.Seq}
+		payload := d.Message.Payload
+		switch {
+		case len(payload) > 0 && payload[0] == '{':
+			if users, ok := protocol.DecodeUsers(payload); ok {
+				message.Users = &users
+			} else if tally, ok := protocol.DecodeTally(payload); ok {
+				message.Tally = &tally
+			}
+		default:
+			envelope, err := decodePayload(payload)
+			if err != nil {
+				w.violate(InvariantOrder, fmt.Sprintf("%s: seq %d has a payload no client sent: %v", c.viewID, d.Message.Seq, err))
+				return false
+			}
+			message.Envelope = envelope
+			if d.IsInput {
+				message.View, message.Input = d.Input.ViewID, d.Input.Seq
+				if w.options.Bug == BugNoInputDedup {
+					message.Input = 0 // the island cannot recognise a re-sent copy
+				}
+			}
+		}
+		c.island.Apply(message, &c.islandOut)
 		w.stats.Applied++
 		timeline, _, _, _ := c.link.Position()
-		return w.checker.applied(c, timeline, d.Message.Seq, c.model.Hash)
+		if !w.checker.applied(c, timeline, d.Message.Seq, c.island.Hash()) {
+			return false
+		}
 	case link.DeliverTime:
-		c.model.advance(d.Time)
+		c.island.Advance(d.Time, &c.islandOut)
+	}
+	return c.islandEffects()
+}
+
+// islandEffects executes what the model runtime asked for: votes and
+// snapshot uploads go out through the link; a divergence or a model
+// failure is a violation.
+func (c *client) islandEffects() bool {
+	w := c.w
+	out := c.islandOut
+	c.islandOut = island.Effects{}
+	for _, d := range out.Divergences {
+		w.violate(InvariantConvergence, fmt.Sprintf("%s: the snapshot vote shows %v", c.viewID, d))
+		return false
+	}
+	for _, err := range out.Errors {
+		w.violate(InvariantConvergence, fmt.Sprintf("%s: model error: %v", c.viewID, err))
+		return false
+	}
+	for _, vote := range out.Votes {
+		c.step(link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload, TallyTarget: json.RawMessage(`["handleSnapshotVote"]`)})
+	}
+	for _, upload := range out.Uploads {
+		seq := upload.Seq
+		if w.options.Bug == BugSnapshotWrongSeq {
+			seq++
+		}
+		url := fmt.Sprintf("sim://snapshots/%s/%010d_%d-%s.snap", c.session, upload.Time, seq, upload.Hash[:16])
+		w.files[url] = upload.Data
+		w.stats.Snapshots++
+		w.count(FaultSnapshot)
+		w.tracef("%s: uploads the snapshot at time %d seq %d", c.viewID, upload.Time, seq)
+		c.step(link.Snapshot{Time: upload.Time, Seq: seq, Hash: upload.Hash, URL: url})
 	}
 	return true
 }
@@ -266,32 +341,16 @@ func (c *client) receiveRogue(k *conn, p packet) {
 	}
 }
 
-func (c *client) newModel() *model {
-	m := newModel()
-	m.bugNoDedup = c.w.options.Bug == BugNoInputDedup
-	return m
-}
-
-// submitInput submits one input with a payload derived from the run.
+// submitInput submits one input.
 func (c *client) submitInput() {
 	c.submitted++
-	payload := fmt.Sprintf(`"%s#%d:%x"`, c.viewID, c.submitted, c.w.rand.Uint64())
-	c.w.stats.Inputs++
-	c.step(link.Submit{Payload: json.RawMessage(payload)})
-}
-
-// uploadSnapshot stores the model as a snapshot file and announces it.
-func (c *client) uploadSnapshot() {
-	m := c.model
-	seq := m.Seq
-	if c.w.options.Bug == BugSnapshotWrongSeq {
-		seq--
+	text := fmt.Sprintf("%s#%d:%x", c.viewID, c.submitted, c.w.rand.Uint64())
+	data, err := island.Encode(simInput{View: c.viewID, N: c.submitted, Digest: digest([]byte(text))})
+	if err != nil {
+		panic(err)
 	}
-	url := fmt.Sprintf("sim://snapshots/%s/%010d_%d-%s.snap", c.session, m.Time, seq, m.hashText())
-	c.w.files[url] = m.encode()
-	c.w.stats.Snapshots++
-	c.w.tracef("%s: uploads snapshot at time %d seq %d", c.viewID, m.Time, seq)
-	c.step(link.Snapshot{Time: m.Time, Seq: seq, Hash: m.hashText(), URL: url})
+	c.w.stats.Inputs++
+	c.step(link.Submit{Payload: encodePayload(island.Envelope{Kind: island.KindEvent, Name: "input", Data: data})})
 }
 
 func sortedUint64Keys[V any](m map[uint64]V) []uint64 {

@@ -1,44 +1,38 @@
 package sim
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 
-	"github.com/metronome-sync/metronome/client/link"
-	"github.com/metronome-sync/metronome/protocol"
+	"github.com/metronome-sync/metronome/client/island"
 )
 
-// model is the small deterministic model every simulated client runs. Its
-// state is a hash chain over every message it applied and every future
-// message it ran, so two replicas agree exactly when they applied the same
-// messages at the same times; it drops re-sent inputs by their tag (the
-// exactly-once rule of package link), and its future messages make the
-// state depend on session time, not only on the message sequence.
-type model struct {
-	Hash     uint64 `json:"hash"`
-	Time     int64  `json:"time"`
-	Seq      uint32 `json:"seq"`
-	HasSeq   bool   `json:"hasSeq"`
-	Messages int    `json:"messages"`
-	// Inputs are the applied input numbers per view.
-	Inputs     map[string]*appliedInputs `json:"inputs"`
-	Futures    []future                  `json:"futures"`
-	FutureSeq  uint64                    `json:"futureSeq"`
-	FuturesRun int                       `json:"futuresRun"`
-	Duplicates int                       `json:"duplicates"`
+// The simulated clients run their model in the production model runtime
+// (package client/island), as the Go SDK does: the island de-duplicates
+// re-sent inputs by their tags, runs future messages, polls for
+// snapshots, votes with state hashes (so the reflector's TUTTI tallies run
+// under faults too), uploads the snapshot when the tally picks it, and
+// reports divergence. The model itself is small: a hash chain over every
+// input and future message it handled, and the set of input numbers
+// applied per view, so exactly-once can be checked at the end.
 
-	// bugNoDedup applies re-sent inputs again (BugNoInputDedup).
-	bugNoDedup bool
+// simModel is the simulated clients' model.
+type simModel struct {
+	Chain      uint64                    `cbor:"chain"`
+	Inputs     int                       `cbor:"inputs"`
+	FuturesRun int                       `cbor:"futuresRun"`
+	Applied    map[string]*appliedInputs `cbor:"applied"`
 }
 
-// appliedInputs is a set of input numbers: all up to Watermark, plus Above.
+// appliedInputs is a set of input numbers: all up to Watermark, plus
+// Above; Applications counts how often inputs took effect (duplicates
+// included, which only a bug lets through).
 type appliedInputs struct {
-	Watermark uint64   `json:"watermark"`
-	Above     []uint64 `json:"above,omitempty"`
-	// Applications counts how often inputs of the view took effect.
-	Applications uint64 `json:"applications"`
+	Watermark    uint64   `cbor:"watermark"`
+	Above        []uint64 `cbor:"above"`
+	Applications uint64   `cbor:"applications"`
 }
 
 func (a *appliedInputs) has(n uint64) bool {
@@ -50,6 +44,10 @@ func (a *appliedInputs) has(n uint64) bool {
 }
 
 func (a *appliedInputs) add(n uint64) {
+	a.Applications++
+	if a.has(n) {
+		return
+	}
 	i, _ := slices.BinarySearch(a.Above, n)
 	a.Above = slices.Insert(a.Above, i, n)
 	for len(a.Above) > 0 && a.Above[0] == a.Watermark+1 {
@@ -61,18 +59,16 @@ func (a *appliedInputs) add(n uint64) {
 	}
 }
 
-// future is a message the model sent to its own future (Croquet's
-// future()): it runs when session time reaches At.
-type future struct {
-	At    int64  `json:"at"`
-	Order uint64 `json:"order"`
-	Value uint64 `json:"value"`
+// simInput is the data of an input event: who sent it, its number among
+// that view's inputs, and a digest of its payload.
+type simInput struct {
+	View   string `cbor:"v"`
+	N      uint64 `cbor:"n"`
+	Digest uint64 `cbor:"d"`
 }
 
 // futureDelayMaxMs bounds how far ahead the model schedules.
 const futureDelayMaxMs = 3000
-
-func newModel() *model { return &model{Hash: 0x6d6574726f6e6f6d, Inputs: map[string]*appliedInputs{}} }
 
 func mix(h, v uint64) uint64 {
 	h ^= v + 0x9e3779b97f4a7c15 + (h << 6) + (h >> 2)
@@ -89,79 +85,71 @@ func digest(data []byte) uint64 {
 	return h
 }
 
-// advance runs the future messages due by t and moves time to t.
-func (m *model) advance(t int64) {
-	for len(m.Futures) > 0 && m.Futures[0].At <= t {
-		f := m.Futures[0]
-		m.Futures = m.Futures[1:]
-		m.Hash = mix(mix(m.Hash, uint64(f.At)), f.Value)
-		m.FuturesRun++
-		if m.Time < f.At {
-			m.Time = f.At
-		}
-	}
-	if len(m.Futures) == 0 {
-		m.Futures = nil
-	}
-	if t > m.Time {
-		m.Time = t
-	}
-}
-
-// apply applies the next message.
-func (m *model) apply(message protocol.StampedMessage, input link.InputTag, isInput bool) {
-	m.advance(message.Time)
-	m.Seq, m.HasSeq = message.Seq, true
-	if isInput {
-		applied := m.Inputs[input.ViewID]
-		if applied == nil {
-			applied = &appliedInputs{}
-			m.Inputs[input.ViewID] = applied
-		}
-		if applied.has(input.Seq) && !m.bugNoDedup {
-			m.Duplicates++
-			return
-		}
-		if !applied.has(input.Seq) {
-			applied.add(input.Seq)
-		}
-		applied.Applications++
-	}
-	d := digest(message.Payload)
-	m.Hash = mix(mix(mix(m.Hash, uint64(message.Seq)), uint64(message.Time)), d)
-	m.Messages++
-	if d%4 == 0 {
-		m.FutureSeq++
-		f := future{At: m.Time + int64(d%futureDelayMaxMs) + 1, Order: m.FutureSeq, Value: d}
-		i, _ := slices.BinarySearchFunc(m.Futures, f, func(a, b future) int {
-			if a.At != b.At {
-				return int(a.At - b.At)
-			}
-			return int(a.Order - b.Order)
-		})
-		m.Futures = slices.Insert(m.Futures, i, f)
+// simApp is the model's application; snapshotIntervalMs comes from the
+// scenario.
+func simApp(snapshotIntervalMs int64) island.App[simModel] {
+	return island.App[simModel]{
+		ID: "io.metronome.sim", Version: "1", SnapshotIntervalMs: snapshotIntervalMs,
+		Init: func(m *simModel, ctx *island.Context) {
+			m.Chain = 0x6d6574726f6e6f6d
+			m.Applied = map[string]*appliedInputs{}
+		},
+		Events: map[string]island.Handler[simModel]{
+			"input": func(m *simModel, ctx *island.Context, e island.Event) {
+				var in simInput
+				if err := e.Decode(&in); err != nil {
+					panic(fmt.Sprintf("input does not decode: %v", err))
+				}
+				applied := m.Applied[in.View]
+				if applied == nil {
+					applied = &appliedInputs{}
+					m.Applied[in.View] = applied
+				}
+				applied.add(in.N)
+				m.Inputs++
+				m.Chain = mix(mix(mix(m.Chain, uint64(ctx.Now())), in.Digest), in.N)
+				if in.Digest%4 == 0 {
+					ctx.Future(int64(in.Digest%futureDelayMaxMs)+1, "future", in.Digest)
+				}
+			},
+			"future": func(m *simModel, ctx *island.Context, e island.Event) {
+				var value uint64
+				e.Decode(&value)
+				m.FuturesRun++
+				m.Chain = mix(mix(m.Chain, uint64(ctx.Now())), value)
+			},
+			island.EventViewJoin: func(m *simModel, ctx *island.Context, e island.Event) {
+				m.Chain = mix(m.Chain, digest([]byte("join:"+e.View)))
+			},
+			island.EventViewExit: func(m *simModel, ctx *island.Context, e island.Event) {
+				m.Chain = mix(m.Chain, digest([]byte("exit:"+e.View)))
+			},
+		},
 	}
 }
 
-// encode returns the snapshot of the model (encoding/json sorts map keys,
-// so equal states encode to equal bytes).
-func (m *model) encode() []byte {
-	data, err := json.Marshal(m)
+// encodePayload turns an envelope into a message payload: the simulator
+// does not encrypt, so the JSON string holds base64 CBOR.
+func encodePayload(envelope island.Envelope) json.RawMessage {
+	data, err := island.Encode(envelope)
 	if err != nil {
-		panic(fmt.Sprintf("sim: model does not encode: %v", err))
+		panic(err)
 	}
-	return data
+	return json.RawMessage(`"` + base64.RawURLEncoding.EncodeToString(data) + `"`)
 }
 
-func decodeModel(data []byte) (*model, error) {
-	m := newModel()
-	if err := json.Unmarshal(data, m); err != nil {
+func decodePayload(payload json.RawMessage) (*island.Envelope, error) {
+	var text string
+	if err := json.Unmarshal(payload, &text); err != nil {
 		return nil, err
 	}
-	if m.Inputs == nil {
-		m.Inputs = map[string]*appliedInputs{}
+	data, err := base64.RawURLEncoding.DecodeString(text)
+	if err != nil {
+		return nil, err
 	}
-	return m, nil
+	var envelope island.Envelope
+	if err := island.Decode(data, &envelope); err != nil {
+		return nil, err
+	}
+	return &envelope, nil
 }
-
-func (m *model) hashText() string { return strconv.FormatUint(m.Hash, 16) }

@@ -89,8 +89,7 @@ type Scenario struct {
 	RogueClients    int
 	LateJoiners     int     // clients per session that start later in the fault phase
 	InputEveryMs    int64   // mean time between inputs of one client
-	SnapshotEveryMs int64   // mean time between snapshot uploads per session
-	SnapshotChance  float64 // chance a snapshot attempt picks a client to upload
+	SnapshotEveryMs int64 // session time between snapshots (the model's snapshot interval)
 }
 
 // chooseScenario draws a scenario from r, with the kinds in faults enabled.
@@ -161,7 +160,7 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 		s.LateJoiners = int(r.Between(0, 2))
 	}
 	if on(FaultSnapshot) {
-		s.SnapshotEveryMs = r.Between(2_000, 20_000)
+		s.SnapshotEveryMs = r.Between(5_000, 20_000)
 	}
 	return s
 }

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/reflector"
 )
 
@@ -37,8 +38,8 @@ const BugLostDurableWrite = "lost-durable-write"
 const (
 	// BugNoInputDedup: models apply a re-sent input again.
 	BugNoInputDedup = "no-input-dedup"
-	// BugSnapshotWrongSeq: a client labels its snapshot one message older
-	// than the state it holds.
+	// BugSnapshotWrongSeq: a client labels its snapshot one message newer
+	// than the state it holds, so joiners skip that message.
 	BugSnapshotWrongSeq = "snapshot-wrong-seq"
 )
 
@@ -106,6 +107,7 @@ type World struct {
 	nextConn  uint64
 	files     map[string][]byte // the file server: snapshots, durable across crashes
 	checker   *checker
+	app       island.App[simModel]
 
 	healing   bool
 	faults    map[string]int
@@ -141,6 +143,11 @@ func newWorld(options Options) (*World, error) {
 	}
 	w.scenario = chooseScenario(scenarioRand, faults, options.Sessions, options.Clients)
 	w.checker = newChecker(w)
+	snapshotIntervalMs := w.scenario.SnapshotEveryMs
+	if snapshotIntervalMs <= 0 {
+		snapshotIntervalMs = 1 << 50 // snapshots off
+	}
+	w.app = simApp(snapshotIntervalMs)
 	config := reflector.DefaultConfig()
 	config.ReflectorName = "sim"
 	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
@@ -175,9 +182,6 @@ func (w *World) run() Result {
 			c := &client{w: w, name: fmt.Sprintf("%srogue%d", session, j+1), session: session, rogue: true}
 			w.clients = append(w.clients, c)
 			w.queue.schedule(w.rand.Between(1000, max(1000, s.FaultPhaseMs)), func() { c.start() })
-		}
-		if s.SnapshotEveryMs > 0 {
-			w.every(s.SnapshotEveryMs, func() { w.snapshot(session) })
 		}
 	}
 	w.faultLoops()
@@ -346,20 +350,6 @@ func (w *World) healPartition(c *client) {
 	w.resume(c)
 }
 
-// snapshot has a random joined client of the session upload a snapshot.
-func (w *World) snapshot(session string) {
-	var candidates []*client
-	for _, c := range w.liveClients() {
-		if c.session == session && c.joined && c.link.Joined() && c.model != nil && c.model.HasSeq {
-			candidates = append(candidates, c)
-		}
-	}
-	if c := w.pick(candidates); c != nil {
-		w.count(FaultSnapshot)
-		c.uploadSnapshot()
-	}
-}
-
 // heal ends the fault phase: partitions heal, the reflector runs, crashed
 // clients come back; from now on no fault is injected and no input is
 // submitted, and every live client must catch up.
@@ -423,14 +413,14 @@ func (w *World) lagging() string {
 // per session is checked against every live client's submissions).
 func (w *World) checkExactlyOnce() {
 	for _, c := range w.liveClients() {
-		if c.model == nil {
+		if c.island == nil {
 			continue
 		}
 		for _, sender := range w.liveClients() {
 			if sender.session != c.session || sender.submitted == 0 {
 				continue
 			}
-			applied := c.model.Inputs[sender.viewID]
+			applied := c.island.Model().Applied[sender.viewID]
 			if applied == nil || applied.Watermark != sender.submitted || len(applied.Above) > 0 || applied.Applications != sender.submitted {
 				w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d; %s's model applied %s",
 					sender.viewID, sender.submitted, c.viewID, describeApplied(applied)))
