@@ -87,8 +87,8 @@ type Scenario struct {
 	SlowClients     int
 	SlowFrameGapMs  int64 // a slow client takes this long per frame
 	RogueClients    int
-	LateJoiners     int     // clients per session that start later in the fault phase
-	InputEveryMs    int64   // mean time between inputs of one client
+	LateJoiners     int   // clients per session that start later in the fault phase
+	InputEveryMs    int64 // mean time between inputs of one client
 	SnapshotEveryMs int64 // session time between snapshots (the model's snapshot interval)
 }
 
