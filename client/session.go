@@ -130,6 +130,9 @@ type Session[M any] struct {
 	lastPoll    time.Time
 	// snapshotURL is the snapshot the replica was last rebuilt from.
 	snapshotURL string
+	// advancedAt is when the island's time last advanced (wall clock), for
+	// ViewTime.
+	advancedAt time.Time
 }
 
 // Stats are a session's counters.
@@ -338,6 +341,22 @@ func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 	return now, seq, hash, err
 }
 
+// ViewTime returns the model's session time plus the wall-clock time since
+// it last advanced, capped at two tick intervals: the time a view renders
+// at, between the reflector's ticks, to interpolate or extrapolate motion
+// smoothly. The model never sees it.
+func (s *Session[M]) ViewTime() int64 {
+	var t int64
+	s.do(func() {
+		if s.island == nil {
+			return
+		}
+		ahead := time.Since(s.advancedAt).Milliseconds()
+		t = s.island.Time() + min(max(ahead, 0), 2*s.options.TickMs)
+	})
+	return t
+}
+
 // LastVote returns the session time and state hash of this replica's
 // latest snapshot vote: replicas vote at the same session times, so equal
 // LastVotes mean equal states at that time ("" before the first vote).
@@ -522,6 +541,7 @@ func (s *Session[M]) deliver(d *link.Delivery) error {
 	case link.DeliverTime:
 		s.island.Advance(d.Time, &s.islandOut)
 	}
+	s.advancedAt = time.Now()
 	s.islandEffects()
 	return nil
 }
