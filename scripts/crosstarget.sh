@@ -5,6 +5,15 @@
 # wasm (GOOS=js, run under Node.js), runs each, and fails if any target's
 # dmath hashes differ from dmath/internal/crosscheck/testdata/dmath.sha256.
 #
+# Then proves the same of a whole model run: builds
+# client/island/internal/crossrun (a physics model replaying a recorded
+# trace of reflected messages through the island, with a snapshot and a
+# restored second island halfway) for the same targets, and fails if any
+# target's output (state hashes every 500 messages, snapshot hash, effect
+# digests, final hash) differs from
+# client/island/internal/crossrun/testdata/expected.txt, or if the two
+# islands disagree on any target (crossrun exits non-zero).
+#
 # It also prints, as information, which functions of the plain math
 # package (and naive a*b+c vector code) differ between the targets: that
 # is why dmath exists.
@@ -18,11 +27,14 @@ cd "$(dirname "$0")/.."
 
 package=./dmath/internal/crosscheck
 golden=dmath/internal/crosscheck/testdata/dmath.sha256
+run_package=./client/island/internal/crossrun
+run_golden=client/island/internal/crossrun/testdata/expected.txt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 start=$SECONDS
 targets=()
 skipped=0
+run_failed=()
 
 skip() {
   printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n'
@@ -31,34 +43,51 @@ skip() {
   skipped=$((skipped + 1))
 }
 
-# run_target NAME RUNNER... : the binary is $work/NAME, its output $work/NAME.out
+# build_target NAME GOOS GOARCH [GOAMD64]: builds $work/NAME (crosscheck)
+# and $work/NAME.crossrun.
+build_target() {
+  local name=$1 goos=$2 goarch=$3 goamd64=${4:-}
+  GOOS=$goos GOARCH=$goarch GOAMD64=${goamd64:-v1} go build -o "$work/$name" "$package"
+  GOOS=$goos GOARCH=$goarch GOAMD64=${goamd64:-v1} go build -o "$work/$name.crossrun" "$run_package"
+}
+
+# run_target NAME RUNNER... : runs $work/NAME (output $work/NAME.out) and
+# $work/NAME.crossrun (output $work/NAME.crossrun.out) under RUNNER (none
+# for native binaries).
 run_target() {
   local name=$1
   shift
   local t0=$SECONDS
-  "$@" -math >"$work/$name.out"
+  "$@" "$work/$name" -math >"$work/$name.out"
   targets+=("$name")
-  echo "ran $name in $((SECONDS - t0))s"
+  echo "ran crosscheck on $name in $((SECONDS - t0))s"
+  t0=$SECONDS
+  if ! "$@" "$work/$name.crossrun" >"$work/$name.crossrun.out" 2>"$work/$name.crossrun.err"; then
+    run_failed+=("$name")
+    echo "FAIL: crossrun on $name exited non-zero:"
+    cat "$work/$name.crossrun.err"
+  fi
+  echo "ran crossrun on $name in $((SECONDS - t0))s"
 }
 
 hostarch=$(go env GOHOSTARCH)
 if [ "$hostarch" != amd64 ]; then
   skip "amd64 targets: this host is $hostarch (the script runs amd64 natively only)"
 else
-  GOOS=linux GOARCH=amd64 GOAMD64=v1 go build -o "$work/amd64-v1" "$package"
-  run_target amd64-v1 "$work/amd64-v1"
+  build_target amd64-v1 linux amd64 v1
+  run_target amd64-v1
   flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
   if [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* && " $flags " == *" bmi2 "* ]]; then
-    GOOS=linux GOARCH=amd64 GOAMD64=v3 go build -o "$work/amd64-v3" "$package"
-    run_target amd64-v3 "$work/amd64-v3"
+    build_target amd64-v3 linux amd64 v3
+    run_target amd64-v3
   else
     skip "amd64 GOAMD64=v3: this CPU lacks avx2, fma or bmi2 (see /proc/cpuinfo)"
   fi
 fi
 
 if [ "$hostarch" = arm64 ]; then
-  GOOS=linux GOARCH=arm64 go build -o "$work/arm64" "$package"
-  run_target arm64 "$work/arm64"
+  build_target arm64 linux arm64
+  run_target arm64
 else
   if ! command -v qemu-aarch64-static >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing qemu-user-static for the arm64 run"
@@ -66,8 +95,8 @@ else
       echo "apt-get install qemu-user-static failed"
   fi
   if command -v qemu-aarch64-static >/dev/null; then
-    GOOS=linux GOARCH=arm64 go build -o "$work/arm64" "$package"
-    run_target arm64 qemu-aarch64-static "$work/arm64"
+    build_target arm64 linux arm64
+    run_target arm64 qemu-aarch64-static
   else
     skip "arm64: qemu-aarch64-static is not installed (Debian package qemu-user-static; run as root to install it automatically)"
   fi
@@ -84,8 +113,8 @@ if ! command -v node >/dev/null; then
 elif [ -z "$wasm_exec" ]; then
   skip "wasm: go_js_wasm_exec not found under $goroot/lib/wasm or $goroot/misc/wasm"
 else
-  GOOS=js GOARCH=wasm go build -o "$work/wasm" "$package"
-  run_target wasm "$wasm_exec" "$work/wasm"
+  build_target wasm js wasm
+  run_target wasm "$wasm_exec"
 fi
 
 echo
@@ -96,6 +125,21 @@ for name in "${targets[@]}"; do
   else
     echo "FAIL: dmath on $name differs from $golden:"
     cat "$work/$name.diff"
+    status=1
+  fi
+done
+
+# A whole model run: every target's output must equal the checked-in one
+# (and so each other's).
+for name in "${targets[@]}"; do
+  if [[ " ${run_failed[*]} " == *" $name "* ]]; then
+    echo "FAIL: crossrun on $name: the islands disagreed or the run failed (see above)"
+    status=1
+  elif diff "$work/$name.crossrun.out" "$run_golden" >"$work/$name.crossrun.diff"; then
+    echo "crossrun on $name: output equals $run_golden (final $(grep '^final ' "$work/$name.crossrun.out" | cut -c7-22)...)"
+  else
+    echo "FAIL: crossrun on $name differs from $run_golden:"
+    cat "$work/$name.crossrun.diff"
     status=1
   fi
 done

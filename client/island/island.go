@@ -21,6 +21,38 @@
 // messages, the views present and the inputs applied per view — so equal
 // states encode to equal bytes, and the SHA-256 of a snapshot is the state
 // hash that islands vote with to detect divergence.
+//
+// # Determinism across platforms
+//
+// Guaranteed: islands built for amd64 (GOAMD64=v1 or v3), arm64 and wasm
+// that start from New or from the same snapshot and are given the same
+// Apply and Advance calls reach the same snapshot bytes, hence the same
+// Hash, and produce the same effects (Emits, and the hashes in Votes), as
+// long as the model keeps the rules below.
+//
+// Why it holds: the island itself computes with integers, sorted slices
+// and a seeded SplitMix64 (Random; Float64 only divides by a power of
+// two, which is exact), orders future messages by time and then by
+// scheduling order, and sorts whatever it collects from a map before
+// using it, so map order reaches neither the state nor the effects.
+// Snapshots are Core Deterministic CBOR: map keys are sorted by their
+// encoding, so Go's random map order cannot reach the bytes, and floats
+// take the shortest form that keeps the value exactly (a restored island
+// re-encodes to the same bytes). Every NaN is encoded as the one canonical
+// NaN (0x7e00), because 0/0 yields NaNs with different bits on amd64 than
+// on arm64 and wasm. The model's part: use package dmath (Sin, Cos,
+// Atan2, Exp, Pow, ...) instead of math, whose last bit differs between
+// targets; write float64(a*b) + c, so that the compiler cannot fuse a
+// multiply-add on arm64 or amd64 v3; never range over a map (range over
+// its sorted keys); never convert a float outside an integer's range to
+// that integer. metronome vet checks these rules.
+//
+// client/island/internal/crossrun replays a recorded trace of 4,000
+// reflected messages through a physics model, with a snapshot and a
+// restored second island halfway, and scripts/crosstarget.sh fails unless
+// amd64 v1 and v3, arm64 and wasm all print the same state hashes. The
+// same run with a single unrounded a*b+c in the model splits amd64 v1 and
+// wasm from amd64 v3 and arm64 within 500 messages.
 package island
 
 import (
