@@ -74,6 +74,11 @@ func (r *simReflector) crash(torn bool) {
 			r.w.count(FaultTornCommit)
 		}
 	}
+	if r.store.nonDurable {
+		if n := r.store.loseUnsynced(); n > 0 {
+			detail += fmt.Sprintf(", the machine went down: %d unsynced commits lost (no durability)", n)
+		}
+	}
 	if r.w.options.Bug == BugLostDurableWrite {
 		if n := r.store.loseLastCommits(); n > 0 {
 			detail += fmt.Sprintf(", BUG: lost the last durable commit of %d session(s)", n)

@@ -59,3 +59,18 @@ func TestSimReplaysExactly(t *testing.T) {
 		}
 	}
 }
+
+// TestSimShowsWhatNonDurableRisks: without durability a machine crash
+// loses acknowledged messages, and the simulator must say so.
+func TestSimShowsWhatNonDurableRisks(t *testing.T) {
+	for seed := uint64(1); seed <= 50; seed++ {
+		result := Run(Options{Seed: seed, NonDurable: true})
+		if v := result.Violation; v != nil {
+			if v.Invariant != InvariantOrder && v.Invariant != InvariantTime {
+				t.Fatalf("seed %d: %s, want a total order or time violation", seed, v.Error())
+			}
+			return
+		}
+	}
+	t.Fatal("50 seeds without durability found no lost message")
+}

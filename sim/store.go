@@ -18,6 +18,17 @@ import (
 type store struct {
 	sessions map[string]*storedSession
 	pointers map[string][]byte
+	// unsynced lists the commits not yet synced to the disk, oldest first,
+	// when the store runs without durability (Options.NonDurable): the
+	// operating system holds them until its next flush; a machine crash
+	// loses them.
+	nonDurable bool
+	unsynced   []unsyncedCommit
+}
+
+type unsyncedCommit struct {
+	session string
+	undo    *commitUndo
 }
 
 type storedSession struct {
@@ -76,7 +87,32 @@ func (s *store) commit(id string, storage *reflector.Storage) error {
 		s.pointers[pointer.Key] = slices.Clone(pointer.Value)
 	}
 	stored.last = undo
+	if s.nonDurable {
+		s.unsynced = append(s.unsynced, unsyncedCommit{session: id, undo: undo})
+	}
 	return nil
+}
+
+// sync flushes the unsynced commits to the disk (the operating system's
+// periodic write-back).
+func (s *store) sync() { s.unsynced = nil }
+
+// loseUnsynced undoes every commit not yet synced, newest first (a machine
+// crash of a store without durability). It returns how many were lost.
+func (s *store) loseUnsynced() int {
+	lost := len(s.unsynced)
+	for i := len(s.unsynced) - 1; i >= 0; i-- {
+		entry := s.unsynced[i]
+		stored := s.sessions[entry.session]
+		undo := entry.undo
+		stored.messages = append(slices.Clone(undo.dropped), stored.messages[:len(stored.messages)-undo.appended]...)
+		if undo.replaced {
+			stored.record = undo.record
+		}
+		stored.last = nil
+	}
+	s.unsynced = nil
+	return lost
 }
 
 // tearLastCommits undoes the drop of every session's last commit (a crash

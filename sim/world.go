@@ -56,6 +56,9 @@ const (
 	// catchUpCheckEveryMs is how often the liveness phase checks whether
 	// every live client caught up.
 	catchUpCheckEveryMs = 250
+	// storeSyncIntervalMs is how often a non-durable store's data reaches
+	// the disk (the operating system's write-back interval, shortened).
+	storeSyncIntervalMs = 1000
 )
 
 // Options configure a run.
@@ -70,6 +73,12 @@ type Options struct {
 	Bug string
 	// Trace, when set, receives every event as a line of text.
 	Trace io.Writer
+	// NonDurable runs the reflector's store as metronome serve
+	// --durable=false does: commits are acknowledged before they are
+	// synced, the disk syncs every storeSyncIntervalMs, and a reflector
+	// crash is a machine crash that loses the unsynced tail. Invariants are
+	// expected to break: this shows what that mode risks.
+	NonDurable bool
 }
 
 // Result is what a run did.
@@ -156,6 +165,7 @@ func newWorld(options Options) (*World, error) {
 		}
 	}
 	w.reflector = &simReflector{w: w, config: config, store: newStore()}
+	w.reflector.store.nonDurable = options.NonDurable
 	return w, nil
 }
 
@@ -185,6 +195,9 @@ func (w *World) run() Result {
 		}
 	}
 	w.faultLoops()
+	if w.options.NonDurable {
+		w.syncLoop()
+	}
 	w.queue.schedule(s.FaultPhaseMs, w.heal)
 	end := s.FaultPhaseMs + s.LivenessBudgetMs
 	for w.violation == nil {
@@ -221,6 +234,14 @@ func (w *World) run() Result {
 	}
 	return Result{Seed: w.options.Seed, Scenario: w.scenario, SimulatedMs: w.now, Events: w.events,
 		Faults: w.faults, Stats: w.stats, CatchUpMs: w.catchUpMs, Violation: w.violation}
+}
+
+// syncLoop flushes a non-durable store periodically.
+func (w *World) syncLoop() {
+	w.queue.schedule(w.now+storeSyncIntervalMs, func() {
+		w.reflector.store.sync()
+		w.syncLoop()
+	})
 }
 
 func (w *World) startClient(c *client) func() {

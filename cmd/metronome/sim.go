@@ -47,6 +47,7 @@ type simOptions struct {
 	first, seed                       int64
 	faults, bug                       string
 	trace, jsonOut, keepGoing         bool
+	nonDurable                        bool
 }
 
 func simCommand(args []string, stdout, stderr io.Writer) int {
@@ -64,10 +65,12 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 	flags.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "seeds run in parallel (each run is single-threaded)")
 	flags.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
 	flags.BoolVar(&o.keepGoing, "keep-going", false, "run every seed even after a violation")
+	durable := flags.Bool("durable", true, "simulate the reflector's store as durable (metronome serve's default); with --durable=false a reflector crash is a machine crash that loses what was not yet synced — expect violations")
 	usage := fmt.Sprintf(simUsage, strings.Join(sim.AllFaults, ", "))
 	if code, done := parseFlags(flags, usage, args, stderr); done {
 		return code
 	}
+	o.nonDurable = !*durable
 	faults, err := sim.ParseFaults(o.faults)
 	if err != nil {
 		fmt.Fprintf(stderr, "metronome sim: --faults: %v\n", err)
@@ -85,7 +88,7 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "metronome sim: --bug %q is not one of %s (reflector bugs need a build with -tags simbugs)\n", o.bug, strings.Join(known, ", "))
 		return 2
 	}
-	base := sim.Options{Faults: faults, Sessions: o.sessions, Clients: o.clients, Bug: o.bug}
+	base := sim.Options{Faults: faults, Sessions: o.sessions, Clients: o.clients, Bug: o.bug, NonDurable: o.nonDurable}
 	if faults == nil {
 		base.Faults = []string{}
 	}
@@ -208,6 +211,9 @@ func replayCommand(seed uint64, o simOptions) string {
 	}
 	if o.bug != "" {
 		command += " --bug " + o.bug
+	}
+	if o.nonDurable {
+		command += " --durable=false"
 	}
 	return command
 }
