@@ -1,0 +1,250 @@
+//go:build js && wasm
+
+// Command wasm is the browser view of the balls example, compiled with
+// GOOS=js GOARCH=wasm and loaded by examples/balls/web/index.html.
+//
+// It joins the session named by the page's ?room= (password ?pw=, default
+// "demo") through the reflector at ws(s)://<page host>/reflector, draws the
+// replicated model on a <canvas> every animation frame, publishes a push on
+// every click and the pointer position on mouse moves (at most
+// PointerPublishesPerSecond), and shows the other views' pointers.
+//
+// For tests and the curious it sets window.metronome:
+//
+//	ready       true once joined
+//	error       why joining or the session failed, or null
+//	viewId, sessionId, room
+//	state()     Promise<{time, seq, hash, pushes, steps, balls, pointers, views, frames, divergences}>
+//	lastVote()  Promise<{time, hash}>: the latest snapshot vote (hash "" before it)
+//	stats()     Promise<{snapshotURL, fromSnapshot, connects, syncs, resets, ...}>
+//	push(x, y)  Promise: what a click at world point (x, y) does
+//	leave()     Promise: leaves the session
+//
+// Blocking SDK calls (Join, Read, Publish, State) run on goroutines, never
+// inside a JavaScript callback: a callback that blocks would stop the
+// browser's event loop, which the WebSocket and fetch underneath need.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall/js"
+	"time"
+
+	"github.com/metronome-sync/metronome/client"
+	"github.com/metronome-sync/metronome/examples/balls/model"
+)
+
+const (
+	// joinTimeout bounds joining the session.
+	joinTimeout = 60 * time.Second
+	// defaultRoom and defaultPassword apply when the URL names none.
+	defaultRoom     = "lobby"
+	defaultPassword = "demo"
+)
+
+// view is the page's state. Fields written by callbacks and read by
+// goroutines are guarded by mu.
+type view struct {
+	session atomic.Pointer[client.Session[model.Model]]
+	api     js.Value
+	canvas  js.Value
+	draw    js.Value // the canvas' 2D context
+	status  js.Value
+
+	mu           sync.Mutex
+	pointer      pointerState
+	divergences  int
+	frames       int
+	lastModelAt  float64 // performance.now() when the model time last changed
+	lastModelNow int64
+}
+
+func main() {
+	global := js.Global()
+	document := global.Get("document")
+	location := global.Get("location")
+	params := global.Get("URLSearchParams").New(location.Get("search"))
+	room := param(params, "room", defaultRoom)
+	password := param(params, "pw", defaultPassword)
+	scheme := "ws"
+	if location.Get("protocol").String() == "https:" {
+		scheme = "wss"
+	}
+	reflector := scheme + "://" + location.Get("host").String() + "/reflector"
+
+	v := &view{
+		api:    global.Get("metronome"),
+		canvas: document.Call("getElementById", "balls"),
+		status: document.Call("getElementById", "status"),
+	}
+	if v.api.IsUndefined() || v.api.IsNull() {
+		v.api = global.Get("Object").New()
+		global.Set("metronome", v.api)
+	}
+	v.draw = v.canvas.Call("getContext", "2d")
+	v.exposeAPI(room)
+	v.setStatus("joining room “" + room + "” …")
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	session, err := client.Join(ctx, model.App, client.Options{
+		Reflector: reflector, Name: room, Password: password, Logger: logger,
+		OnDivergence: v.onDivergence,
+	})
+	cancel()
+	if err != nil {
+		v.fail("joining room “" + room + "” failed: " + err.Error())
+		select {} // keep the API answering (with the error)
+	}
+	v.session.Store(session)
+	v.api.Set("viewId", session.ViewID())
+	v.api.Set("sessionId", session.ID())
+	v.listen()
+	go v.renderLoop()
+	go v.pointerLoop()
+	v.api.Set("ready", true)
+	v.setStatus("room “" + room + "” · view " + session.ViewID())
+
+	<-session.Done()
+	if err := session.Err(); err != nil {
+		v.fail("the session ended: " + err.Error())
+	} else {
+		v.api.Set("ready", false)
+		v.setStatus("left the session")
+	}
+	select {}
+}
+
+func param(params js.Value, name, fallback string) string {
+	if value := params.Call("get", name); value.Truthy() {
+		return value.String()
+	}
+	return fallback
+}
+
+func (v *view) setStatus(text string) { v.status.Set("textContent", text) }
+
+func (v *view) fail(message string) {
+	v.api.Set("ready", false)
+	v.api.Set("error", message)
+	v.setStatus(message)
+	v.status.Get("classList").Call("add", "error")
+}
+
+// onDivergence runs on the session goroutine.
+func (v *view) onDivergence(d client.Divergence) {
+	v.mu.Lock()
+	v.divergences++
+	v.mu.Unlock()
+	js.Global().Get("console").Call("error", "metronome: "+d.Error())
+}
+
+// joined returns the session, or an error before joining.
+func (v *view) joined() (*client.Session[model.Model], error) {
+	if s := v.session.Load(); s != nil {
+		return s, nil
+	}
+	return nil, errors.New("not joined yet")
+}
+
+// exposeAPI fills window.metronome.
+func (v *view) exposeAPI(room string) {
+	v.api.Set("ready", false)
+	v.api.Set("error", js.Null())
+	v.api.Set("room", room)
+	v.api.Set("state", js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (any, error) {
+			session, err := v.joined()
+			if err != nil {
+				return nil, err
+			}
+			now, seq, hash, err := session.State()
+			if err != nil {
+				return nil, err
+			}
+			result := map[string]any{"time": now, "seq": seq, "hash": hash}
+			err = session.Read(func(m *model.Model, _ int64) {
+				var pointers []any
+				for _, p := range m.Pointers {
+					pointers = append(pointers, map[string]any{"view": p.View, "active": p.Active, "x": p.At.X, "y": p.At.Y})
+				}
+				result["pushes"] = m.Pushes
+				result["steps"] = m.Steps
+				result["balls"] = len(m.Balls)
+				result["pointers"] = pointers
+				result["views"] = len(m.Pointers)
+			})
+			v.mu.Lock()
+			result["frames"] = v.frames
+			result["divergences"] = v.divergences
+			v.mu.Unlock()
+			return result, err
+		})
+	}))
+	v.api.Set("lastVote", js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (any, error) {
+			session, err := v.joined()
+			if err != nil {
+				return nil, err
+			}
+			time, hash := session.LastVote()
+			return map[string]any{"time": time, "hash": hash}, nil
+		})
+	}))
+	v.api.Set("stats", js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (any, error) {
+			session, err := v.joined()
+			if err != nil {
+				return nil, err
+			}
+			stats := session.Stats()
+			return map[string]any{
+				"snapshotURL": stats.SnapshotURL, "fromSnapshot": stats.SnapshotURL != "",
+				"connects": stats.Connects, "syncs": stats.Syncs, "seamlessRejoins": stats.SeamlessRejoins,
+				"resets": stats.Resets, "gaps": stats.Gaps, "duplicates": stats.Duplicates,
+				"inputsSent": stats.InputsSent, "inputsResent": stats.InputsResent,
+			}, nil
+		})
+	}))
+	v.api.Set("push", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) < 2 {
+			return promise(func() (any, error) { return nil, errors.New("push(x, y) needs two numbers") })
+		}
+		x, y := args[0].Float(), args[1].Float()
+		return promise(func() (any, error) { return true, v.pushAt(x, y) })
+	}))
+	v.api.Set("leave", js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (any, error) {
+			session, err := v.joined()
+			if err != nil {
+				return nil, err
+			}
+			return true, session.Leave()
+		})
+	}))
+}
+
+// promise returns a JavaScript Promise settled with work's result, which
+// runs on a new goroutine (it may block).
+func promise(work func() (any, error)) js.Value {
+	var executor js.Func
+	executor = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			defer executor.Release()
+			result, err := work()
+			if err != nil {
+				reject.Invoke(js.Global().Get("Error").New(err.Error()))
+				return
+			}
+			resolve.Invoke(js.ValueOf(result))
+		}()
+		return nil
+	})
+	return js.Global().Get("Promise").New(executor)
+}
