@@ -93,6 +93,10 @@ type Options struct {
 	// OnDivergence is called (on the session goroutine) when replicas'
 	// state hashes disagree. Default: log at error level.
 	OnDivergence func(island.Divergence)
+	// OnVote, when set, is called (on the session goroutine) each time this
+	// replica votes its state hash at a snapshot poll: replicas vote at the
+	// same session times, so comparing votes compares states.
+	OnVote func(time int64, hash string)
 	// Logger receives the session's log (default: slog.Default()).
 	Logger *slog.Logger
 	// HTTPClient fetches and stores snapshots (default: a client with a
@@ -586,6 +590,9 @@ func (s *Session[M]) islandEffects() {
 		}
 	}
 	for _, vote := range out.Votes {
+		if s.options.OnVote != nil {
+			s.options.OnVote(s.island.LastVote())
+		}
 		s.stepLink(link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload,
 			TallyTarget: json.RawMessage(`["handleSnapshotVote"]`)})
 	}

@@ -62,12 +62,16 @@ func startServer(t *testing.T) string {
 	return s.Addr()
 }
 
-func join(t *testing.T, addr, name, password string, app App[tally]) *Session[tally] {
+func join(t *testing.T, addr, name, password string, app App[tally], onVote ...func(int64, string)) *Session[tally] {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := Join(ctx, app, Options{Reflector: "ws://" + addr + "/reflector", Name: name, Password: password,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	options := Options{Reflector: "ws://" + addr + "/reflector", Name: name, Password: password,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if len(onVote) > 0 {
+		options.OnVote = onVote[0]
+	}
+	s, err := Join(ctx, app, options)
 	if err != nil {
 		t.Fatalf("Join: %v", err)
 	}
@@ -163,8 +167,15 @@ func sortedKeys(m map[string]int) []string {
 func TestTwoViewsAgreeAndALateJoinerLoadsTheSnapshot(t *testing.T) {
 	addr := startServer(t)
 	app := tallyApp(2000)
-	a := join(t, addr, "room1", "pw", app)
-	b := join(t, addr, "room1", "pw", app)
+	var votesMu sync.Mutex
+	votes := map[int64][]string{} // session time → hashes voted by a and b
+	record := func(at int64, hash string) {
+		votesMu.Lock()
+		defer votesMu.Unlock()
+		votes[at] = append(votes[at], hash)
+	}
+	a := join(t, addr, "room1", "pw", app, record)
+	b := join(t, addr, "room1", "pw", app, record)
 	var emitted sync.WaitGroup
 	emitted.Add(1)
 	var once sync.Once
@@ -189,6 +200,20 @@ func TestTwoViewsAgreeAndALateJoinerLoadsTheSnapshot(t *testing.T) {
 	}
 	if url := c.Stats().SnapshotURL; !strings.Contains(url, "/files/snapshots/"+c.ID()+"/") {
 		t.Fatalf("the late joiner did not start from a snapshot: %q", url)
+	}
+	votesMu.Lock()
+	defer votesMu.Unlock()
+	agreed := 0
+	for at, hashes := range votes {
+		if len(hashes) == 2 {
+			if hashes[0] != hashes[1] {
+				t.Fatalf("at session time %d the replicas voted %s and %s", at, hashes[0], hashes[1])
+			}
+			agreed++
+		}
+	}
+	if agreed == 0 {
+		t.Fatalf("no snapshot vote by both replicas: %v", votes)
 	}
 }
 
