@@ -35,6 +35,9 @@ type client struct {
 	current *conn
 
 	partitionUp, partitionDown bool
+	// latencyMinMs and latencyMaxMs are this client's link: each client
+	// has its own delay distribution within the scenario's range.
+	latencyMinMs, latencyMaxMs int64
 
 	wakeToken uint64
 	submitted uint64 // inputs submitted by this incarnation

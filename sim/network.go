@@ -88,9 +88,9 @@ func (w *World) newConn(c *client, linkConn uint64, session string) *conn {
 }
 
 // latency draws one frame's transit time, with the packet-level faults.
-func (w *World) latency() int64 {
+func (w *World) latency(c *client) int64 {
 	s := &w.scenario
-	d := w.rand.Between(s.LatencyMinMs, s.LatencyMaxMs)
+	d := w.rand.Between(c.latencyMinMs, c.latencyMaxMs)
 	if w.rand.Chance(s.SpikeChance) {
 		d += w.rand.Between(1, s.SpikeMaxMs)
 		w.count(FaultDelay)
@@ -118,7 +118,7 @@ func (w *World) send(d *direction, p packet) {
 	if d.dead {
 		return
 	}
-	p.arrival = max(w.now+w.latency(), d.last+d.frameGap)
+	p.arrival = max(w.now+w.latency(d.conn.client), d.last+d.frameGap)
 	d.last = p.arrival
 	d.queue = append(d.queue, p)
 	if d == d.conn.toClient && p.kind == packetFrame {

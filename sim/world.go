@@ -177,6 +177,7 @@ func (w *World) run() Result {
 		session := "s" + strconv.Itoa(i+1)
 		for j := range s.ClientsPerSession[i] + s.LateJoiners {
 			c := &client{w: w, name: fmt.Sprintf("%sc%d", session, j+1), session: session}
+			w.link(c)
 			w.clients = append(w.clients, c)
 			at := w.rand.Between(0, 2000)
 			if j >= s.ClientsPerSession[i] {
@@ -190,6 +191,7 @@ func (w *World) run() Result {
 		}
 		for j := range s.RogueClients {
 			c := &client{w: w, name: fmt.Sprintf("%srogue%d", session, j+1), session: session, rogue: true}
+			w.link(c)
 			w.clients = append(w.clients, c)
 			w.queue.schedule(w.rand.Between(1000, max(1000, s.FaultPhaseMs)), func() { c.start() })
 		}
@@ -242,6 +244,14 @@ func (w *World) syncLoop() {
 		w.reflector.store.sync()
 		w.syncLoop()
 	})
+}
+
+// link draws a client's own delay distribution: a base latency and a
+// jitter range inside the scenario's bounds.
+func (w *World) link(c *client) {
+	s := &w.scenario
+	c.latencyMinMs = w.rand.Between(s.LatencyMinMs, s.LatencyMaxMs)
+	c.latencyMaxMs = w.rand.Between(c.latencyMinMs, s.LatencyMaxMs)
 }
 
 func (w *World) startClient(c *client) func() {
