@@ -92,3 +92,37 @@ func TestJoinWithoutMessages(t *testing.T) {
 		t.Fatalf("K=0: %+v, %v", result, err)
 	}
 }
+
+func TestSaturationRampAgainstMetronome(t *testing.T) {
+	config := DefaultSaturationConfig()
+	config.Step.URL = startMetronome(t)
+	config.Step.Sessions, config.Step.Clients = 4, 3
+	config.Step.Duration, config.Step.Warmup = time.Second, 200*time.Millisecond
+	config.Step.SessionPrefix, config.Step.Progress = testPrefix(t), testWriter{t}
+	config.StartRate, config.Factor, config.StepsMax = 20, 2, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	result, err := RunSaturation(ctx, config)
+	if err != nil {
+		t.Fatalf("RunSaturation: %v", err)
+	}
+	var table strings.Builder
+	result.WriteTable(&table)
+	t.Log("\n" + table.String())
+	if len(result.Steps) == 0 || result.Steps[0].RatePerClient != 20 || result.Steps[0].DeliveryRate <= 0 {
+		t.Fatalf("steps %+v", result.Steps)
+	}
+	for i := 1; i < len(result.Steps); i++ {
+		if result.Steps[i].RatePerClient != 2*result.Steps[i-1].RatePerClient {
+			t.Fatalf("step %d rate %v after %v: want doubling", i, result.Steps[i].RatePerClient, result.Steps[i-1].RatePerClient)
+		}
+	}
+	if result.Steps[0].GeneratorCPUPercent <= 0 {
+		t.Errorf("no generator CPU measured: %+v", result.Steps[0])
+	}
+	// A bad ramp is refused with the field named.
+	config.Factor = 1
+	if _, err := RunSaturation(ctx, config); err == nil || !strings.Contains(err.Error(), "factor") {
+		t.Fatalf("factor 1 accepted: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ const benchUsage = `Usage:
   metronome bench [--scenario latency] [flags]   reflect-latency load against a reflector URL
   metronome bench --scenario idle [flags]        many idle connections: memory, tick CPU
   metronome bench --scenario join [flags]        JOIN → SYNC time with a filled session
+  metronome bench --scenario saturation [flags]  ramp the load until p99 or loss breaks: max inputs/s, deliveries/s, CPU per delivery
   metronome bench baseline [--addr A]            run the baseline broadcast server (same frames, no reflector)
 
 The latency scenario opens sessions × clients WebSocket connections (session id =
@@ -31,6 +32,15 @@ The idle scenario opens --connections connections in sessions of --clients
 idle for 1 s (settle) + --duration (PULSE every 20 s), counting TICKs in the
 --duration window. With --pid: server RSS before connecting, after, at peak, RSS
 per connection, CPU in the window. Exit status 1 when any connection fails.
+
+The saturation scenario runs the latency scenario in steps at --sessions ×
+--clients (default 100 × 10 for this scenario), --duration and --warmup per step
+(default 5 s and 1 s), starting at --start-rate msg/s per client and
+multiplying by --factor each step, until the p99 exceeds --p99-bound, a message
+is lost, duplicated or reordered, or the generator cannot send the offered load
+(reported: then the reflector's limit is higher than measured). It prints every
+step (inputs/s, deliveries/s, latency, server CPU and µs per delivery with
+--pid, the generator's own CPU) and the highest step that held.
 
 The join scenario fills one session with --messages messages (--writers clients
 at --writer-rate msg/s each, under the reflector's 200 frames/s limit), waits
@@ -59,7 +69,12 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	pid := flags.Int("pid", 0, "server process id: report its RSS (end, peak) and CPU time from /proc")
 	prefix := flags.String("session-prefix", "", `session id prefix (default "bench-<unix ns>", new sessions on every run)`)
 	jsonOutput := flags.Bool("json", false, "write the result as JSON")
-	scenario := flags.String("scenario", "latency", "latency, idle or join")
+	scenario := flags.String("scenario", "latency", "latency, idle, join or saturation")
+	saturationDefaults := bench.DefaultSaturationConfig()
+	startRate := flags.Float64("start-rate", saturationDefaults.StartRate, "saturation: messages per second per client of the first step")
+	factor := flags.Float64("factor", saturationDefaults.Factor, "saturation: rate multiplier from one step to the next")
+	steps := flags.Int("steps", saturationDefaults.StepsMax, "saturation: most steps")
+	p99Bound := flags.Duration("p99-bound", saturationDefaults.P99Bound, "saturation: a step holds while p99 latency stays within this")
 	idleDefaults, joinDefaults := bench.DefaultIdleConfig(), bench.DefaultJoinConfig()
 	connections := flags.Int("connections", idleDefaults.Connections, "idle: number of connections")
 	messages := flags.Int("messages", joinDefaults.Messages, "join: messages in the session before the joins")
@@ -98,8 +113,29 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
 			return bench.RunJoin(ctx, config)
 		})
+	case "saturation":
+		config := saturationDefaults
+		step := &config.Step
+		step.URL, step.PayloadBytes, step.DrainTimeout, step.PID, step.SessionPrefix = *url, *payloadBytes, *drainTimeout, *pid, *prefix
+		if set["sessions"] {
+			step.Sessions = *sessions
+		}
+		if set["clients"] {
+			step.Clients = *clients
+		}
+		if set["duration"] {
+			step.Duration = *duration
+		}
+		if set["warmup"] {
+			step.Warmup = *warmup
+		}
+		config.StartRate, config.Factor, config.StepsMax, config.P99Bound = *startRate, *factor, *steps, *p99Bound
+		step.Progress = stderr
+		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
+			return bench.RunSaturation(ctx, config)
+		})
 	default:
-		fmt.Fprintf(stderr, "metronome bench: --scenario %q: want latency, idle or join\n", *scenario)
+		fmt.Fprintf(stderr, "metronome bench: --scenario %q: want latency, idle, join or saturation\n", *scenario)
 		return 2
 	}
 	config := defaults
