@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -69,10 +70,40 @@ func (c *conn) readLoop() {
 			c.readerExit()
 			return
 		}
-		if c.reader.Buffered() == 0 && len(c.leftover) == 0 && c.messages.opCode == 0 && c.park() {
+		if c.reader.Buffered() == 0 && len(c.leftover) == 0 && c.messages.opCode == 0 &&
+			c.pollKey != 0 && !c.awaitInput() && c.park() {
 			return
 		}
 	}
+}
+
+// readerParkAfterIdle is how long a reader waits for the next frame before
+// it parks: a connection that sends more often keeps its reader goroutine
+// (parking and waking cost two system calls and a new goroutine).
+const readerParkAfterIdle = 100 * time.Millisecond
+
+// awaitInput waits, up to readerParkAfterIdle, until the socket has
+// something to read. It reports false when the wait timed out.
+func (c *conn) awaitInput() bool {
+	if c.closing() {
+		return true // keep reading until the close handshake ends
+	}
+	_ = c.netConn.SetReadDeadline(time.Now().Add(readerParkAfterIdle))
+	_, err := c.reader.Peek(1) // consumes nothing, also on error
+	_ = c.netConn.SetReadDeadline(time.Time{})
+	if c.closing() {
+		// The writer may have set the handshake deadline just before it
+		// was cleared above: set it again.
+		_ = c.netConn.SetReadDeadline(time.Now().Add(closeHandshakeTimeout))
+	}
+	var netErr net.Error
+	return !(errors.As(err, &netErr) && netErr.Timeout())
+}
+
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
 }
 
 // park ends the reader goroutine of a connection whose socket has nothing
