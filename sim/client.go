@@ -3,6 +3,8 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/metronome-sync/metronome/client/island"
@@ -357,14 +359,5 @@ func (c *client) submitInput() {
 }
 
 func sortedUint64Keys[V any](m map[uint64]V) []uint64 {
-	keys := make([]uint64, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/metronome-sync/metronome/client/island"
 )
@@ -26,37 +25,12 @@ type simModel struct {
 	Applied    map[string]*appliedInputs `cbor:"applied"`
 }
 
-// appliedInputs is a set of input numbers: all up to Watermark, plus
-// Above; Applications counts how often inputs took effect (duplicates
-// included, which only a bug lets through).
+// appliedInputs is the set of a view's input numbers that took effect,
+// and how often inputs took effect (duplicates included, which only a bug
+// lets through).
 type appliedInputs struct {
-	Watermark    uint64   `cbor:"watermark"`
-	Above        []uint64 `cbor:"above"`
-	Applications uint64   `cbor:"applications"`
-}
-
-func (a *appliedInputs) has(n uint64) bool {
-	if n <= a.Watermark {
-		return true
-	}
-	_, found := slices.BinarySearch(a.Above, n)
-	return found
-}
-
-func (a *appliedInputs) add(n uint64) {
-	a.Applications++
-	if a.has(n) {
-		return
-	}
-	i, _ := slices.BinarySearch(a.Above, n)
-	a.Above = slices.Insert(a.Above, i, n)
-	for len(a.Above) > 0 && a.Above[0] == a.Watermark+1 {
-		a.Watermark++
-		a.Above = a.Above[1:]
-	}
-	if len(a.Above) == 0 {
-		a.Above = nil
-	}
+	Set          island.InputSet `cbor:"set"`
+	Applications uint64          `cbor:"applications"`
 }
 
 // simInput is the data of an input event: who sent it, its number among
@@ -105,7 +79,8 @@ func simApp(snapshotIntervalMs int64) island.App[simModel] {
 					applied = &appliedInputs{}
 					m.Applied[in.View] = applied
 				}
-				applied.add(in.N)
+				applied.Set.Add(in.N)
+				applied.Applications++
 				m.Inputs++
 				m.Chain = mix(mix(mix(m.Chain, uint64(ctx.Now())), in.Digest), in.N)
 				if in.Digest%4 == 0 {

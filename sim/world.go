@@ -452,7 +452,7 @@ func (w *World) checkExactlyOnce() {
 				continue
 			}
 			applied := c.island.Model().Applied[sender.viewID]
-			if applied == nil || applied.Watermark != sender.submitted || len(applied.Above) > 0 || applied.Applications != sender.submitted {
+			if applied == nil || applied.Set.Watermark != sender.submitted || len(applied.Set.Above) > 0 || applied.Applications != sender.submitted {
 				w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d; %s's model applied %s",
 					sender.viewID, sender.submitted, c.viewID, describeApplied(applied)))
 				return
@@ -465,7 +465,7 @@ func describeApplied(a *appliedInputs) string {
 	if a == nil {
 		return "none"
 	}
-	return fmt.Sprintf("1..%d and %v, taking effect %d times", a.Watermark, a.Above, a.Applications)
+	return fmt.Sprintf("1..%d and %v, taking effect %d times", a.Set.Watermark, a.Set.Above, a.Applications)
 }
 
 func (w *World) count(kind string) { w.faults[kind]++ }

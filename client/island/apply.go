@@ -142,14 +142,14 @@ func (i *Island[M]) Apply(m Message, out *Effects) {
 		if m.Input != 0 {
 			applied := i.state.Inputs[m.View]
 			if applied == nil {
-				applied = &appliedInputs{}
+				applied = &InputSet{}
 				i.state.Inputs[m.View] = applied
 			}
-			if applied.has(m.Input) {
+			if applied.Has(m.Input) {
 				i.state.Duplicates++ // a re-sent input that took effect before
 				return
 			}
-			applied.add(m.Input)
+			applied.Add(m.Input)
 		}
 		switch m.Envelope.Kind {
 		case KindEvent:

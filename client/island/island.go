@@ -150,17 +150,17 @@ func Encode(v any) ([]byte, error) { return encoding.Marshal(v) }
 
 // state is everything replicated: what a snapshot holds.
 type state[M any] struct {
-	Model       M                         `cbor:"model"`
-	Time        int64                     `cbor:"time"`
-	Seq         uint32                    `cbor:"seq"`
-	HasSeq      bool                      `cbor:"hasSeq"`
-	Random      uint64                    `cbor:"random"`
-	Futures     []futureMessage           `cbor:"futures"`
-	FutureOrder uint64                    `cbor:"futureOrder"`
-	Views       map[string]int            `cbor:"views"`
-	Inputs      map[string]*appliedInputs `cbor:"inputs"`
-	LastPoll    int64                     `cbor:"lastPoll"`
-	Duplicates  uint64                    `cbor:"duplicates"`
+	Model       M                    `cbor:"model"`
+	Time        int64                `cbor:"time"`
+	Seq         uint32               `cbor:"seq"`
+	HasSeq      bool                 `cbor:"hasSeq"`
+	Random      uint64               `cbor:"random"`
+	Futures     []futureMessage      `cbor:"futures"`
+	FutureOrder uint64               `cbor:"futureOrder"`
+	Views       map[string]int       `cbor:"views"`
+	Inputs      map[string]*InputSet `cbor:"inputs"`
+	LastPoll    int64                `cbor:"lastPoll"`
+	Duplicates  uint64               `cbor:"duplicates"`
 }
 
 type futureMessage struct {
@@ -170,14 +170,17 @@ type futureMessage struct {
 	Data  []byte `cbor:"data"`
 }
 
-// appliedInputs is the set of input numbers of one view that took effect:
-// all up to Watermark, plus Above.
-type appliedInputs struct {
+// InputSet is a set of input numbers (1, 2, 3, ...): all up to
+// Watermark, plus Above (sorted). Inputs mostly arrive in order, so it
+// stays small. The island keeps one per view to drop re-sent inputs; a
+// model may use it too (it encodes as CBOR).
+type InputSet struct {
 	Watermark uint64   `cbor:"watermark"`
 	Above     []uint64 `cbor:"above"`
 }
 
-func (a *appliedInputs) has(n uint64) bool {
+// Has reports whether n is in the set.
+func (a *InputSet) Has(n uint64) bool {
 	if n <= a.Watermark {
 		return true
 	}
@@ -185,7 +188,11 @@ func (a *appliedInputs) has(n uint64) bool {
 	return found
 }
 
-func (a *appliedInputs) add(n uint64) {
+// Add adds n to the set.
+func (a *InputSet) Add(n uint64) {
+	if a.Has(n) {
+		return
+	}
 	i, _ := slices.BinarySearch(a.Above, n)
 	a.Above = slices.Insert(a.Above, i, n)
 	for len(a.Above) > 0 && a.Above[0] == a.Watermark+1 {
@@ -220,7 +227,7 @@ func New[M any](app App[M], viewID string, out *Effects) *Island[M] {
 	i := &Island[M]{app: app, viewID: viewID}
 	i.state.Random = 0x6d6574726f6e6f6d // the same seed everywhere: the session's stream
 	i.state.Views = map[string]int{}
-	i.state.Inputs = map[string]*appliedInputs{}
+	i.state.Inputs = map[string]*InputSet{}
 	i.ctx = Context{island: i, out: out}
 	if app.Init != nil {
 		i.call(func() { app.Init(&i.state.Model, &i.ctx) }, out)
@@ -238,7 +245,7 @@ func Restore[M any](app App[M], viewID string, snapshot []byte) (*Island[M], err
 		i.state.Views = map[string]int{}
 	}
 	if i.state.Inputs == nil {
-		i.state.Inputs = map[string]*appliedInputs{}
+		i.state.Inputs = map[string]*InputSet{}
 	}
 	i.ctx = Context{island: i}
 	return i, nil
