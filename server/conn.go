@@ -46,8 +46,12 @@ type conn struct {
 	leftover     []byte        // read before the socket (bytes buffered at the upgrade)
 	messages     *messageReader
 	session      *sessionActor
-	pongsPending bool   // pongs queued, not yet flushed
-	pollKey      uint64 // non-zero: registered with the read poller
+	pongsPending bool // pongs queued, not yet flushed
+	// lastInput is when the last frame arrived; parkAfterIdle how long the
+	// reader waits for the next one before it parks.
+	lastInput     time.Time
+	parkAfterIdle time.Duration
+	pollKey       uint64 // non-zero: registered with the read poller
 
 	// flushPending is owned by the session actor: the conn has frames
 	// queued since the actor's last flush.

@@ -50,6 +50,7 @@ func (c *conn) readLoop() {
 			c.readerExit()
 			return
 		}
+		c.noteInput()
 		switch opCode {
 		case ws.OpText:
 			c.server.metrics.framesIn.Add(1)
@@ -77,18 +78,34 @@ func (c *conn) readLoop() {
 	}
 }
 
-// readerParkAfterIdle is how long a reader waits for the next frame before
-// it parks: a connection that sends more often keeps its reader goroutine
-// (parking and waking cost two system calls and a new goroutine).
-const readerParkAfterIdle = 100 * time.Millisecond
+// A reader waits for the next frame, before it parks, twice the time
+// between the connection's last two frames, within these bounds: a
+// connection that sends regularly keeps its reader goroutine (parking and
+// waking cost system calls, a new goroutine and the poller's latency on
+// every frame), one that has gone quiet parks soon.
+const (
+	readerParkAfterIdleMin = 50 * time.Millisecond
+	readerParkAfterIdleMax = 1 * time.Second
+)
 
-// awaitInput waits, up to readerParkAfterIdle, until the socket has
-// something to read. It reports false when the wait timed out.
+// noteInput records the arrival of a frame and sets how long the reader
+// waits for the next one before it parks.
+func (c *conn) noteInput() {
+	now := time.Now()
+	wait := readerParkAfterIdleMin
+	if !c.lastInput.IsZero() {
+		wait = min(max(2*now.Sub(c.lastInput), readerParkAfterIdleMin), readerParkAfterIdleMax)
+	}
+	c.lastInput, c.parkAfterIdle = now, wait
+}
+
+// awaitInput waits, up to parkAfterIdle, until the socket has something to
+// read. It reports false when the wait timed out.
 func (c *conn) awaitInput() bool {
 	if c.closing() {
 		return true // keep reading until the close handshake ends
 	}
-	_ = c.netConn.SetReadDeadline(time.Now().Add(readerParkAfterIdle))
+	_ = c.netConn.SetReadDeadline(time.Now().Add(c.parkAfterIdle))
 	_, err := c.reader.Peek(1) // consumes nothing, also on error
 	_ = c.netConn.SetReadDeadline(time.Time{})
 	if c.closing() {
