@@ -22,7 +22,7 @@ Usage:
   metronome version          print the version
   metronome help [command]   show help
 
-Run "metronome serve --help" or "metronome bench --help" for their flags.
+Run "metronome help <command>" (or "metronome <command> --help") for its flags.
 `
 
 func main() {
@@ -52,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if len(args) > 1 && args[1] == "sim" {
 			return simCommand([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "vet" {
+			return vetCommand([]string{"--help"}, stdout, stderr)
 		}
 		if len(args) > 1 && args[1] == "bench" {
 			return benchCommand([]string{"--help"}, stdout, stderr)
