@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -42,6 +45,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
 	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
+	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly [METRONOME_DEBUG_ADDR]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
 	}
@@ -67,6 +71,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 1
+	}
+	if *debugAddr != "" {
+		if err := serveProfiler(*debugAddr, logger); err != nil {
+			fmt.Fprintln(stderr, "metronome serve: --debug-addr:", err)
+			return 1
+		}
 	}
 	fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
 
@@ -148,4 +158,22 @@ func envInt(name string, fallback int64) int64 {
 		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not an integer\n", name, value)
 	}
 	return fallback
+}
+
+// serveProfiler serves net/http/pprof on its own listener, so profiling
+// never shares the public address.
+func serveProfiler(addr string, logger *slog.Logger) error {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("profiler listening", "addr", listener.Addr().String())
+	go http.Serve(listener, mux)
+	return nil
 }
