@@ -155,12 +155,27 @@ func (s *Session[M]) Stats() Stats {
 }
 
 // transport is one WebSocket connection: a reader goroutine feeding the
-// inbox and a writer goroutine draining a bounded queue.
+// inbox and a writer goroutine draining a bounded queue. The session
+// goroutine never touches the socket: it asks for a graceful close
+// (closeWith) or an abrupt one (cancel), and the transport's goroutines,
+// which own the socket, carry it out — also while the dial is in flight.
 type transport struct {
 	id     link.ConnID
-	conn   *websocket.Conn
 	writes chan []byte
 	cancel context.CancelFunc
+
+	closeOnce   sync.Once
+	closeAsked  chan struct{}
+	closeCode   websocket.StatusCode
+	closeReason string
+}
+
+// closeWith asks for a close handshake with code and reason.
+func (t *transport) closeWith(code int, reason string) {
+	t.closeOnce.Do(func() {
+		t.closeCode, t.closeReason = websocket.StatusCode(code), reason
+		close(t.closeAsked)
+	})
 }
 
 type inboxItem struct {
@@ -467,10 +482,7 @@ func (s *Session[M]) stepLink(event link.Event) *link.Effects {
 	if out.Close != nil {
 		if t := s.conns[out.Close.Conn]; t != nil {
 			delete(s.conns, t.id)
-			go func() {
-				t.conn.Close(websocket.StatusCode(out.Close.Code), out.Close.Reason)
-				t.cancel()
-			}()
+			t.closeWith(out.Close.Code, out.Close.Reason)
 		}
 	}
 	if out.Dial != 0 {
@@ -670,7 +682,7 @@ func (s *Session[M]) downloadSnapshot(target string) (*island.Island[M], error) 
 // inbox as Opened or Closed.
 func (s *Session[M]) dial(id link.ConnID) {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &transport{id: id, writes: make(chan []byte, InboxFramesMax), cancel: cancel}
+	t := &transport{id: id, writes: make(chan []byte, InboxFramesMax), cancel: cancel, closeAsked: make(chan struct{})}
 	s.conns[id] = t
 	target := strings.TrimSuffix(s.options.Reflector, "/") + "/" + s.id
 	go func() {
@@ -682,7 +694,6 @@ func (s *Session[M]) dial(id link.ConnID) {
 			return
 		}
 		conn.SetReadLimit(FrameBytesMax)
-		t.conn = conn
 		s.post(inboxItem{conn: id, event: link.Opened{Conn: id}})
 		go func() {
 			for {
@@ -692,6 +703,16 @@ func (s *Session[M]) dial(id link.ConnID) {
 						cancel()
 						return
 					}
+				case <-t.closeAsked:
+					// Frames queued before the close go first.
+					for len(t.writes) > 0 {
+						if conn.Write(ctx, websocket.MessageText, <-t.writes) != nil {
+							break
+						}
+					}
+					conn.Close(t.closeCode, t.closeReason)
+					cancel()
+					return
 				case <-ctx.Done():
 					conn.CloseNow()
 					return
