@@ -504,7 +504,15 @@ func (s *Session[M]) stepLink(event link.Event) *link.Effects {
 	for i := range out.Deliveries {
 		if err := s.deliver(&out.Deliveries[i]); err != nil {
 			s.logger.Error("session failed", "err", err)
-			s.link.Step(s.now(), link.Leave{}, &link.Effects{})
+			// A fatal local error: close with 4200 (spec §5.2), no reconnect.
+			leave := &link.Effects{}
+			s.link.Step(s.now(), link.Leave{}, leave)
+			if leave.Close != nil {
+				if t := s.conns[leave.Close.Conn]; t != nil {
+					delete(s.conns, t.id)
+					t.closeWith(protocol.CloseClientFatal, protocol.TruncateReason(err.Error()))
+				}
+			}
 			s.finish(err)
 			return out
 		}
