@@ -3,15 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/metronome-sync/metronome/server"
 )
 
 // testScenario is the short scenario of the end-to-end tests:
@@ -68,19 +64,7 @@ func assertComplete(t *testing.T, config LatencyConfig, result *LatencyResult) {
 }
 
 func TestLatencyAgainstMetronome(t *testing.T) {
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	config := testScenario(t, "ws://"+srv.Addr()+"/reflector")
+	config := testScenario(t, startMetronome(t))
 	result := runScenario(t, config)
 	assertComplete(t, config, result)
 	if result.UsersFrames == 0 {
