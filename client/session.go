@@ -299,9 +299,10 @@ func (s *Session[M]) do(f func()) error {
 // encoded as CBOR. Inputs published while disconnected are sent after the
 // reconnect; each takes effect exactly once.
 func (s *Session[M]) Publish(name string, data any) error {
-	encoded, err := island.Encode(data)
-	if data == nil {
-		encoded, err = nil, nil
+	var encoded []byte
+	var err error
+	if data != nil {
+		encoded, err = island.Encode(data)
 	}
 	if err != nil {
 		return fmt.Errorf("client: Publish(%q): %w", name, err)

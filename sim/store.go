@@ -104,13 +104,7 @@ func (s *store) loseUnsynced() int {
 	lost := len(s.unsynced)
 	for i := len(s.unsynced) - 1; i >= 0; i-- {
 		entry := s.unsynced[i]
-		stored := s.sessions[entry.session]
-		undo := entry.undo
-		stored.messages = append(slices.Clone(undo.dropped), stored.messages[:len(stored.messages)-undo.appended]...)
-		if undo.replaced {
-			stored.record = undo.record
-		}
-		stored.last = nil
+		s.sessions[entry.session].revert(entry.undo)
 	}
 	s.unsynced = nil
 	return lost
@@ -143,15 +137,21 @@ func (s *store) loseLastCommits() int {
 		if undo == nil || undo.appended == 0 {
 			continue
 		}
-		stored.messages = stored.messages[:len(stored.messages)-undo.appended]
-		stored.messages = append(undo.dropped, stored.messages...)
-		if undo.replaced {
-			stored.record = undo.record
-		}
-		stored.last = nil
+		stored.revert(undo)
 		lost++
 	}
 	return lost
+}
+
+// revert undoes a commit: its appended messages go, the messages it
+// dropped come back, the record it replaced returns.
+func (stored *storedSession) revert(undo *commitUndo) {
+	kept := stored.messages[:len(stored.messages)-undo.appended]
+	stored.messages = append(slices.Clone(undo.dropped), kept...)
+	if undo.replaced {
+		stored.record = undo.record
+	}
+	stored.last = nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

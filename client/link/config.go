@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -81,30 +82,14 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) setDefaults() {
-	if c.SyncTimeoutMs == 0 {
-		c.SyncTimeoutMs = SyncTimeoutMsDefault
-	}
-	if c.SilenceTimeoutMs == 0 {
-		c.SilenceTimeoutMs = SilenceTimeoutMsDefault
-	}
-	if c.PulseAfterMs == 0 {
-		c.PulseAfterMs = PulseAfterMsDefault
-	}
-	if c.ReconnectDelayMaxMs == 0 {
-		c.ReconnectDelayMaxMs = ReconnectDelayMaxMsDefault
-	}
-	if c.PendingInputsMax == 0 {
-		c.PendingInputsMax = PendingInputsMaxDefault
-	}
-	if c.SendRatePerSecond == 0 {
-		c.SendRatePerSecond = SendRatePerSecondDefault
-	}
-	if c.SendBurstMax == 0 {
-		c.SendBurstMax = SendBurstMaxDefault
-	}
-	if c.Join.User == nil {
-		c.Join.User = c.user()
-	}
+	c.SyncTimeoutMs = cmp.Or(c.SyncTimeoutMs, SyncTimeoutMsDefault)
+	c.SilenceTimeoutMs = cmp.Or(c.SilenceTimeoutMs, SilenceTimeoutMsDefault)
+	c.PulseAfterMs = cmp.Or(c.PulseAfterMs, PulseAfterMsDefault)
+	c.ReconnectDelayMaxMs = cmp.Or(c.ReconnectDelayMaxMs, ReconnectDelayMaxMsDefault)
+	c.PendingInputsMax = cmp.Or(c.PendingInputsMax, PendingInputsMaxDefault)
+	c.SendRatePerSecond = cmp.Or(c.SendRatePerSecond, SendRatePerSecondDefault)
+	c.SendBurstMax = cmp.Or(c.SendBurstMax, SendBurstMaxDefault)
+	c.Join.User = c.user()
 }
 
 func (c *Config) user() json.RawMessage {

@@ -154,9 +154,6 @@ func (l *Link) PendingInputs() int { return len(l.pending) }
 // Stats returns the link's counters.
 func (l *Link) Stats() Stats { return l.stats }
 
-// Config returns the link's configuration (with defaults applied).
-func (l *Link) Config() Config { return l.config }
-
 // NextWake returns when the link next needs a Wake (never: 1<<63-1).
 func (l *Link) NextWake() int64 {
 	return min(l.syncDeadline, l.silenceAt, l.pulseAt, l.reconnectAt, l.flushAt)
