@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"math/big"
+	"runtime"
 	"sync"
 	"time"
 
@@ -143,9 +144,19 @@ func (a *sessionActor) run() {
 	for {
 		select {
 		case <-a.ready:
-			for _, event := range a.takeEvents() {
-				a.step(event)
-				<-a.slots
+			a.stepQueued()
+			if len(a.out.Outbound) > 0 {
+				// Let the goroutines already runnable (readers, other
+				// sessions) run before writing: under load, the inputs that
+				// arrive meanwhile go out in the same writes (one write per
+				// connection for several frames), and with nothing else to
+				// run this returns at once.
+				runtime.Gosched()
+				select {
+				case <-a.ready:
+					a.stepQueued()
+				default:
+				}
 			}
 		case <-timer.C:
 			a.stepCore(reflector.Wake{})
@@ -158,6 +169,14 @@ func (a *sessionActor) run() {
 			return
 		}
 		timer.Reset(a.untilWake())
+	}
+}
+
+// stepQueued steps a batch of queued events.
+func (a *sessionActor) stepQueued() {
+	for _, event := range a.takeEvents() {
+		a.step(event)
+		<-a.slots
 	}
 }
 
