@@ -98,7 +98,8 @@ func AppendPong(dst []byte, args json.RawMessage) []byte {
 // Sync is the content of a SYNC frame (spec §8.1).
 type Sync struct {
 	URL string
-	// Messages are encoded message arrays, in seq order.
+	// Messages are encoded message arrays in seq order, each element one
+	// message or a run of messages already joined by commas.
 	Messages  [][]byte
 	Time      int64
 	Seq       uint32
@@ -127,16 +128,29 @@ func SyncSize(sessionID string, sync *Sync) int {
 
 // AppendSync appends a SYNC frame.
 func AppendSync(dst []byte, sessionID string, sync *Sync) []byte {
-	dst = appendHeader(dst, sessionID, ActionSync)
-	dst = append(dst, `,"args":{"url":`...)
-	dst = AppendJSString(dst, sync.URL)
-	dst = append(dst, `,"messages":[`...)
+	dst = AppendSyncHead(dst, sessionID, sync)
 	for i, message := range sync.Messages {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, message...)
 	}
+	return AppendSyncTail(dst, sync)
+}
+
+// AppendSyncHead appends the part of a SYNC frame before its messages. A
+// SYNC is AppendSyncHead, the messages joined by commas, AppendSyncTail;
+// a server can write the messages from where they are stored (writev)
+// instead of copying megabytes into one frame.
+func AppendSyncHead(dst []byte, sessionID string, sync *Sync) []byte {
+	dst = appendHeader(dst, sessionID, ActionSync)
+	dst = append(dst, `,"args":{"url":`...)
+	dst = AppendJSString(dst, sync.URL)
+	return append(dst, `,"messages":[`...)
+}
+
+// AppendSyncTail appends the part of a SYNC frame after its messages.
+func AppendSyncTail(dst []byte, sync *Sync) []byte {
 	dst = append(dst, `],"time":`...)
 	dst = strconv.AppendInt(dst, sync.Time, 10)
 	dst = append(dst, `,"seq":`...)

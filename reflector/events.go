@@ -81,6 +81,10 @@ type Outbound struct {
 	To []ConnID
 	// Frame is the encoded frame, shared by all recipients; never modify it.
 	Frame []byte
+	// Parts, when not empty, continue the frame: the frame is Frame
+	// followed by every part. A large SYNC is sent this way, its messages
+	// as stored, not copied. Never modify them.
+	Parts [][]byte
 	// Tick marks an idle heartbeat: skip recipients whose outbound queue
 	// still holds unsent frames (spec §4.2).
 	Tick bool
@@ -145,6 +149,28 @@ func (e *Effects) Reset() {
 	e.MessagesStamped = 0
 	e.TicksSent = 0
 	e.LatencySamplesMs = e.LatencySamplesMs[:0]
+}
+
+// Len is the length of the frame: Frame and its Parts.
+func (o *Outbound) Len() int {
+	n := len(o.Frame)
+	for _, part := range o.Parts {
+		n += len(part)
+	}
+	return n
+}
+
+// Bytes returns the whole frame (Frame, or a copy joining Frame and Parts).
+func (o *Outbound) Bytes() []byte {
+	if len(o.Parts) == 0 {
+		return o.Frame
+	}
+	frame := make([]byte, 0, o.Len())
+	frame = append(frame, o.Frame...)
+	for _, part := range o.Parts {
+		frame = append(frame, part...)
+	}
+	return frame
 }
 
 func (e *Effects) send(to []ConnID, frame []byte) {

@@ -294,18 +294,19 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 		}
 		return
 	}
+	whole := ob.Bytes()
 	var frame wireFrame
-	if err := json.Unmarshal(ob.Frame, &frame); err != nil {
-		c.violate("frame is not a JSON object: %s", ob.Frame)
+	if err := json.Unmarshal(whole, &frame); err != nil {
+		c.violate("frame is not a JSON object: %s", whole)
 		return
 	}
 	to := c.recipients(ob)
 	if frame.Action == protocol.ActionPong {
 		if frame.ID != nil {
-			c.violate("PONG carries an id: %s", ob.Frame)
+			c.violate("PONG carries an id: %s", whole)
 		}
 	} else if frame.ID == nil || *frame.ID != c.sessionID {
-		c.violate("%s frame without the session id (spec §3.4): %s", frame.Action, ob.Frame)
+		c.violate("%s frame without the session id (spec §3.4): %s", frame.Action, whole)
 	}
 	if ob.Tick != (frame.Action == protocol.ActionTick) {
 		c.violate("Tick flag %v on a %s frame", ob.Tick, frame.Action)
@@ -334,7 +335,7 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 	case protocol.ActionTick:
 		var t int64
 		if err := json.Unmarshal(frame.Args, &t); err != nil {
-			c.violate("TICK args is not an integer: %s", ob.Frame)
+			c.violate("TICK args is not an integer: %s", whole)
 			return
 		}
 		for _, conn := range to {
@@ -548,9 +549,9 @@ func renderEffects(out *reflector.Effects, name func(reflector.ConnID) string) [
 		case ob.CloseCode != 0:
 			lines = append(lines, fmt.Sprintf("%s <- CLOSE %d %q", to, ob.CloseCode, ob.CloseReason))
 		case ob.Tick:
-			lines = append(lines, fmt.Sprintf("%s <- %s (tick)", to, ob.Frame))
+			lines = append(lines, fmt.Sprintf("%s <- %s (tick)", to, ob.Bytes()))
 		default:
-			lines = append(lines, fmt.Sprintf("%s <- %s", to, ob.Frame))
+			lines = append(lines, fmt.Sprintf("%s <- %s", to, ob.Bytes()))
 		}
 	}
 	for _, latency := range out.LatencySamplesMs {

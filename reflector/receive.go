@@ -211,6 +211,9 @@ func (s *Session) trySync(now int64, out *Effects) {
 	s.recipients = nil
 }
 
+// comma separates runs of messages in a SYNC's parts.
+var comma = []byte{','}
+
 func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 	sync := protocol.Sync{
 		Time:      s.advance(now, out),
@@ -219,10 +222,7 @@ func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 		Reflector: s.config.ReflectorName,
 		Timeline:  s.record.Timeline,
 		Flags:     s.flags,
-		Messages:  make([][]byte, len(s.buffer)),
-	}
-	for i := range s.buffer {
-		sync.Messages[i] = s.buffer[i].data
+		Messages:  s.buffer.runs(nil),
 	}
 	switch {
 	case s.record.SnapshotURL != "":
@@ -234,7 +234,17 @@ func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 		sync.URL = s.record.PersistentURL
 		sync.Persisted = true
 	}
-	out.send(to, protocol.AppendSync(make([]byte, 0, protocol.SyncSize(s.id, &sync)), s.id, &sync))
+	// The messages go out as stored (a SYNC can hold 100,000): the frame
+	// is the head, the runs of messages with commas between them, the tail.
+	parts := make([][]byte, 0, 2*len(sync.Messages)+1)
+	for i, run := range sync.Messages {
+		if i > 0 {
+			parts = append(parts, comma)
+		}
+		parts = append(parts, run)
+	}
+	parts = append(parts, protocol.AppendSyncTail(nil, &sync))
+	out.Outbound = append(out.Outbound, Outbound{To: to, Frame: protocol.AppendSyncHead(nil, s.id, &sync), Parts: parts})
 }
 
 func (s *Session) send(now int64, m *member, frame protocol.ClientFrame, out *Effects) {

@@ -33,13 +33,6 @@ type member struct {
 	userKey string
 }
 
-// bufferedMessage is a stamped message kept since the last snapshot.
-type bufferedMessage struct {
-	seq  uint32
-	time int64
-	data []byte
-}
-
 type userChange struct {
 	key  string
 	user json.RawMessage
@@ -55,7 +48,9 @@ type Session struct {
 	island      bool // the island exists (created by JOIN or restored)
 	record      Record
 	scaledStart float64 // monotonic ms at which (scaled) session time was 0
-	buffer      []bufferedMessage
+	buffer      messageBuffer
+	// scratch is reused to encode a message before it is buffered.
+	scratch []byte
 
 	members    map[ConnID]*member
 	order      []ConnID // members in connection order (deterministic iteration)
@@ -122,31 +117,32 @@ func Restore(config Config, sessionID string, now int64, recordData []byte, mess
 	session := New(config, sessionID, record.Timeline, now)
 	session.island = true
 	session.record = record
-	session.buffer = make([]bufferedMessage, 0, len(messages))
+	times := make([]int64, len(messages))
 	for i, message := range messages {
-		messageTime, err := messageTime(message.Data)
+		times[i], err = messageTime(message.Data)
 		if err != nil {
 			return nil, fmt.Errorf("reflector: stored message %d of session %s: %w", i, sessionID, err)
 		}
 		if i > 0 && message.Seq != messages[i-1].Seq+1 {
 			return nil, fmt.Errorf("reflector: stored messages of session %s have a sequence gap: %d then %d", sessionID, messages[i-1].Seq, message.Seq)
 		}
-		session.buffer = append(session.buffer, bufferedMessage{seq: message.Seq, time: messageTime, data: message.Data})
 	}
 	// A crash inside a commit can leave the new record (with a new snapshot)
 	// stored but not yet the drop of the messages it covers: skip them, and
 	// drop them from storage with the first effects.
 	if record.SnapshotTime >= 0 {
-		for i := range session.buffer {
-			if session.buffer[i].seq == record.SnapshotSeq {
+		for i := range messages {
+			if messages[i].Seq == record.SnapshotSeq {
 				session.restoreDrop = i + 1
-				session.buffer = session.buffer[i+1:]
 				break
 			}
 		}
 	}
-	if n := len(session.buffer); n > 0 {
-		last := session.buffer[n-1]
+	for i := session.restoreDrop; i < len(messages); i++ {
+		session.buffer.add(messages[i].Seq, times[i], messages[i].Data)
+	}
+	if session.buffer.len() > 0 {
+		last := session.buffer.last()
 		session.record.Seq = last.seq
 		session.record.LastMessageTime = max(session.record.LastMessageTime, last.time)
 	}
@@ -197,7 +193,7 @@ func (s *Session) Members() (connections, synced int) {
 }
 
 // BufferedMessages returns the number of messages since the last snapshot.
-func (s *Session) BufferedMessages() int { return len(s.buffer) }
+func (s *Session) BufferedMessages() int { return s.buffer.len() }
 
 // Step applies one event at monotonic time now (ms), appending effects to
 // out. Timers that are due run first.

@@ -31,28 +31,23 @@ func (s *Session) snap(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot time %d is ahead of the session time %d", snap.Time, current))
 		return
 	}
-	drop := -1
-	for i := range s.buffer {
-		if s.buffer[i].seq == snap.Seq {
-			if snap.Time < s.buffer[i].time {
-				out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot time %d is before the time %d of its message %d", snap.Time, s.buffer[i].time, snap.Seq))
-				return
-			}
-			drop = i + 1
-			break
-		}
-	}
-	if drop < 0 {
+	i := s.buffer.index(snap.Seq)
+	if i < 0 {
 		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot seq %d is not a buffered message", snap.Seq))
 		return
 	}
-	s.buffer = append([]bufferedMessage(nil), s.buffer[drop:]...)
+	if covered := s.buffer.at(i); snap.Time < covered.time {
+		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot time %d is before the time %d of its message %d", snap.Time, covered.time, snap.Seq))
+		return
+	}
+	drop := i + 1
+	s.buffer.dropFront(drop)
 	out.Storage.DropFront += drop
 	s.record.SnapshotTime = snap.Time
 	s.record.SnapshotSeq = snap.Seq
 	s.record.SnapshotURL = snap.URL
 	s.writeRecord(out)
-	out.note(NoteSnapshot, m.id, fmt.Sprintf("snapshot at time %d seq %d: %s (%d messages dropped, %d kept)", snap.Time, snap.Seq, snap.URL, drop, len(s.buffer)))
+	out.note(NoteSnapshot, m.id, fmt.Sprintf("snapshot at time %d seq %d: %s (%d messages dropped, %d kept)", snap.Time, snap.Seq, snap.URL, drop, s.buffer.len()))
 	s.trySync(now, out)
 }
 

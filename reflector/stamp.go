@@ -64,7 +64,7 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 // accepted (spec §8.3). It returns true when the message must be rejected;
 // the sender (if any) is told so explicitly, unlike the reference (Q5).
 func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Effects) bool {
-	n := len(s.buffer) + pending
+	n := s.buffer.len() + pending
 	limit := s.config.MessagesSinceSnapshotMax
 	if reserved {
 		limit += s.config.MessagesSnapshotReserve
@@ -102,8 +102,11 @@ func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawM
 	}
 	s.record.Seq++
 	seq := s.record.Seq
-	data := protocol.AppendMessage(make([]byte, 0, len(payload)+32+8*len(extra)), t, seq, payload, extra)
-	s.buffer = append(s.buffer, bufferedMessage{seq: seq, time: t, data: data})
+	s.scratch = protocol.AppendMessage(s.scratch[:0], t, seq, payload, extra)
+	data := s.buffer.add(seq, t, s.scratch)
+	if cap(s.scratch) > scratchKeepBytesMax {
+		s.scratch = nil
+	}
 	out.Storage.Append = append(out.Storage.Append, StoredMessage{Seq: seq, Data: data})
 	out.send(s.activeRecipients(), protocol.AppendRecv(make([]byte, 0, protocol.RecvSize(s.id, data)), s.id, data))
 	out.MessagesStamped++

@@ -170,7 +170,7 @@ func BenchmarkStepJoinSync(b *testing.B) {
 				if len(bs.out.Outbound) != 1 {
 					b.Fatalf("JOIN: %d outbound effects, want the SYNC", len(bs.out.Outbound))
 				}
-				frameBytes = len(bs.out.Outbound[0].Frame)
+				frameBytes = bs.out.Outbound[0].Len()
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(frameBytes), "sync-bytes")

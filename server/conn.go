@@ -96,10 +96,11 @@ func newConn(server *Server, id reflector.ConnID, netConn net.Conn, rw *bufio.Re
 	return c
 }
 
-// enqueue queues a frame for sending; the caller flushes. Ticks are skipped
-// while the queue holds unsent frames (spec §4.2). A full queue closes the
-// connection with CloseSlowClient (the client reconnects and resyncs).
-func (c *conn) enqueue(frame []byte, tick bool) {
+// enqueue queues a frame (frame followed by parts) for sending; the caller
+// flushes. Ticks are skipped while the queue holds unsent frames (spec
+// §4.2). A full queue closes the connection with CloseSlowClient (the
+// client reconnects and resyncs).
+func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
@@ -109,17 +110,21 @@ func (c *conn) enqueue(frame []byte, tick bool) {
 		c.server.metrics.ticksSkipped.Add(1)
 		return
 	}
+	size := len(frame)
+	for _, part := range parts {
+		size += len(part)
+	}
 	limits := &c.server.config
 	// A frame larger than QueueBytesMax (a big SYNC) is accepted into an
 	// empty queue, so that no client is locked out by its session's size.
-	if len(c.queue) >= limits.QueueFramesMax || (len(c.queue) > 0 && c.queuedBytes+len(frame) > limits.QueueBytesMax) {
+	if len(c.queue) >= limits.QueueFramesMax || (len(c.queue) > 0 && c.queuedBytes+size > limits.QueueBytesMax) {
 		c.server.metrics.slowClients.Add(1)
 		c.requestCloseLocked(protocol.CloseSlowClient,
 			"client too slow: send queue full (QueueFramesMax/QueueBytesMax), please reconnect")
 		return
 	}
-	c.queue = append(c.queue, outFrame{data: frame})
-	c.queuedBytes += len(frame)
+	c.queue = append(c.queue, outFrame{data: frame, parts: parts, size: size})
+	c.queuedBytes += size
 }
 
 // close asks for a close frame after the queued frames.
@@ -143,10 +148,13 @@ func (c *conn) requestCloseLocked(code int, reason string) {
 // frame (or EOF) after sending its own.
 const closeHandshakeTimeout = 2 * time.Second
 
-// outFrame is a queued frame: a text frame, or a pong answering a ping.
+// outFrame is a queued frame: a text frame (data followed by parts), or a
+// pong answering a ping.
 type outFrame struct {
-	data []byte
-	pong bool
+	data  []byte
+	parts [][]byte
+	size  int // len(data) + the parts' lengths
+	pong  bool
 }
 
 // flush writes what is queued. It never blocks on the socket: what the
@@ -247,8 +255,11 @@ func putWriteBuffer(buffer *[]byte) {
 // appendFrames appends the WebSocket frames of batch to buffer.
 func appendFrames(buffer []byte, batch []outFrame) []byte {
 	for _, frame := range batch {
-		buffer = appendFrameHeader(buffer, frameOpCode(frame), len(frame.data))
+		buffer = appendFrameHeader(buffer, frameOpCode(frame), frame.size)
 		buffer = append(buffer, frame.data...)
+		for _, part := range frame.parts {
+			buffer = append(buffer, part...)
+		}
 	}
 	return buffer
 }
@@ -292,12 +303,13 @@ func (c *conn) writeLoop(pending []byte) {
 		// array, then the list of header and payload slices.
 		headers, buffers = headers[:0], buffers[:0]
 		for _, frame := range batch {
-			headers = appendFrameHeader(headers, frameOpCode(frame), len(frame.data))
+			headers = appendFrameHeader(headers, frameOpCode(frame), frame.size)
 		}
 		offset := 0
 		for _, frame := range batch {
-			size := frameHeaderBytes(len(frame.data))
+			size := frameHeaderBytes(frame.size)
 			buffers = append(buffers, headers[offset:offset+size:offset+size], frame.data)
+			buffers = append(buffers, frame.parts...)
 			offset += size
 		}
 		if closeCode != 0 {
@@ -364,7 +376,7 @@ func (c *conn) enqueuePong(payload []byte) {
 		c.server.metrics.slowClients.Add(1)
 		c.requestCloseLocked(protocol.CloseSlowClient, "client too slow: send queue full (QueueFramesMax), please reconnect")
 	} else {
-		c.queue = append(c.queue, outFrame{data: append([]byte(nil), payload...), pong: true})
+		c.queue = append(c.queue, outFrame{data: append([]byte(nil), payload...), size: len(payload), pong: true})
 	}
 	c.mu.Unlock()
 	// Flushed before the reader next reads the socket (socketReader), so

@@ -630,3 +630,41 @@ func parseMetrics(t *testing.T, body []byte) map[string]float64 {
 	}
 	return values
 }
+
+// TestLargeSyncIsWrittenWhole fills a session with more message bytes than
+// one write buffer and several message-buffer chunks hold, then joins: the
+// SYNC, written from the stored runs of messages (writev, spec §8.1),
+// must carry every message byte for byte as the first client received it.
+func TestLargeSyncIsWrittenWhole(t *testing.T) {
+	config := Config{Reflector: reflector.DefaultConfig()}
+	config.Reflector.FramesPerSecondMax = 100_000
+	config.Reflector.FramesBurstMax = 100_000
+	server := startServer(t, config)
+	sessionID := newSessionID(t)
+
+	a := dialSession(t, server.Addr(), sessionID, "viewA")
+	a.join()
+	a.awaitJoined("viewA")
+	var payloads []string
+	for i := range 1500 {
+		payload := fmt.Sprintf("m-%04d-%s", i, strings.Repeat("x", 150+i%100))
+		payloads = append(payloads, payload)
+		a.sendMessage(payload)
+	}
+	a.awaitAll(payloads)
+
+	b := dialSession(t, server.Addr(), sessionID, "viewB")
+	sync := b.join()
+	if len(sync.Messages) < len(payloads) {
+		t.Fatalf("SYNC holds %d messages, want at least %d", len(sync.Messages), len(payloads))
+	}
+	for i, message := range a.messages {
+		if i >= len(sync.Messages) {
+			break
+		}
+		if !bytes.Equal(message.Raw, sync.Messages[i]) {
+			t.Fatalf("SYNC message %d is %s, the first client received %s", i, shorten(sync.Messages[i]), shorten(message.Raw))
+		}
+	}
+	b.awaitJoined("viewB")
+}

@@ -295,7 +295,7 @@ func (a *sessionActor) flush() {
 		}
 		for _, id := range outbound.To {
 			if c := a.conns[id]; c != nil {
-				c.enqueue(outbound.Frame, outbound.Tick)
+				c.enqueue(outbound.Frame, outbound.Parts, outbound.Tick)
 				if !c.flushPending {
 					c.flushPending = true
 					a.touched = append(a.touched, c)

@@ -113,7 +113,7 @@ func BenchmarkWriteFrameFlush(b *testing.B) {
 			waiter := newByteWaiter(clientEnd)
 			frames := make([]outFrame, batch)
 			for i := range frames {
-				frames[i] = outFrame{data: benchRecvFrame}
+				frames[i] = outFrame{data: benchRecvFrame, size: len(benchRecvFrame)}
 			}
 			var buffer []byte
 			perBatch := int64(batch * benchWireBytes(benchRecvFrame))
@@ -163,7 +163,7 @@ func BenchmarkConnWriter(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for range batch {
-					c.enqueue(benchRecvFrame, false)
+					c.enqueue(benchRecvFrame, nil, false)
 				}
 				c.flush()
 				total += perBatch

@@ -191,7 +191,8 @@ func (r *simReflector) execute(s *simSession) {
 			r.close(s, outbound.To[0], outbound.CloseCode, outbound.CloseReason)
 			continue
 		}
-		r.w.checker.reflectorSent(s, outbound.Frame)
+		frame := outbound.Bytes()
+		r.w.checker.reflectorSent(s, frame)
 		for _, id := range outbound.To {
 			k := s.conns[id]
 			if k == nil || k.serverClosed {
@@ -205,7 +206,7 @@ func (r *simReflector) execute(s *simSession) {
 				r.close(s, id, protocol.CloseSlowClient, fmt.Sprintf("%d frames unread (outboundFramesMax)", k.undelivered))
 				continue
 			}
-			r.w.send(k.toClient, packet{kind: packetFrame, data: outbound.Frame})
+			r.w.send(k.toClient, packet{kind: packetFrame, data: frame})
 		}
 	}
 	for _, note := range out.Notes {
