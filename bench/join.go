@@ -249,6 +249,7 @@ func RunJoin(ctx context.Context, config JoinConfig) (*JoinResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("joiner %d: %w", j, err)
 		}
+		joiner.frames.release()
 		took := syncReceived.Sub(sent)
 		joinTimes.Record(took)
 		result.SyncBytes = append(result.SyncBytes, syncBytes)
