@@ -2,10 +2,10 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -217,12 +217,18 @@ func RunJoin(ctx context.Context, config JoinConfig) (*JoinResult, error) {
 		fmt.Fprintf(progress, "bench: %d messages sent and received by every writer in %.1f s\n", result.Sent, result.FillSeconds)
 	}
 
-	// Joins, one after another; the writers stay in the session.
+	// Joins, one after another; the writers stay in the session. The
+	// buffer the joiners read SYNC into is mapped beforehand (the SYNC holds
+	// every message, a frame each ≈ the payload plus 40 bytes).
+	primeLargeBuffer(2 * config.Messages * (config.PayloadBytes + 40))
 	var joinTimes Histogram
 	for j := range config.Joins {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// The generator's own garbage collection (of the previous SYNC)
+		// must not run while the next join is timed.
+		runtime.GC()
 		joiner := &loadClient{run: run, sessionID: sessionID, viewID: fmt.Sprintf("bench-joiner-%d", j)}
 		joiners = append(joiners, joiner)
 		dialCtx, cancel := context.WithTimeout(ctx, config.IOTimeout)
@@ -235,15 +241,11 @@ func RunJoin(ctx context.Context, config JoinConfig) (*JoinResult, error) {
 		var syncBytes, syncMessages int
 		sent, err := joiner.join(func(frame []byte, received time.Time) error {
 			syncReceived, syncBytes = received, len(frame)
-			var envelope struct {
-				Args struct {
-					Messages []json.RawMessage `json:"messages"`
-				} `json:"args"`
-			}
-			if err := json.Unmarshal(frame, &envelope); err != nil {
+			count, err := countSyncMessages(frame)
+			if err != nil {
 				return fmt.Errorf("SYNC of %s: %w", joiner.viewID, err)
 			}
-			syncMessages = len(envelope.Args.Messages)
+			syncMessages = count
 			return nil
 		})
 		if err != nil {
