@@ -106,7 +106,17 @@ func (c *conn) awaitInput() bool {
 		return true // keep reading until the close handshake ends
 	}
 	_ = c.netConn.SetReadDeadline(time.Now().Add(c.parkAfterIdle))
-	_, err := c.reader.Peek(1) // consumes nothing, also on error
+	var err error
+	if c.reader.Buffered() == 0 && c.rawConn != nil {
+		// Wait without holding a read buffer: a thousand connections
+		// sending a few frames a second then share a few buffers.
+		c.flushPongs()
+		c.releaseReadBuffers()
+		err = awaitReadable(c.rawConn)
+		c.resumeReading()
+	} else {
+		_, err = c.reader.Peek(1) // consumes nothing, also on error
+	}
 	_ = c.netConn.SetReadDeadline(time.Time{})
 	if c.closing() {
 		// The writer may have set the handshake deadline just before it
@@ -135,12 +145,7 @@ func (c *conn) park() bool {
 	c.flushPongs()
 	// Release the buffers before the state says "parked": from then on a
 	// new reader goroutine may run at any moment.
-	c.messages.release()
-	if c.reader.Size() == readBufferBytes {
-		c.reader.Reset(nil)
-		readBufferPool.Put(c.reader)
-	}
-	c.reader, c.messages.reader = nil, nil
+	c.releaseReadBuffers()
 	c.mu.Lock()
 	if c.closeCode != 0 {
 		// Closing: keep reading until the client's close frame, EOF or
@@ -165,6 +170,17 @@ func (c *conn) park() bool {
 		return false
 	}
 	return true
+}
+
+// releaseReadBuffers returns the read buffers to their pools between
+// messages; resumeReading takes new ones.
+func (c *conn) releaseReadBuffers() {
+	c.messages.release()
+	if c.reader.Size() == readBufferBytes {
+		c.reader.Reset(nil)
+		readBufferPool.Put(c.reader)
+	}
+	c.reader, c.messages.reader = nil, nil
 }
 
 func (c *conn) resumeReading() {

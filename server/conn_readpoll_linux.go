@@ -126,3 +126,19 @@ func (p *readPoller) hasInput(c *conn) bool {
 	})
 	return input
 }
+
+// awaitReadable waits until the socket has something to read (data, EOF or
+// an error) or its read deadline passes, without reading: the caller holds
+// no buffer while it waits.
+func awaitReadable(rawConn syscall.RawConn) error {
+	var peek [1]byte
+	return rawConn.Read(func(fd uintptr) bool {
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			return err != syscall.EAGAIN
+		}
+	})
+}

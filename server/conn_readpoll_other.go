@@ -2,7 +2,10 @@
 
 package server
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // readPoller is only implemented on Linux (epoll); elsewhere every
 // connection keeps its reader goroutine.
@@ -19,3 +22,6 @@ func (p *readPoller) unregister(c *conn) {}
 func (p *readPoller) hasInput(c *conn) bool { return true }
 
 var errReadPollUnsupported = errors.New("read poller not supported on this platform")
+
+// awaitReadable is only used with the read poller (Linux).
+func awaitReadable(rawConn syscall.RawConn) error { return errReadPollUnsupported }
