@@ -74,6 +74,11 @@ type Store interface {
 	// the degree the implementation promises (see its documentation); a
 	// reflector sends no message to any client before the Commit that stores
 	// it has returned.
+	//
+	// A store may keep the Data of appended messages without copying it:
+	// the caller must not modify message data after committing it (the
+	// reflector never does: a stamped message is immutable). Everything
+	// else in the batch may be reused once Commit returns.
 	Commit(ctx context.Context, sessionID string, batch Batch) error
 	// DeleteSession removes a session's record and messages.
 	DeleteSession(ctx context.Context, sessionID string) error

@@ -94,7 +94,9 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 		stored = &session{}
 		s.sessions[sessionID] = stored
 	}
-	stored.messages = append(stored.messages, cloneMessages(batch.Append)...)
+	// The messages' data are immutable (Store.Commit): kept, not copied, so
+	// that in-memory mode holds each message once.
+	stored.messages = append(stored.messages, batch.Append...)
 	if batch.DropFront > 0 {
 		// Copy the rest so the dropped messages' memory can be freed.
 		stored.messages = slices.Clone(stored.messages[batch.DropFront:])
