@@ -13,18 +13,19 @@ type messageBuffer struct {
 	// chunks[i] is chunk number chunkBase+i; only the last one grows, and
 	// only within its capacity.
 	chunks    [][]byte
-	chunkBase int
+	chunkBase uint32
 }
 
-// bufferedMessage is a stamped message kept since the last snapshot.
+// bufferedMessage is a stamped message kept since the last snapshot. It
+// holds no pointer (the garbage collector does not scan the buffer's up to
+// 100,000 entries): its encoding is bytes [offset, offset+size) of chunk
+// number chunk.
 type bufferedMessage struct {
-	seq  uint32
-	time int64
-	data []byte // the encoded message array, inside its chunk
-	// chunk is the absolute number of the chunk holding data, offset where
-	// data starts in it.
-	chunk  int
-	offset int
+	time   int64
+	seq    uint32
+	chunk  uint32 // absolute chunk number: chunks[chunk-chunkBase]
+	offset uint32
+	size   uint32
 }
 
 // Chunk sizes: the first chunk of a session is small (an idle session
@@ -40,6 +41,12 @@ func (b *messageBuffer) len() int { return len(b.messages) }
 func (b *messageBuffer) at(i int) *bufferedMessage { return &b.messages[i] }
 
 func (b *messageBuffer) last() *bufferedMessage { return &b.messages[len(b.messages)-1] }
+
+// data returns the encoding of a buffered message (capacity limited to it).
+func (b *messageBuffer) data(m *bufferedMessage) []byte {
+	end := m.offset + m.size
+	return b.chunks[m.chunk-b.chunkBase][m.offset:end:end]
+}
 
 // add copies an encoded message into the buffer and returns the stored
 // copy (whose capacity ends with it: appending to it cannot write into the
@@ -70,9 +77,9 @@ func (b *messageBuffer) add(seq uint32, time int64, data []byte) []byte {
 	offset := len(chunk)
 	chunk = append(chunk, data...)
 	b.chunks[n-1] = chunk
-	stored := chunk[offset:len(chunk):len(chunk)]
-	b.messages = append(b.messages, bufferedMessage{seq: seq, time: time, data: stored, chunk: b.chunkBase + n - 1, offset: offset})
-	return stored
+	b.messages = append(b.messages, bufferedMessage{time: time, seq: seq,
+		chunk: b.chunkBase + uint32(n-1), offset: uint32(offset), size: uint32(len(data))})
+	return chunk[offset:len(chunk):len(chunk)]
 }
 
 // dropFront forgets the first n messages, and the chunks only they used.
@@ -84,7 +91,7 @@ func (b *messageBuffer) dropFront(n int) {
 	if len(b.messages) == 0 {
 		// Keep the last chunk: the next message goes into its free space.
 		if last := len(b.chunks) - 1; last > 0 {
-			b.chunkBase += last
+			b.chunkBase += uint32(last)
 			b.chunks = append([][]byte(nil), b.chunks[last:]...)
 		}
 		return

@@ -24,8 +24,8 @@ func TestMessageBuffer(t *testing.T) {
 		}
 		for i := range want {
 			m := b.at(i)
-			if !bytes.Equal(m.data, want[i]) {
-				t.Fatalf("%s: message %d is %q, want %q", step, i, m.data, want[i])
+			if !bytes.Equal(b.data(m), want[i]) {
+				t.Fatalf("%s: message %d is %q, want %q", step, i, b.data(m), want[i])
 			}
 			if b.index(m.seq) != i {
 				t.Fatalf("%s: index(%d) = %d, want %d", step, m.seq, b.index(m.seq), i)

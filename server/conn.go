@@ -216,7 +216,7 @@ func (c *conn) takeQueueLocked() []outFrame {
 
 // queueKeepFramesMax is the largest queue buffer a connection keeps for
 // reuse (in frames).
-const queueKeepFramesMax = 64
+const queueKeepFramesMax = 16
 
 // recycleBatch keeps a written batch's buffer as the next spare queue.
 func (c *conn) recycleBatch(batch []outFrame) {
