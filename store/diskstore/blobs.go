@@ -23,7 +23,7 @@ func (s *Store) PutPointer(ctx context.Context, key string, value []byte) error 
 		return err
 	}
 	defer end()
-	err = s.replaceFile(s.pointersDirectory, key+pointerFileSuffix, func(w io.Writer) error {
+	err = s.replaceFile(s.pointersDirectory, key+pointerFileSuffix, s.durable, func(w io.Writer) error {
 		_, err := w.Write(value)
 		return err
 	})
@@ -81,7 +81,7 @@ func (s *Store) PutFile(ctx context.Context, path string, r io.Reader, maxBytes 
 		return err
 	}
 	defer end()
-	err = s.replaceFile(s.filesDirectory, path, func(w io.Writer) error {
+	err = s.replaceFile(s.filesDirectory, path, s.durable, func(w io.Writer) error {
 		written, err := io.Copy(w, io.LimitReader(contextReader{ctx, r}, maxBytes+1))
 		if err != nil {
 			return err

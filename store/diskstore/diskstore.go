@@ -126,7 +126,13 @@ func (o Options) Validate() error {
 // Store is a store.Store in a local directory. It is safe for concurrent
 // use; calls for one session are serialized by a mutex of that session.
 type Store struct {
-	durable            bool
+	durable bool
+	// journal, when not nil, makes session changes durable (Durable on
+	// Linux; see journal.go); journaled is set from Open on, before the
+	// replay of what an earlier run left.
+	journal            *journal
+	journaled          bool
+	replayed           int // journal entries replayed by Open
 	syncer             *groupSyncer
 	openLogFilesMax    int
 	sessionsDirectory  string
@@ -178,15 +184,43 @@ func Open(directory string, options Options) (*Store, error) {
 		return nil, fmt.Errorf("diskstore: creating the data directory: %w", err)
 	}
 	for _, name := range []string{sessionsDirectoryName, pointersDirectoryName, filesDirectoryName, temporaryDirectoryName} {
-		if err := s.makeDirectories(directory, name); err != nil {
+		if err := s.makeDirectories(directory, name, s.durable); err != nil {
 			return nil, fmt.Errorf("diskstore: %w", err)
 		}
 	}
 	if err := s.removeTemporaryFiles(); err != nil {
 		return nil, fmt.Errorf("diskstore: %w", err)
 	}
+	// A journal left by a crash is replayed whether this run is durable or
+	// not; a durable run then keeps its own.
+	journalDirectory := filepath.Join(directory, journalDirectoryName)
+	s.journaled = s.durable && fileSystemSyncAvailable
+	if s.journaled {
+		if err := s.makeDirectories(directory, journalDirectoryName, true); err != nil {
+			return nil, fmt.Errorf("diskstore: %w", err)
+		}
+	}
+	next, err := s.replayJournals(journalDirectory)
+	if err != nil {
+		s.closeLogs()
+		return nil, fmt.Errorf("diskstore: recovering from the journal: %w", err)
+	}
+	if s.journaled {
+		s.journal, err = openJournal(journalDirectory, next, func() error { return syncFileSystemOf(directory) })
+		if err != nil {
+			return nil, fmt.Errorf("diskstore: %w", err)
+		}
+	}
 	return s, nil
 }
+
+// syncSessionFiles reports whether session files are synced as they are
+// written (Durable without a journal).
+func (s *Store) syncSessionFiles() bool { return s.durable && !s.journaled }
+
+// Replayed is the number of journal entries Open replayed: non-zero after
+// a crash of a durable store.
+func (s *Store) Replayed() int { return s.replayed }
 
 // removeTemporaryFiles removes the leftovers of writes and deletions that a
 // crash interrupted. No call is in progress while Open runs it.
@@ -225,6 +259,11 @@ func (s *Store) Close() error {
 	s.sessions = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("diskstore: closing message logs: %w", err)
+	}
+	if s.journal != nil {
+		if err := s.journal.close(); err != nil {
+			return fmt.Errorf("diskstore: closing the journal: %w", err)
+		}
 	}
 	return nil
 }

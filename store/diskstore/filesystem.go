@@ -16,10 +16,11 @@ import (
 // replaceFile atomically replaces the file at relative (a slash-separated
 // path) under root with what write writes. The new content goes to a new
 // file in tmp/, which is renamed over the target once it is complete, after
-// the missing parent directories are created. When Durable, the new file is
-// synced before the rename and the target's directory after it. If write
-// fails, the target is left as it was.
-func (s *Store) replaceFile(root, relative string, write func(io.Writer) error) (err error) {
+// the missing parent directories are created. With sync (Durable, where the
+// journal does not cover the file), the new file is synced before the
+// rename and the target's directory after it. If write fails, the target
+// is left as it was.
+func (s *Store) replaceFile(root, relative string, sync bool, write func(io.Writer) error) (err error) {
 	temporary, err := os.CreateTemp(s.temporaryDirectory, "new-*")
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func (s *Store) replaceFile(root, relative string, write func(io.Writer) error) 
 	if err := write(temporary); err != nil {
 		return err
 	}
-	if s.durable {
+	if sync {
 		if err := temporary.Sync(); err != nil {
 			return err
 		}
@@ -43,7 +44,7 @@ func (s *Store) replaceFile(root, relative string, write func(io.Writer) error) 
 		return err
 	}
 	directory, _ := splitLast(relative)
-	if err := s.makeDirectories(root, directory); err != nil {
+	if err := s.makeDirectories(root, directory, sync); err != nil {
 		return err
 	}
 	target := filepath.Join(root, filepath.FromSlash(relative))
@@ -51,17 +52,17 @@ func (s *Store) replaceFile(root, relative string, write func(io.Writer) error) 
 		return err
 	}
 	renamed = true
-	if s.durable {
+	if sync {
 		return syncDirectory(filepath.Dir(target))
 	}
 	return nil
 }
 
 // makeDirectories creates the directory relative (slash-separated, "" for
-// root itself) under root and its missing parents. When Durable, the parent
+// root itself) under root and its missing parents. With sync, the parent
 // of every directory it creates is synced, so the new entries survive a
 // crash.
-func (s *Store) makeDirectories(root, relative string) error {
+func (s *Store) makeDirectories(root, relative string, sync bool) error {
 	if relative == "" {
 		return nil
 	}
@@ -80,7 +81,7 @@ func (s *Store) makeDirectories(root, relative string) error {
 		if err != nil {
 			return err
 		}
-		if s.durable {
+		if sync {
 			if err := syncDirectory(parent); err != nil {
 				return err
 			}
@@ -91,7 +92,7 @@ func (s *Store) makeDirectories(root, relative string) error {
 
 // makeSessionDirectory creates the session's directory if it is missing.
 func (s *Store) makeSessionDirectory(state *session) error {
-	return s.makeDirectories(s.sessionsDirectory, state.id)
+	return s.makeDirectories(s.sessionsDirectory, state.id, s.syncSessionFiles())
 }
 
 // syncDirectory fsyncs a directory, making the creation, removal and

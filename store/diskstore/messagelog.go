@@ -99,9 +99,14 @@ func decodeLog(content []byte) (messages []store.Message, validBytes int, err er
 // frameOffset returns the offset of frame number index (counting from 0) in
 // valid log content, or its length if index is the number of frames.
 func frameOffset(content []byte, index int) int {
-	offset := len(logHeader)
+	return len(logHeader) + framesOffset(content[len(logHeader):], index)
+}
+
+// framesOffset is frameOffset for frames without the log header.
+func framesOffset(frames []byte, index int) int {
+	offset := 0
 	for range index {
-		offset += frameHeaderBytes + int(binary.LittleEndian.Uint32(content[offset:])) + frameChecksumBytes
+		offset += frameHeaderBytes + int(binary.LittleEndian.Uint32(frames[offset:])) + frameChecksumBytes
 	}
 	return offset
 }
@@ -130,7 +135,7 @@ func (s *Store) openLog(state *session) ([]byte, error) {
 	}
 	if validBytes < len(content) {
 		err := file.Truncate(int64(validBytes))
-		if err == nil && s.durable {
+		if err == nil && s.syncSessionFiles() {
 			err = file.Sync()
 		}
 		if err != nil {
@@ -138,7 +143,11 @@ func (s *Store) openLog(state *session) ([]byte, error) {
 			return nil, fmt.Errorf("cutting off the torn end of %s: %w", state.logPath(), err)
 		}
 	}
-	s.setLog(state, &openLog{file: file, size: int64(validBytes), count: len(messages)})
+	log := &openLog{file: file, size: int64(validBytes), count: len(messages)}
+	if len(messages) > 0 {
+		log.last = messages[len(messages)-1].Seq
+	}
+	s.setLog(state, log)
 	return content[:validBytes], nil
 }
 
@@ -187,7 +196,7 @@ func (s *Store) writeLog(state *session, frames []byte, count int) error {
 	if err := s.makeSessionDirectory(state); err != nil {
 		return err
 	}
-	err := s.replaceFile(state.directory, logFileName, func(w io.Writer) error {
+	err := s.replaceFile(state.directory, logFileName, s.syncSessionFiles(), func(w io.Writer) error {
 		if _, err := io.WriteString(w, logHeader); err != nil {
 			return err
 		}
@@ -201,16 +210,27 @@ func (s *Store) writeLog(state *session, frames []byte, count int) error {
 	if err != nil {
 		return err
 	}
-	s.setLog(state, &openLog{file: file, size: int64(len(logHeader) + len(frames)), count: count})
+	log := &openLog{file: file, size: int64(len(logHeader) + len(frames)), count: count}
+	if count > 0 {
+		log.last = frameSeq(frames, framesOffset(frames, count-1))
+	}
+	s.setLog(state, log)
 	return nil
 }
 
-// appendToLog writes frames holding count messages at the end of the open
-// log, and syncs them when Durable. The caller holds state.mu.
-func (s *Store) appendToLog(state *session, frames []byte, count int) error {
+// frameSeq returns the seq of the frame at offset in frames (without the
+// log header).
+func frameSeq(frames []byte, offset int) uint32 {
+	return binary.LittleEndian.Uint32(frames[offset+4:])
+}
+
+// appendToLog writes frames holding count messages, the last with seq
+// last, at the end of the open log, and syncs them when Durable without a
+// journal. The caller holds state.mu.
+func (s *Store) appendToLog(state *session, frames []byte, count int, last uint32) error {
 	log := state.log
 	_, err := log.file.Write(frames)
-	if err == nil && s.durable {
+	if err == nil && s.syncSessionFiles() {
 		err = s.syncer.sync(log.file)
 	}
 	if err != nil {
@@ -223,15 +243,18 @@ func (s *Store) appendToLog(state *session, frames []byte, count int) error {
 	}
 	log.size += int64(len(frames))
 	log.count += count
+	log.last = last
 	return nil
 }
 
-// dropFromLog replaces the open log by one without its first count
-// messages. The caller holds state.mu.
-func (s *Store) dropFromLog(state *session, count int) error {
+// dropFromLog replaces the open log by one without its first count (> 0)
+// messages, and returns the seq of the last one dropped. The caller holds
+// state.mu.
+func (s *Store) dropFromLog(state *session, count int) (uint32, error) {
 	content, err := s.readLog(state)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return s.writeLog(state, content[frameOffset(content, count):], state.log.count-count)
+	lastDropped := frameSeq(content, frameOffset(content, count-1))
+	return lastDropped, s.writeLog(state, content[frameOffset(content, count):], state.log.count-count)
 }

@@ -2,6 +2,7 @@ package diskstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -81,15 +82,25 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 	}
 	state := s.acquire(sessionID)
 	defer s.release(state)
-	if err := s.commit(state, batch, frames); err != nil {
+	var journaled []journalEntry
+	err = s.commit(state, batch, frames, &journaled)
+	if s.journal != nil && len(journaled) > 0 {
+		// What was changed is journaled even when a later step failed:
+		// the session files hold it, and a reload may read it.
+		if journalErr := s.journal.commit(journaled); err == nil {
+			err = journalErr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("diskstore: session %q: %w", sessionID, err)
 	}
 	return nil
 }
 
 // commit applies a checked, non-empty batch whose appended messages are
-// encoded in frames. The caller holds state.mu.
-func (s *Store) commit(state *session, batch store.Batch, frames []byte) error {
+// encoded in frames, and adds the journal entries of the steps done to
+// journaled. The caller holds state.mu.
+func (s *Store) commit(state *session, batch store.Batch, frames []byte, journaled *[]journalEntry) error {
 	count := 0
 	if batch.DropFront > 0 || len(batch.Append) > 0 {
 		err := s.useLog(state, false)
@@ -107,19 +118,24 @@ func (s *Store) commit(state *session, batch store.Batch, frames []byte) error {
 		if err := s.useLog(state, true); err != nil {
 			return fmt.Errorf("opening the message log: %w", err)
 		}
-		if err := s.appendToLog(state, frames, len(batch.Append)); err != nil {
+		if err := s.appendToLog(state, frames, len(batch.Append), batch.Append[len(batch.Append)-1].Seq); err != nil {
 			return fmt.Errorf("appending %d messages: %w", len(batch.Append), err)
 		}
+		*journaled = append(*journaled, journalEntry{kind: journalAppend, session: state.id, payload: frames})
 	}
 	if batch.Record != nil {
 		if err := s.writeRecord(state, batch.Record); err != nil {
 			return fmt.Errorf("writing the record: %w", err)
 		}
+		*journaled = append(*journaled, journalEntry{kind: journalRecord, session: state.id, payload: batch.Record})
 	}
 	if batch.DropFront > 0 {
-		if err := s.dropFromLog(state, batch.DropFront); err != nil {
+		lastDropped, err := s.dropFromLog(state, batch.DropFront)
+		if err != nil {
 			return fmt.Errorf("dropping %d messages: %w", batch.DropFront, err)
 		}
+		*journaled = append(*journaled, journalEntry{kind: journalDrop, session: state.id,
+			payload: binary.LittleEndian.AppendUint32(nil, lastDropped)})
 	}
 	return nil
 }
@@ -128,7 +144,7 @@ func (s *Store) writeRecord(state *session, record []byte) error {
 	if err := s.makeSessionDirectory(state); err != nil {
 		return err
 	}
-	return s.replaceFile(state.directory, recordFileName, func(w io.Writer) error {
+	return s.replaceFile(state.directory, recordFileName, s.syncSessionFiles(), func(w io.Writer) error {
 		_, err := w.Write(record)
 		return err
 	})
@@ -151,6 +167,11 @@ func (s *Store) DeleteSession(ctx context.Context, sessionID string) error {
 	if err := s.deleteSession(state); err != nil {
 		return fmt.Errorf("diskstore: deleting session %q: %w", sessionID, err)
 	}
+	if s.journal != nil {
+		if err := s.journal.commit([]journalEntry{{kind: journalDelete, session: sessionID}}); err != nil {
+			return fmt.Errorf("diskstore: deleting session %q: %w", sessionID, err)
+		}
+	}
 	return nil
 }
 
@@ -168,7 +189,7 @@ func (s *Store) deleteSession(state *session) error {
 		os.Remove(trash)
 		return err
 	}
-	if s.durable {
+	if s.syncSessionFiles() {
 		if err := syncDirectory(s.sessionsDirectory); err != nil {
 			return err
 		}

@@ -30,8 +30,10 @@ type openLog struct {
 	file *os.File
 	// size is the length of the file: its header and complete commits.
 	size int64
-	// count is the number of messages in the file.
+	// count is the number of messages in the file, last the seq of the
+	// last one (when count > 0).
 	count int
+	last  uint32
 }
 
 func (s *session) recordPath() string { return filepath.Join(s.directory, recordFileName) }

@@ -1,0 +1,503 @@
+package diskstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// # The journal (durable mode on Linux)
+//
+// Making each session's files durable on their own costs a file-system-wide
+// sync per group of commits (syncfs flushes every dirty file: about 1.5 ms
+// with 100 sessions appending on this kind of disk, 5 ms at p99). Instead,
+// with Durable where syncfs exists, every change to session data is also
+// written to one journal, a redo log, and a commit is durable when the
+// journal is: one fdatasync of one file, shared by all sessions committing
+// at the same time (0.2–0.3 ms). The session files themselves are written
+// as without Durable, and made durable in the background: when a journal
+// file exceeds journalCheckpointBytes a new one is started, syncfs makes
+// everything written before durable, and the old journal file is removed.
+//
+// journal/<generation>.log starts with journalHeader, followed by entries:
+//
+//	4 bytes  body length n (little-endian)
+//	n bytes  body: 1 byte kind (+ 0x80 on the last entry of a commit),
+//	         2 bytes session id length, the id, then
+//	         append: the message frames as in messages.log
+//	         record: the record
+//	         drop:   4 bytes, the seq of the last message dropped
+//	         delete: nothing
+//	4 bytes  CRC-32C of the body
+//
+// A commit writes its entries (append, record, drop, in this order) with
+// one write after it has changed the session files, and returns once the
+// journal is synced. Entries after the last complete commit are a torn
+// write and are ignored, as in message logs: a commit is replayed whole or
+// not at all.
+//
+// # Recovery
+//
+// Open replays every journal file, oldest first, onto the session files,
+// then syncs the file system and removes the journals. Replaying is
+// idempotent, so it does not matter how much of the session files' changes
+// had reached the disk: an append adds only the messages after the log's
+// last seq; a record entry writes the record; a drop removes the messages
+// up to its seq; a delete removes the session. Replaying all entries since
+// the last checkpoint, in order, leaves every session as the last of them
+// left it, whatever state each file was found in.
+const (
+	journalDirectoryName   = "journal"
+	journalHeader          = "metronome-journal-1\n"
+	journalCheckpointBytes = 32 << 20
+
+	journalAppend byte = 1
+	journalRecord byte = 2
+	journalDrop   byte = 3
+	journalDelete byte = 4
+	// journalCommitEnd marks the last entry of a commit.
+	journalCommitEnd byte = 0x80
+)
+
+// journal is the redo log of session changes; see above.
+type journal struct {
+	directory string
+
+	mu sync.Mutex
+	// pending wakes the syncer (writes not yet synced, or stopping);
+	// synced wakes the commits waiting for a sync.
+	pending    *sync.Cond
+	synced     *sync.Cond
+	stopping   bool
+	syncerDone chan struct{}
+	file       *os.File
+	generation uint64
+	size       int64
+	written    uint64 // writes to the current or earlier files
+	syncedUpTo uint64 // the writes known durable
+	syncing    bool
+	err        error // a failed write or sync: the journal is unusable
+
+	checkpointing bool
+	checkpoints   sync.WaitGroup
+	// syncFileSystem makes every file of the file system durable (syncfs).
+	syncFileSystem func() error
+}
+
+// journalEntry is one change of a session, in journal form.
+type journalEntry struct {
+	kind    byte
+	session string
+	payload []byte
+}
+
+func appendJournalEntry(buffer []byte, entry journalEntry) []byte {
+	bodyLength := 1 + 2 + len(entry.session) + len(entry.payload)
+	buffer = binary.LittleEndian.AppendUint32(buffer, uint32(bodyLength))
+	start := len(buffer)
+	buffer = append(buffer, entry.kind)
+	buffer = binary.LittleEndian.AppendUint16(buffer, uint16(len(entry.session)))
+	buffer = append(buffer, entry.session...)
+	buffer = append(buffer, entry.payload...)
+	return binary.LittleEndian.AppendUint32(buffer, crc32.Checksum(buffer[start:], castagnoli))
+}
+
+// decodeJournal returns the entries of the complete commits at the start of
+// a journal file's content (without the commit-end mark); what follows
+// them is a torn write.
+func decodeJournal(content []byte) ([]journalEntry, error) {
+	if !bytes.HasPrefix(content, []byte(journalHeader)) {
+		if len(content) < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content) {
+			return nil, nil // created, header not (fully) written
+		}
+		return nil, errors.New("not a journal: the header is missing or wrong")
+	}
+	var entries []journalEntry
+	complete := 0 // entries of complete commits
+	rest := content[len(journalHeader):]
+	for len(rest) >= 4+3+4 {
+		length := binary.LittleEndian.Uint32(rest)
+		if uint64(length) < 3 || uint64(length) > uint64(len(rest)-8) {
+			break
+		}
+		body := rest[4 : 4+length]
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(rest[4+length:]) {
+			break
+		}
+		idLength := int(binary.LittleEndian.Uint16(body[1:]))
+		if 3+idLength > len(body) {
+			break
+		}
+		entries = append(entries, journalEntry{kind: body[0] &^ journalCommitEnd, session: string(body[3 : 3+idLength]), payload: body[3+idLength:]})
+		rest = rest[8+length:]
+		if body[0]&journalCommitEnd != 0 {
+			complete = len(entries)
+		}
+	}
+	return entries[:complete], nil
+}
+
+// journalFiles returns the generations of the journal files in directory,
+// oldest first.
+func journalFiles(directory string) ([]uint64, error) {
+	entries, err := os.ReadDir(directory)
+	if err != nil {
+		return nil, err
+	}
+	var generations []uint64
+	for _, entry := range entries {
+		name, ok := strings.CutSuffix(entry.Name(), ".log")
+		if !ok {
+			continue
+		}
+		generation, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		generations = append(generations, generation)
+	}
+	slices.Sort(generations)
+	return generations, nil
+}
+
+func journalPath(directory string, generation uint64) string {
+	return filepath.Join(directory, fmt.Sprintf("%016x.log", generation))
+}
+
+// openJournal starts a journal file after the generations found (which
+// recovery has replayed).
+func openJournal(directory string, next uint64, syncFileSystem func() error) (*journal, error) {
+	j := &journal{directory: directory, generation: next, syncFileSystem: syncFileSystem, syncerDone: make(chan struct{})}
+	j.pending = sync.NewCond(&j.mu)
+	j.synced = sync.NewCond(&j.mu)
+	file, err := j.create(next)
+	if err != nil {
+		return nil, err
+	}
+	j.file = file
+	j.size = int64(len(journalHeader))
+	go j.syncer()
+	return j, nil
+}
+
+// syncer syncs the journal file whenever writes are not yet synced, one
+// fdatasync after the other: every commit written while one runs is made
+// durable by the next (group commit across sessions), and no commit has
+// to be scheduled to start it.
+func (j *journal) syncer() {
+	defer close(j.syncerDone)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for {
+		for j.syncedUpTo == j.written && !j.stopping {
+			j.pending.Wait()
+		}
+		if j.syncedUpTo == j.written || j.err != nil {
+			if j.stopping || j.err != nil {
+				return
+			}
+			continue
+		}
+		j.syncing = true
+		target, file := j.written, j.file
+		j.mu.Unlock()
+		err := fdatasync(file)
+		j.mu.Lock()
+		j.syncing = false
+		if err != nil {
+			j.err = fmt.Errorf("syncing the journal: %w", err)
+		} else {
+			j.syncedUpTo = max(j.syncedUpTo, target)
+		}
+		j.synced.Broadcast()
+	}
+}
+
+// create creates journal file generation with its header, durably (file
+// and directory entry).
+func (j *journal) create(generation uint64) (*os.File, error) {
+	file, err := os.OpenFile(journalPath(j.directory, generation), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(file, journalHeader); err == nil {
+		err = file.Sync()
+	}
+	if err == nil {
+		err = syncDirectory(j.directory)
+	}
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("creating journal %s: %w", file.Name(), err)
+	}
+	return file, nil
+}
+
+// commit writes entries and returns once they are durable. Concurrent
+// commits share one fdatasync (group commit).
+func (j *journal) commit(entries []journalEntry) error {
+	var buffer []byte
+	for i, entry := range entries {
+		if i == len(entries)-1 {
+			entry.kind |= journalCommitEnd
+		}
+		buffer = appendJournalEntry(buffer, entry)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	if _, err := j.file.Write(buffer); err != nil {
+		j.err = fmt.Errorf("writing the journal: %w", err)
+		return j.err
+	}
+	j.size += int64(len(buffer))
+	j.written++
+	mine := j.written
+	j.pending.Signal()
+	for j.syncedUpTo < mine && j.err == nil {
+		j.synced.Wait()
+	}
+	if j.err != nil {
+		return j.err
+	}
+	if j.size > journalCheckpointBytes && !j.checkpointing {
+		j.checkpointing = true
+		j.checkpoints.Go(j.checkpoint)
+	}
+	return nil
+}
+
+// rotate starts a new journal file and returns the generation of the last
+// old one; everything written to the old ones is durable.
+func (j *journal) rotate() (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.syncing {
+		j.synced.Wait()
+	}
+	if j.err != nil {
+		return 0, j.err
+	}
+	if err := fdatasync(j.file); err != nil {
+		j.err = fmt.Errorf("syncing the journal: %w", err)
+		return 0, j.err
+	}
+	j.syncedUpTo = j.written
+	file, err := j.create(j.generation + 1)
+	if err != nil {
+		j.err = err
+		return 0, err
+	}
+	j.file.Close()
+	old := j.generation
+	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
+	return old, nil
+}
+
+// checkpoint makes the session files durable up to now and removes the
+// journal files that covered them.
+func (j *journal) checkpoint() {
+	defer func() {
+		j.mu.Lock()
+		j.checkpointing = false
+		j.mu.Unlock()
+	}()
+	old, err := j.rotate()
+	if err != nil {
+		return
+	}
+	// Every change journaled in the old files was made to the session
+	// files before it was journaled: syncfs makes them durable.
+	if err := j.syncFileSystem(); err != nil {
+		j.mu.Lock()
+		j.err = fmt.Errorf("checkpoint: syncing the file system: %w", err)
+		j.mu.Unlock()
+		return
+	}
+	removeJournals(j.directory, old)
+}
+
+// removeJournals removes the journal files up to generation last. Removing
+// them needs no sync: replaying them again would change nothing.
+func removeJournals(directory string, last uint64) {
+	generations, _ := journalFiles(directory)
+	for _, generation := range generations {
+		if generation <= last {
+			os.Remove(journalPath(directory, generation))
+		}
+	}
+}
+
+// close makes the session files durable and removes every journal file:
+// a cleanly closed store needs no replay.
+func (j *journal) close() error {
+	j.checkpoints.Wait()
+	j.mu.Lock()
+	j.stopping = true
+	j.pending.Signal()
+	j.mu.Unlock()
+	<-j.syncerDone
+	j.mu.Lock()
+	file, generation, failed := j.file, j.generation, j.err
+	j.file = nil
+	j.err = store.ErrClosed
+	j.mu.Unlock()
+	if file == nil {
+		return nil
+	}
+	err := file.Close()
+	if failed == nil {
+		if syncErr := j.syncFileSystem(); syncErr != nil {
+			return fmt.Errorf("syncing the file system: %w", syncErr)
+		}
+		removeJournals(j.directory, generation)
+	}
+	return err
+}
+
+// seqAfter reports whether seq a comes after b (uint32 wrap-around).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
+// replayJournals applies every journal file in directory to the session
+// files, oldest first, syncs the file system and removes them. It returns
+// the next generation to use. No call is in progress while Open runs it.
+func (s *Store) replayJournals(directory string) (uint64, error) {
+	generations, err := journalFiles(directory)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 1, nil
+		}
+		return 0, err
+	}
+	if len(generations) == 0 {
+		return 1, nil
+	}
+	entries := 0
+	for _, generation := range generations {
+		content, err := os.ReadFile(journalPath(directory, generation))
+		if err != nil {
+			return 0, err
+		}
+		decoded, err := decodeJournal(content)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", journalPath(directory, generation), err)
+		}
+		for _, entry := range decoded {
+			if err := s.replay(entry); err != nil {
+				return 0, fmt.Errorf("replaying %s: session %q: %w", journalPath(directory, generation), entry.session, err)
+			}
+		}
+		entries += len(decoded)
+	}
+	if err := s.closeLogs(); err != nil {
+		return 0, err
+	}
+	if err := syncFileSystemOf(directory); err != nil {
+		return 0, fmt.Errorf("syncing the replayed sessions: %w", err)
+	}
+	last := generations[len(generations)-1]
+	removeJournals(directory, last)
+	s.replayed = entries
+	return last + 1, nil
+}
+
+// replay applies one journal entry to the session files (not synced).
+func (s *Store) replay(entry journalEntry) error {
+	if store.ValidateSessionID(entry.session) != nil {
+		return fmt.Errorf("invalid session id in journal")
+	}
+	state := s.acquire(entry.session)
+	defer s.release(state)
+	switch entry.kind {
+	case journalAppend:
+		messages, validBytes, err := decodeLog(append([]byte(logHeader), entry.payload...))
+		if err != nil || validBytes != len(logHeader)+len(entry.payload) {
+			return errors.New("journal append entry holds invalid frames")
+		}
+		if err := s.useLog(state, true); err != nil {
+			return err
+		}
+		if state.log.count > 0 {
+			// Only what the log does not hold yet.
+			first := 0
+			for first < len(messages) && !seqAfter(messages[first].Seq, state.log.last) {
+				first++
+			}
+			messages = messages[first:]
+		}
+		if len(messages) == 0 {
+			return nil
+		}
+		frames, err := appendFrames(nil, messages)
+		if err != nil {
+			return err
+		}
+		return s.appendToLog(state, frames, len(messages), messages[len(messages)-1].Seq)
+	case journalRecord:
+		return s.writeRecord(state, entry.payload)
+	case journalDrop:
+		if len(entry.payload) != 4 {
+			return errors.New("journal drop entry of the wrong size")
+		}
+		through := binary.LittleEndian.Uint32(entry.payload)
+		if err := s.useLog(state, false); errors.Is(err, errNoLog) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		content, err := s.readLog(state)
+		if err != nil {
+			return err
+		}
+		messages, _, err := decodeLog(content)
+		if err != nil {
+			return err
+		}
+		count := 0
+		for count < len(messages) && !seqAfter(messages[count].Seq, through) {
+			count++
+		}
+		if count == 0 {
+			return nil
+		}
+		_, err = s.dropFromLog(state, count)
+		return err
+	case journalDelete:
+		return s.deleteSession(state)
+	default:
+		return fmt.Errorf("unknown journal entry kind %d", entry.kind)
+	}
+}
+
+// closeLogs closes every open message log. No call is in progress.
+func (s *Store) closeLogs() error {
+	var errs []error
+	for element := s.openLogs.Front(); element != nil; {
+		next := element.Next()
+		opened := element.Value.(*session)
+		opened.mu.Lock()
+		errs = append(errs, s.closeLog(opened))
+		opened.mu.Unlock()
+		s.mu.Lock()
+		if opened.users == 0 {
+			delete(s.sessions, opened.id)
+		}
+		s.mu.Unlock()
+		element = next
+	}
+	return errors.Join(errs...)
+}
