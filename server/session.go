@@ -74,6 +74,10 @@ const sessionEventsMax = 1024
 // burst (in events).
 const sessionEventsKeepMax = 64
 
+// coalesceYieldsMax bounds how often an actor yields before writing while
+// inputs keep arriving (see run).
+const coalesceYieldsMax = 4
+
 // sessionBatchEventsMax bounds how many queued events are stepped before
 // one commit and flush.
 const sessionBatchEventsMax = 256
@@ -145,18 +149,24 @@ func (a *sessionActor) run() {
 		select {
 		case <-a.ready:
 			a.stepQueued()
-			if len(a.out.Outbound) > 0 {
-				// Let the goroutines already runnable (readers, other
-				// sessions) run before writing: under load, the inputs that
-				// arrive meanwhile go out in the same writes (one write per
-				// connection for several frames), and with nothing else to
-				// run this returns at once.
+			// Let the goroutines already runnable (readers, other
+			// sessions) run before writing: under load, the inputs that
+			// arrive meanwhile go out in the same writes (one write per
+			// connection for several frames). With nothing else to run
+			// this returns at once; while inputs keep arriving it yields
+			// again, up to coalesceYieldsMax times.
+			for range coalesceYieldsMax {
+				if len(a.out.Outbound) == 0 {
+					break
+				}
 				runtime.Gosched()
 				select {
 				case <-a.ready:
 					a.stepQueued()
+					continue
 				default:
 				}
+				break
 			}
 		case <-timer.C:
 			a.stepCore(reflector.Wake{})
