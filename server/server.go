@@ -84,6 +84,10 @@ func New(config Config) (*Server, error) {
 			return nil, fmt.Errorf("opening data dir: %w", err)
 		}
 		server.store, server.ownsStore = diskStore, true
+		if replayed := diskStore.Replayed(); replayed > 0 {
+			server.logger.Warn("data dir was not closed cleanly: recovered the sessions from the journal",
+				"dir", config.DataDir, "entries", replayed)
+		}
 	default:
 		server.store, server.ownsStore = memstore.New(), true
 	}

@@ -46,11 +46,17 @@
 // record, or a new record with messages in front that it meant to drop
 // (which the reflector recognises by their sequence numbers).
 //
-// With Options.Durable, each step is synced before the next starts: after
-// step 1 the log file is synced — on Linux with syncfs(2), shared by all
-// sessions committing at the same time (group commit across sessions, see
-// groupsync.go), elsewhere with fsync of the log; for every replaced file the new file is
-// fsynced before the rename and its directory after it; every directory
+// With Options.Durable on Linux, session changes are made durable through
+// one journal shared by all sessions (journal.go): the steps above are
+// written without syncing, the same changes are appended to the journal,
+// and Commit returns once the journal is synced; the session files are
+// synced in the background (checkpoints), and Open replays the journal
+// after a crash. Pointers and uploaded files are synced as described next.
+//
+// With Options.Durable elsewhere, each step is synced before the next
+// starts: after step 1 the log file is fsynced; for every
+// replaced file the new file is fsynced before the rename and its
+// directory after it; every directory
 // that is created (a session's directory, the parents of a file) has its
 // parent directory fsynced; the truncation of a torn tail is fsynced before
 // the first append after it; DeleteSession fsyncs sessions/ after it moves
@@ -133,7 +139,6 @@ type Store struct {
 	journal            *journal
 	journaled          bool
 	replayed           int // journal entries replayed by Open
-	syncer             *groupSyncer
 	openLogFilesMax    int
 	sessionsDirectory  string
 	pointersDirectory  string
@@ -172,7 +177,6 @@ func Open(directory string, options Options) (*Store, error) {
 	}
 	s := &Store{
 		durable:            options.Durable,
-		syncer:             newGroupSyncer(),
 		openLogFilesMax:    options.OpenLogFilesMax,
 		sessionsDirectory:  filepath.Join(directory, sessionsDirectoryName),
 		pointersDirectory:  filepath.Join(directory, pointersDirectoryName),

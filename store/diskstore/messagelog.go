@@ -231,7 +231,7 @@ func (s *Store) appendToLog(state *session, frames []byte, count int, last uint3
 	log := state.log
 	_, err := log.file.Write(frames)
 	if err == nil && s.syncSessionFiles() {
-		err = s.syncer.sync(log.file)
+		err = log.file.Sync()
 	}
 	if err != nil {
 		// The file may end in a part of the frames, or its state on disk
