@@ -75,9 +75,11 @@ const sessionEventsMax = 1024
 const sessionEventsKeepMax = 64
 
 // coalesceYieldsMax bounds how often an actor yields before writing while
-// inputs keep arriving (see run). More than one yield made no difference
-// at saturation (100×10) and cost 20 % in BenchmarkEndToEnd.
-const coalesceYieldsMax = 1
+// inputs keep arriving (see run). Saturation at 100×10 (ramp ×1.1): 249k
+// and 274k deliveries/s with 4, 206k and 226k with 1. The closed-loop
+// BenchmarkEndToEnd, where the clients wait for their own messages, is
+// 20 % slower with 4: batching trades latency at saturation for throughput.
+const coalesceYieldsMax = 4
 
 // sessionBatchEventsMax bounds how many queued events are stepped before
 // one commit and flush.
@@ -154,7 +156,8 @@ func (a *sessionActor) run() {
 			// sessions) run before writing: under load, the inputs that
 			// arrive meanwhile go out in the same writes (one write per
 			// connection for several frames). With nothing else to run
-			// this returns at once.
+			// this returns at once; while inputs keep arriving it yields
+			// again, up to coalesceYieldsMax times.
 			for range coalesceYieldsMax {
 				if len(a.out.Outbound) == 0 {
 					break
