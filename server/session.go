@@ -76,9 +76,10 @@ const sessionEventsKeepMax = 64
 
 // coalesceYieldsMax bounds how often an actor yields before writing while
 // inputs keep arriving (see run). Saturation at 100×10 (ramp ×1.1): 249k
-// and 274k deliveries/s with 4, 206k and 226k with 1. The closed-loop
-// BenchmarkEndToEnd, where the clients wait for their own messages, is
-// 20 % slower with 4: batching trades latency at saturation for throughput.
+// and 274k deliveries/s with 4, 206k and 226k with 1. BenchmarkEndToEnd
+// (one session, its sender and readers in the same process) is 20 %
+// slower with 4: there the one actor is the bottleneck, and each yield
+// hands its time to the benchmark's own goroutines.
 const coalesceYieldsMax = 4
 
 // sessionBatchEventsMax bounds how many queued events are stepped before
