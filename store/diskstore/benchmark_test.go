@@ -39,15 +39,21 @@ func BenchmarkCommitAppendRecord(b *testing.B) {
 	}
 }
 
-func benchmarkCommit(b *testing.B, durable, withRecord bool) {
+// openBenchStore opens a store for a benchmark, closed at its end, and
+// returns a stamped message of 100 bytes.
+func openBenchStore(b *testing.B, durable bool) (*Store, []byte) {
 	s, err := Open(b.TempDir(), Options{Durable: durable})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
+	b.Cleanup(func() { s.Close() })
 	data := append([]byte(`[123456,4294967290,"`), bytes.Repeat([]byte("x"), 100-23)...)
-	data = append(data, `"]`...)
+	return s, append(data, `"]`...)
+}
+
+func benchmarkCommit(b *testing.B, durable, withRecord bool) {
+	s, data := openBenchStore(b, durable)
+	ctx := context.Background()
 	record := bytes.Repeat([]byte("r"), 300)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
@@ -70,14 +76,8 @@ func benchmarkCommit(b *testing.B, durable, withRecord bool) {
 // commit latency percentiles are reported.
 func BenchmarkCommitConcurrent(b *testing.B) {
 	const sessions = 100
-	s, err := Open(b.TempDir(), Options{Durable: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s, data := openBenchStore(b, true)
 	ctx := context.Background()
-	data := append([]byte(`[123456,4294967290,"`), bytes.Repeat([]byte("x"), 100-23)...)
-	data = append(data, `"]`...)
 	var next atomic.Int64
 	latencies := make([][]time.Duration, sessions)
 	var wait sync.WaitGroup

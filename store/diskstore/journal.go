@@ -345,12 +345,7 @@ func removeJournals(directory string, last uint64) {
 // close makes the session files durable and removes every journal file:
 // a cleanly closed store needs no replay.
 func (j *journal) close() error {
-	j.checkpoints.Wait()
-	j.mu.Lock()
-	j.stopping = true
-	j.pending.Signal()
-	j.mu.Unlock()
-	<-j.syncerDone
+	j.stop()
 	j.mu.Lock()
 	file, generation, failed := j.file, j.generation, j.err
 	j.file = nil
@@ -367,6 +362,17 @@ func (j *journal) close() error {
 		removeJournals(j.directory, generation)
 	}
 	return err
+}
+
+// stop waits for a running checkpoint and stops the syncer once every
+// write is synced.
+func (j *journal) stop() {
+	j.checkpoints.Wait()
+	j.mu.Lock()
+	j.stopping = true
+	j.pending.Signal()
+	j.mu.Unlock()
+	<-j.syncerDone
 }
 
 // seqAfter reports whether seq a comes after b (uint32 wrap-around).

@@ -20,14 +20,9 @@ func (s *Store) crashForTest() {
 	for element := s.openLogs.Front(); element != nil; element = element.Next() {
 		element.Value.(*session).log.file.Close()
 	}
-	if j := s.journal; j != nil {
-		j.checkpoints.Wait()
-		j.mu.Lock()
-		j.stopping = true
-		j.pending.Signal()
-		j.mu.Unlock()
-		<-j.syncerDone
-		j.file.Close()
+	if s.journal != nil {
+		s.journal.stop()
+		s.journal.file.Close()
 	}
 }
 
