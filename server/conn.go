@@ -52,10 +52,14 @@ type conn struct {
 	lastInput     time.Time
 	parkAfterIdle time.Duration
 	pollKey       uint64 // non-zero: registered with the read poller
+	readable      readableWaiter
 
 	// flushPending is owned by the session actor: the conn has frames
 	// queued since the actor's last flush.
 	flushPending bool
+
+	// writer writes without blocking; used by whoever holds writing.
+	writer nonBlockingWriter
 
 	mu             sync.Mutex
 	queue          []outFrame
@@ -180,7 +184,7 @@ func (c *conn) flush() {
 	data := appendFrames((*buffer)[:0], batch)
 	frames := len(batch)
 	clear(batch)
-	written, err := writeNonBlocking(c.rawConn, data)
+	written, err := c.writer.write(c.rawConn, data)
 	if err == nil && written == len(data) {
 		*buffer = data
 		putWriteBuffer(buffer)

@@ -112,7 +112,7 @@ func (c *conn) awaitInput() bool {
 		// sending a few frames a second then share a few buffers.
 		c.flushPongs()
 		c.releaseReadBuffers()
-		err = awaitReadable(c.rawConn)
+		err = c.readable.wait(c.rawConn)
 		c.resumeReading()
 	} else {
 		_, err = c.reader.Peek(1) // consumes nothing, also on error

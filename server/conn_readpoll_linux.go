@@ -127,18 +127,30 @@ func (p *readPoller) hasInput(c *conn) bool {
 	return input
 }
 
-// awaitReadable waits until the socket has something to read (data, EOF or
+// readableWaiter waits until a socket has something to read (data, EOF or
 // an error) or its read deadline passes, without reading: the caller holds
-// no buffer while it waits.
-func awaitReadable(rawConn syscall.RawConn) error {
-	var peek [1]byte
-	return rawConn.Read(func(fd uintptr) bool {
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			return err != syscall.EAGAIN
+// no buffer while it waits. Its function for RawConn.Read is made once per
+// connection, so that a wait allocates nothing.
+type readableWaiter struct {
+	peek    [1]byte
+	checkFD func(fd uintptr) bool
+}
+
+func (w *readableWaiter) wait(rawConn syscall.RawConn) error {
+	if w.checkFD == nil {
+		w.checkFD = w.check
+	}
+	return rawConn.Read(w.checkFD)
+}
+
+// check reports whether the socket has input, so that RawConn.Read waits
+// for readiness when it has none.
+func (w *readableWaiter) check(fd uintptr) bool {
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), w.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
 		}
-	})
+		return err != syscall.EAGAIN
+	}
 }

@@ -23,5 +23,7 @@ func (p *readPoller) hasInput(c *conn) bool { return true }
 
 var errReadPollUnsupported = errors.New("read poller not supported on this platform")
 
-// awaitReadable is only used with the read poller (Linux).
-func awaitReadable(rawConn syscall.RawConn) error { return errReadPollUnsupported }
+// readableWaiter is only used with the read poller (Linux).
+type readableWaiter struct{}
+
+func (w *readableWaiter) wait(rawConn syscall.RawConn) error { return errReadPollUnsupported }

@@ -4,6 +4,8 @@ package server
 
 import "syscall"
 
-// writeNonBlocking is only implemented on Unix; elsewhere the writer
+// nonBlockingWriter is only implemented on Unix; elsewhere the writer
 // goroutine writes everything.
-func writeNonBlocking(rawConn syscall.RawConn, data []byte) (int, error) { return 0, nil }
+type nonBlockingWriter struct{}
+
+func (w *nonBlockingWriter) write(rawConn syscall.RawConn, data []byte) (int, error) { return 0, nil }

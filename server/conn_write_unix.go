@@ -4,30 +4,48 @@ package server
 
 import "syscall"
 
-// writeNonBlocking writes as much of data as the socket takes without
+// nonBlockingWriter writes as much of data as the socket takes without
 // waiting (the descriptor is non-blocking, as every socket of Go's network
-// poller). It returns how much was written; a full socket is not an error.
-func writeNonBlocking(rawConn syscall.RawConn, data []byte) (written int, err error) {
-	controlErr := rawConn.Write(func(fd uintptr) bool {
-		for written < len(data) {
-			n, writeErr := syscall.Write(int(fd), data[written:])
-			switch {
-			case writeErr == syscall.EINTR:
-				continue
-			case writeErr == syscall.EAGAIN:
-				return true
-			case writeErr != nil:
-				err = writeErr
-				return true
-			case n <= 0:
-				return true
-			}
-			written += n
-		}
-		return true // done: never wait for the socket here
-	})
+// poller). Its function for RawConn.Write is made once per connection: a
+// closure over one call's variables would be a heap allocation per write.
+type nonBlockingWriter struct {
+	data    []byte
+	written int
+	err     error
+	writeFD func(fd uintptr) bool
+}
+
+// write returns how much of data was written; a full socket is not an
+// error. One goroutine at a time (the connection's writer) may call it.
+func (w *nonBlockingWriter) write(rawConn syscall.RawConn, data []byte) (int, error) {
+	if w.writeFD == nil {
+		w.writeFD = w.writeTo
+	}
+	w.data, w.written, w.err = data, 0, nil
+	controlErr := rawConn.Write(w.writeFD)
+	written, err := w.written, w.err
+	w.data, w.err = nil, nil
 	if err == nil {
 		err = controlErr
 	}
 	return written, err
+}
+
+func (w *nonBlockingWriter) writeTo(fd uintptr) bool {
+	for w.written < len(w.data) {
+		n, err := syscall.Write(int(fd), w.data[w.written:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			w.err = err
+			return true
+		case n <= 0:
+			return true
+		}
+		w.written += n
+	}
+	return true // done: never wait for the socket here
 }
