@@ -25,7 +25,10 @@ start_baseline() { # port
 	PID=$!
 	sleep 1
 }
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+stop() {
+	kill "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+}
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 step() { echo "bench-all: $(date +%T) $*" >&2; }
 
