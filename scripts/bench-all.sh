@@ -2,7 +2,7 @@
 # Runs every measurement of docs/benchmarks.md ("Results") against a fresh
 # server per run: metronome in memory, metronome durable on disk, and the
 # baseline broadcast server, with the same generator. Results go to OUT
-# (JSON for the latency runs, tables for the rest). About 20 minutes on
+# (JSON for the latency runs, tables for the rest). About 12 minutes on
 # 2 cores; the machine should be otherwise idle.
 #
 #   scripts/bench-all.sh [OUT]      (default OUT: ./bench-results)
