@@ -98,8 +98,7 @@ func AppendPong(dst []byte, args json.RawMessage) []byte {
 // Sync is the content of a SYNC frame (spec §8.1).
 type Sync struct {
 	URL string
-	// Messages are encoded message arrays in seq order, each element one
-	// message or a run of messages already joined by commas.
+	// Messages are encoded message arrays, in seq order.
 	Messages  [][]byte
 	Time      int64
 	Seq       uint32
@@ -113,17 +112,6 @@ type Sync struct {
 	SnapshotSeq  uint32
 	// Persisted marks URL as persisted data rather than a snapshot.
 	Persisted bool
-}
-
-// SyncSize is an upper bound of the length of the SYNC frame AppendSync
-// writes (exact but for escapes in its strings), to size the buffer once:
-// a SYNC can hold 100,000 messages.
-func SyncSize(sessionID string, sync *Sync) int {
-	size := 256 + 2*(len(sessionID)+len(sync.URL)+len(sync.Tove)+len(sync.Reflector)+len(sync.Timeline))
-	for _, message := range sync.Messages {
-		size += len(message) + 1
-	}
-	return size
 }
 
 // AppendSync appends a SYNC frame.

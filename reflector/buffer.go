@@ -42,12 +42,6 @@ func (b *messageBuffer) at(i int) *bufferedMessage { return &b.messages[i] }
 
 func (b *messageBuffer) last() *bufferedMessage { return &b.messages[len(b.messages)-1] }
 
-// data returns the encoding of a buffered message (capacity limited to it).
-func (b *messageBuffer) data(m *bufferedMessage) []byte {
-	end := m.offset + m.size
-	return b.chunks[m.chunk-b.chunkBase][m.offset:end:end]
-}
-
 // add copies an encoded message into the buffer and returns the stored
 // copy (whose capacity ends with it: appending to it cannot write into the
 // buffer).

@@ -63,3 +63,8 @@ func TestMessageBuffer(t *testing.T) {
 		}
 	}
 }
+
+// data returns the encoding of a buffered message.
+func (b *messageBuffer) data(m *bufferedMessage) []byte {
+	return b.chunks[m.chunk-b.chunkBase][m.offset : m.offset+m.size]
+}

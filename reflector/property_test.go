@@ -241,7 +241,7 @@ func (s *sim) step(event reflector.Event) error {
 	for _, ob := range out.Outbound {
 		if ob.CloseCode != 0 {
 			s.closes++
-		} else if strings.Contains(string(ob.Frame[:min(len(ob.Frame), 60)]), `"SYNC"`) {
+		} else if strings.Contains(string(ob.Frame[:min(len(ob.Frame), 40)]), `"SYNC"`) {
 			s.syncs++
 		}
 	}

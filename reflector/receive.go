@@ -222,7 +222,6 @@ func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 		Reflector: s.config.ReflectorName,
 		Timeline:  s.record.Timeline,
 		Flags:     s.flags,
-		Messages:  s.buffer.runs(nil),
 	}
 	switch {
 	case s.record.SnapshotURL != "":
@@ -236,8 +235,9 @@ func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 	}
 	// The messages go out as stored (a SYNC can hold 100,000): the frame
 	// is the head, the runs of messages with commas between them, the tail.
-	parts := make([][]byte, 0, 2*len(sync.Messages)+1)
-	for i, run := range sync.Messages {
+	runs := s.buffer.runs(nil)
+	parts := make([][]byte, 0, 2*len(runs)+1)
+	for i, run := range runs {
 		if i > 0 {
 			parts = append(parts, comma)
 		}

@@ -112,18 +112,8 @@ func (p *readPoller) unregister(c *conn) {
 // empty socket, so a busy connection keeps its goroutine and drains its
 // socket like a blocking reader.
 func (p *readPoller) hasInput(c *conn) bool {
-	var peek [1]byte
 	input := true
-	_ = c.rawConn.Read(func(fd uintptr) bool {
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			input = err != syscall.EAGAIN
-			return true
-		}
-	})
+	_ = c.rawConn.Control(func(fd uintptr) { input = c.readable.check(fd) })
 	return input
 }
 
@@ -143,8 +133,8 @@ func (w *readableWaiter) wait(rawConn syscall.RawConn) error {
 	return rawConn.Read(w.checkFD)
 }
 
-// check reports whether the socket has input, so that RawConn.Read waits
-// for readiness when it has none.
+// check reports whether the socket has input now (data, EOF or an error),
+// without waiting; RawConn.Read waits for readiness while it has none.
 func (w *readableWaiter) check(fd uintptr) bool {
 	for {
 		_, _, err := syscall.Recvfrom(int(fd), w.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
