@@ -210,7 +210,7 @@ func Open(directory string, options Options) (*Store, error) {
 		return nil, fmt.Errorf("diskstore: recovering from the journal: %w", err)
 	}
 	if s.journaled {
-		s.journal, err = openJournal(journalDirectory, next, func() error { return syncFileSystemOf(directory) })
+		s.journal, err = openJournal(journalDirectory, next)
 		if err != nil {
 			return nil, fmt.Errorf("diskstore: %w", err)
 		}

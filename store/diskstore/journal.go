@@ -92,8 +92,6 @@ type journal struct {
 
 	checkpointing bool
 	checkpoints   sync.WaitGroup
-	// syncFileSystem makes every file of the file system durable (syncfs).
-	syncFileSystem func() error
 }
 
 // journalEntry is one change of a session, in journal form.
@@ -178,8 +176,8 @@ func journalPath(directory string, generation uint64) string {
 
 // openJournal starts a journal file after the generations found (which
 // recovery has replayed).
-func openJournal(directory string, next uint64, syncFileSystem func() error) (*journal, error) {
-	j := &journal{directory: directory, generation: next, syncFileSystem: syncFileSystem, syncerDone: make(chan struct{})}
+func openJournal(directory string, next uint64) (*journal, error) {
+	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{})}
 	j.pending = sync.NewCond(&j.mu)
 	j.synced = sync.NewCond(&j.mu)
 	file, err := j.create(next)
@@ -322,7 +320,7 @@ func (j *journal) checkpoint() {
 	}
 	// Every change journaled in the old files was made to the session
 	// files before it was journaled: syncfs makes them durable.
-	if err := j.syncFileSystem(); err != nil {
+	if err := syncFileSystem(j.directory); err != nil {
 		j.mu.Lock()
 		j.err = fmt.Errorf("checkpoint: syncing the file system: %w", err)
 		j.mu.Unlock()
@@ -356,7 +354,7 @@ func (j *journal) close() error {
 	}
 	err := file.Close()
 	if failed == nil {
-		if syncErr := j.syncFileSystem(); syncErr != nil {
+		if syncErr := syncFileSystem(j.directory); syncErr != nil {
 			return fmt.Errorf("syncing the file system: %w", syncErr)
 		}
 		removeJournals(j.directory, generation)
@@ -412,7 +410,7 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 	if err := s.closeLogs(); err != nil {
 		return 0, err
 	}
-	if err := syncFileSystemOf(directory); err != nil {
+	if err := syncFileSystem(directory); err != nil {
 		return 0, fmt.Errorf("syncing the replayed sessions: %w", err)
 	}
 	last := generations[len(generations)-1]

@@ -8,22 +8,23 @@ import (
 
 const fileSystemSyncAvailable = true
 
-// syncFileSystem flushes every dirty page and inode of file's file system
-// and commits its journal (syncfs(2)).
-func syncFileSystem(file *os.File) error {
-	raw, err := file.SyscallConn()
+// syncFileSystem flushes every dirty page and inode of the file system
+// holding path and commits its journal (syncfs(2)).
+func syncFileSystem(path string) error {
+	file, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	var syncErr error
-	if err := raw.Control(func(fd uintptr) { syncErr = unix.Syncfs(int(fd)) }); err != nil {
-		return err
-	}
-	return syncErr
+	defer file.Close()
+	return syncCall(file, unix.Syncfs)
 }
 
 // fdatasync makes file's data (and the metadata needed to read it) durable.
-func fdatasync(file *os.File) error {
+func fdatasync(file *os.File) error { return syncCall(file, unix.Fdatasync) }
+
+// syncCall runs a sync system call on file's descriptor, again when it is
+// interrupted.
+func syncCall(file *os.File, call func(fd int) error) error {
 	raw, err := file.SyscallConn()
 	if err != nil {
 		return err
@@ -31,8 +32,7 @@ func fdatasync(file *os.File) error {
 	var syncErr error
 	if err := raw.Control(func(fd uintptr) {
 		for {
-			syncErr = unix.Fdatasync(int(fd))
-			if syncErr != unix.EINTR {
+			if syncErr = call(int(fd)); syncErr != unix.EINTR {
 				return
 			}
 		}
@@ -40,14 +40,4 @@ func fdatasync(file *os.File) error {
 		return err
 	}
 	return syncErr
-}
-
-// syncFileSystemOf syncs the file system holding path (syncfs(2)).
-func syncFileSystemOf(path string) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	return syncFileSystem(file)
 }

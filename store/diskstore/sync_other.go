@@ -9,13 +9,11 @@ import (
 
 const fileSystemSyncAvailable = false
 
-func syncFileSystem(file *os.File) error { return file.Sync() }
-
 // fdatasync is fsync where fdatasync is not used (the journal is Linux-only).
 func fdatasync(file *os.File) error { return file.Sync() }
 
-// syncFileSystemOf cannot sync a whole file system here; the journal, which
+// syncFileSystem cannot sync a whole file system here; the journal, which
 // needs it, is only used on Linux.
-func syncFileSystemOf(path string) error {
+func syncFileSystem(path string) error {
 	return errors.New("diskstore: a journal left by a Linux run cannot be replayed on this system")
 }
