@@ -159,18 +159,14 @@ func (a *sessionActor) run() {
 			// connection for several frames). With nothing else to run
 			// this returns at once; while inputs keep arriving it yields
 			// again, up to coalesceYieldsMax times.
-			for range coalesceYieldsMax {
-				if len(a.out.Outbound) == 0 {
-					break
-				}
+			for yields := 0; yields < coalesceYieldsMax && len(a.out.Outbound) > 0; yields++ {
 				runtime.Gosched()
 				select {
 				case <-a.ready:
 					a.stepQueued()
-					continue
 				default:
+					yields = coalesceYieldsMax // nothing arrived: write now
 				}
-				break
 			}
 		case <-timer.C:
 			a.stepCore(reflector.Wake{})
