@@ -33,7 +33,7 @@ type bufferedMessage struct {
 // bufferChunkBytesMax; a message larger than that gets a chunk of its size.
 const (
 	bufferChunkBytesMin = 512
-	bufferChunkBytesMax = 64 << 10
+	bufferChunkBytesMax = 16 << 10
 )
 
 func (b *messageBuffer) len() int { return len(b.messages) }
