@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 )
 
 // pulseInterval is how often an otherwise silent client sends PULSE (the
@@ -36,6 +35,8 @@ type loadClient struct {
 	conn    net.Conn
 	frames  *frameReader
 	writeMu sync.Mutex
+	// writeBuf holds the frame being written; guarded by writeMu.
+	writeBuf []byte
 
 	// Reader state.
 	lastSeq     uint32
@@ -61,7 +62,9 @@ func (c *loadClient) write(opCode ws.OpCode, payload []byte) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.run.config.IOTimeout)); err != nil {
 		return err
 	}
-	return wsutil.WriteClientMessage(c.conn, opCode, payload)
+	c.writeBuf = appendClientFrame(c.writeBuf[:0], opCode, payload)
+	_, err := c.conn.Write(c.writeBuf)
+	return err
 }
 
 // connect dials, sends JOIN (spec §6.1) and waits for SYNC.
@@ -161,8 +164,9 @@ func isSync(frame []byte) bool {
 	return json.Unmarshal(frame, &envelope) == nil && envelope.Action == "SYNC"
 }
 
-// startReader runs the receive loop until the connection is closed.
-func (c *loadClient) startReader(sendsMax int) {
+// prepareReceive sets up the receive bookkeeping for up to sendsMax
+// messages from each member of the session.
+func (c *loadClient) prepareReceive(sendsMax int) {
 	c.received = make([][]uint8, c.run.config.Clients)
 	for i := range c.received {
 		c.received[i] = make([]uint8, sendsMax)
@@ -172,6 +176,11 @@ func (c *loadClient) startReader(sendsMax int) {
 		c.lastIndex[i] = -1
 	}
 	c.readerDone = make(chan struct{})
+}
+
+// startReader runs a receive goroutine until the connection is closed.
+func (c *loadClient) startReader(sendsMax int) {
+	c.prepareReceive(sendsMax)
 	go func() {
 		defer close(c.readerDone)
 		for {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strconv"
 
 	"github.com/gobwas/ws"
@@ -15,6 +16,32 @@ import (
 // frameBytesMax bounds one reassembled frame read by the bench client or
 // the baseline server.
 const frameBytesMax = 16 << 20
+
+// appendClientFrame appends one complete, masked client frame (FIN set)
+// to dst, so that it goes out in one write: the header and the payload as
+// separate writes would be two TCP segments on a connection without
+// Nagle's delay, and cost the server two wake-ups for one frame.
+func appendClientFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	dst = append(dst, 0x80|byte(op))
+	switch n := len(payload); {
+	case n < 126:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	// The mask only has to be unpredictable to scripts in a browser
+	// (RFC 6455 §10.3); any value is valid for a server.
+	key := rand.Uint32()
+	mask := [4]byte{byte(key >> 24), byte(key >> 16), byte(key >> 8), byte(key)}
+	dst = append(dst, mask[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[start:], mask, 0)
+	return dst
+}
 
 // frameReader reads whole WebSocket messages (reassembling fragments) into
 // a reused buffer and hands control frames to onControl.
@@ -68,6 +95,13 @@ func (f *frameReader) next() ([]byte, error) {
 			return f.buffer, nil
 		}
 	}
+}
+
+// takeBuffered returns a copy of the bytes read ahead of the last message
+// (the start of the next ones); the reader must not be used afterwards.
+func (f *frameReader) takeBuffered() []byte {
+	ahead, _ := f.reader.Peek(f.reader.Buffered())
+	return append([]byte(nil), ahead...)
 }
 
 // release hands the reader's buffer, when large, to the next reader that
