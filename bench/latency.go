@@ -38,6 +38,11 @@ type LatencyConfig struct {
 	Duration     time.Duration
 	Warmup       time.Duration
 	PayloadBytes int
+	// Burst makes the clients of a session send at the same instant (one
+	// burst of Clients messages per session per interval, like players
+	// reacting to the same event). By default each client of a session
+	// has its own phase, evenly spread over the interval.
+	Burst bool
 	// PID, when non-zero, is the server process whose RSS and CPU time
 	// are sampled from /proc.
 	PID int
@@ -93,6 +98,20 @@ type latencyRun struct {
 	lastSecond Histogram
 }
 
+// sendPhase is when, within each send interval, a client sends. Spread
+// (the default): the clients of a session send evenly spaced over the
+// interval (interval/clients apart), and the sessions are interleaved
+// between them, so no two clients of the run share an instant. Burst: all
+// clients of a session share their session's phase, and the sessions are
+// spread over the interval.
+func sendPhase(interval time.Duration, session, member, sessions, clients int, burst bool) time.Duration {
+	if burst {
+		return time.Duration(int64(interval) * int64(session) / int64(sessions))
+	}
+	slot := member*sessions + session
+	return time.Duration(int64(interval) * int64(slot) / int64(sessions*clients))
+}
+
 func (r *latencyRun) sinceEpoch(t time.Time) int64 { return int64(t.Sub(r.epoch)) }
 
 func (r *latencyRun) recordLatency(received time.Time, sentNs int64) {
@@ -117,6 +136,7 @@ type LatencyResult struct {
 	DurationSeconds float64        `json:"duration_seconds"`
 	WarmupSeconds   float64        `json:"warmup_seconds"`
 	PayloadBytes    int            `json:"payload_bytes"`
+	Burst           bool           `json:"burst"`
 	Connections     int            `json:"connections"`
 	Sent            int64          `json:"sent"`
 	Expected        int64          `json:"expected_deliveries"`
@@ -165,8 +185,12 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 			})
 		}
 	}
+	var stopReceiving func()
 	defer func() {
 		run.closing.Store(true)
+		if stopReceiving != nil {
+			stopReceiving()
+		}
 		for _, client := range clients {
 			client.close()
 		}
@@ -179,8 +203,9 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 		return nil, err
 	}
 	fmt.Fprintf(progress, "bench: %d connections joined in %v\n", len(clients), time.Since(connectStart).Round(time.Millisecond))
-	for _, client := range clients {
-		client.startReader(sendsMax)
+	stopReceiving, err := startReceivers(clients, sendsMax)
+	if err != nil {
+		return nil, err
 	}
 
 	var processStart processSample
@@ -201,10 +226,8 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 	defer cancelSends()
 	var senders sync.WaitGroup
 	sendErrors := make(chan error, len(clients))
-	for i, client := range clients {
-		// Spread the clients' phases over one interval so that they do not
-		// all send at the same instant.
-		phase := time.Duration(int64(run.interval) * int64(i) / int64(len(clients)))
+	for _, client := range clients {
+		phase := sendPhase(run.interval, client.session, client.member, config.Sessions, config.Clients, config.Burst)
 		senders.Go(func() {
 			if err := client.sendLoop(sendCtx, sendStart.Add(phase), sendEnd, sendsMax); err != nil && sendCtx.Err() == nil {
 				sendErrors <- err
@@ -291,7 +314,7 @@ waitSenders:
 	result := &LatencyResult{
 		Scenario: "reflect-latency", URL: config.URL, Sessions: config.Sessions, Clients: config.Clients,
 		Rate: config.Rate, DurationSeconds: config.Duration.Seconds(), WarmupSeconds: config.Warmup.Seconds(),
-		PayloadBytes: config.PayloadBytes, Connections: len(clients),
+		PayloadBytes: config.PayloadBytes, Burst: config.Burst, Connections: len(clients),
 	}
 	if config.PID != 0 {
 		end, err := readProcess(config.PID)
@@ -307,9 +330,7 @@ waitSenders:
 
 	// Stop the readers, then read their state.
 	run.closing.Store(true)
-	for _, client := range clients {
-		client.close()
-	}
+	stopReceiving()
 	stopDeadline := time.After(readerStopTimeout)
 	for _, client := range clients {
 		select {
