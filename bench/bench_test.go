@@ -168,3 +168,34 @@ func TestReadProcessSelf(t *testing.T) {
 		t.Error("pid -1 read without error")
 	}
 }
+
+// TestSendPhase checks both phase layouts: spread gives every client of a
+// run its own instant, with each session's clients interval/clients apart;
+// burst gives a session's clients one instant and spreads the sessions.
+func TestSendPhase(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	const sessions, clients = 100, 10
+	seen := map[time.Duration]bool{}
+	for session := range sessions {
+		for member := range clients {
+			phase := sendPhase(interval, session, member, sessions, clients, false)
+			if phase < 0 || phase >= interval {
+				t.Fatalf("spread: session %d member %d: phase %v outside [0, %v)", session, member, phase, interval)
+			}
+			if seen[phase] {
+				t.Fatalf("spread: session %d member %d: phase %v shared with another client", session, member, phase)
+			}
+			seen[phase] = true
+			if member > 0 {
+				gap := phase - sendPhase(interval, session, member-1, sessions, clients, false)
+				if gap != interval/clients {
+					t.Fatalf("spread: session %d members %d and %d are %v apart, want %v", session, member-1, member, gap, interval/clients)
+				}
+			}
+			burst := sendPhase(interval, session, member, sessions, clients, true)
+			if want := interval * time.Duration(session) / sessions; burst != want {
+				t.Fatalf("burst: session %d member %d: phase %v, want the session's %v", session, member, burst, want)
+			}
+		}
+	}
+}

@@ -16,8 +16,12 @@ func (r *LatencyResult) WriteTable(w io.Writer) error {
 		fmt.Fprintf(table, "%s\t"+format+"\n", append([]any{name}, args...)...)
 	}
 	row("scenario", "%s  %s", r.Scenario, r.URL)
-	row("load", "%d sessions × %d clients × %g msg/s, %gs (+%gs warmup), %d-byte payload",
-		r.Sessions, r.Clients, r.Rate, r.DurationSeconds, r.WarmupSeconds, r.PayloadBytes)
+	phases := "each client at its own phase"
+	if r.Burst {
+		phases = "each session's clients together (--burst)"
+	}
+	row("load", "%d sessions × %d clients × %g msg/s, %gs (+%gs warmup), %d-byte payload, %s",
+		r.Sessions, r.Clients, r.Rate, r.DurationSeconds, r.WarmupSeconds, r.PayloadBytes, phases)
 	row("connections", "%d", r.Connections)
 	row("sent", "%d (%.0f msg/s)", r.Sent, r.SendRate)
 	row("delivered", "%d of %d expected (%.0f msg/s)", r.Delivered, r.Expected, r.DeliveryRate)

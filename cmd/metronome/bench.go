@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/metronome-sync/metronome/bench"
@@ -21,7 +22,9 @@ const benchUsage = `Usage:
 
 The latency scenario opens sessions × clients WebSocket connections (session id =
 <url>/<prefix>-<n>), JOINs each, waits for every SYNC, then every client sends
-rate SENDs per second for warmup + duration. Each client measures the latency of
+rate SENDs per second for warmup + duration. The clients of a session send at
+evenly spread phases (interval/clients apart; --burst: all at once, one burst per
+session per interval). Each client measures the latency of
 its own messages and checks it received every message of its session exactly
 once, in seq order. Progress goes to stderr once per second; the result goes to
 stdout as a table (or JSON with --json). Exit status 1 when any message was
@@ -66,6 +69,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	warmup := flags.Duration("warmup", defaults.Warmup, "sending time before the measurement (checked, not measured)")
 	payloadBytes := flags.Int("payload-bytes", defaults.PayloadBytes, "bytes of each message payload (at least the ~30-byte header)")
 	drainTimeout := flags.Duration("drain-timeout", defaults.DrainTimeout, "wait for outstanding messages after sending stopped")
+	burst := flags.Bool("burst", false, "latency, saturation: the clients of a session send at the same instant (one burst per session per interval); default: every client at its own phase, evenly spread")
 	pid := flags.Int("pid", 0, "server process id: report its RSS (end, peak) and CPU time from /proc")
 	prefix := flags.String("session-prefix", "", `session id prefix (default "bench-<unix ns>", new sessions on every run)`)
 	jsonOutput := flags.Bool("json", false, "write the result as JSON")
@@ -81,12 +85,21 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	joins := flags.Int("joins", joinDefaults.Joins, "join: joiners, one after another")
 	writers := flags.Int("writers", 0, "join: writer connections (0: ceil(messages/2000), at most 10)")
 	writerRate := flags.Float64("writer-rate", joinDefaults.WriterRate, "join: messages per second per writer (≤ 190)")
+	cpuProfile := flags.String("cpuprofile", "", "write the generator's own CPU profile to this file (go tool pprof), to see where the generator spends its time")
 	ioTimeout := flags.Duration("io-timeout", 0, "idle, join: per-connection dial / SYNC / write timeout (0: 10s idle, 30s join)")
 	if code, done := parseFlags(flags, benchUsage, args, stderr); done {
 		return code
 	}
 	set := map[string]bool{}
 	flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "metronome bench: --cpuprofile:", err)
+			return 2
+		}
+		defer stopProfile()
+	}
 	switch *scenario {
 	case "latency":
 	case "idle":
@@ -117,6 +130,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 		config := saturationDefaults
 		step := &config.Step
 		step.URL, step.PayloadBytes, step.DrainTimeout, step.PID, step.SessionPrefix = *url, *payloadBytes, *drainTimeout, *pid, *prefix
+		step.Burst = *burst
 		if set["sessions"] {
 			step.Sessions = *sessions
 		}
@@ -142,10 +156,28 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	config.URL, config.Sessions, config.Clients, config.Rate = *url, *sessions, *clients, *rate
 	config.Duration, config.Warmup, config.PayloadBytes = *duration, *warmup, *payloadBytes
 	config.DrainTimeout, config.PID, config.SessionPrefix = *drainTimeout, *pid, *prefix
+	config.Burst = *burst
 	config.Progress = stderr
 	return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
 		return bench.RunLatency(ctx, config)
 	})
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	file, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(file); err != nil {
+		file.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		file.Close()
+	}, nil
 }
 
 // scenarioResult is what every scenario returns; its table says why a run failed.
