@@ -32,7 +32,7 @@ type Store struct {
 
 type session struct {
 	record   []byte
-	messages []store.Message
+	messages messageList
 }
 
 var _ store.Store = (*Store)(nil)
@@ -62,7 +62,7 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 	}
 	return store.Session{
 		Record:   cloneBytes(stored.record),
-		Messages: cloneMessages(stored.messages),
+		Messages: cloneMessages(stored.messages.all()),
 	}, nil
 }
 
@@ -81,7 +81,7 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 	stored := s.sessions[sessionID]
 	var count int
 	if stored != nil {
-		count = len(stored.messages)
+		count = stored.messages.len()
 	}
 	if batch.DropFront < 0 || batch.DropFront > count+len(batch.Append) {
 		return fmt.Errorf("session %q: batch drops %d messages, the log has %d after appending %d",
@@ -96,11 +96,8 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 	}
 	// The messages' data are immutable (Store.Commit): kept, not copied, so
 	// that in-memory mode holds each message once.
-	stored.messages = append(stored.messages, batch.Append...)
-	if batch.DropFront > 0 {
-		// Copy the rest so the dropped messages' memory can be freed.
-		stored.messages = slices.Clone(stored.messages[batch.DropFront:])
-	}
+	stored.messages.append(batch.Append...)
+	stored.messages.dropFront(batch.DropFront)
 	if batch.Record != nil {
 		stored.record = cloneBytes(batch.Record)
 	}
