@@ -48,6 +48,10 @@ type Config struct {
 	ConnectionsMax int
 	// ShutdownTimeout bounds the graceful shutdown on SIGTERM.
 	ShutdownTimeout time.Duration
+	// CoalesceMax is the longest a session holds its frames while the
+	// server is overloaded, so that one write carries several (see
+	// overload.go); CoalesceOff turns holding off.
+	CoalesceMax time.Duration
 }
 
 // Defaults.
@@ -59,6 +63,9 @@ const (
 	DefaultFileBytesMax    = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (spec §12.2)
 	DefaultConnectionsMax  = 50_000
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultCoalesceMax     = 20 * time.Millisecond
+	// CoalesceOff as CoalesceMax: never hold frames.
+	CoalesceOff time.Duration = -1
 )
 
 func (c *Config) fillDefaults() {
@@ -86,6 +93,9 @@ func (c *Config) fillDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.CoalesceMax == 0 {
+		c.CoalesceMax = DefaultCoalesceMax
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -104,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FileBytesMax < 1<<20 {
 		return fmt.Errorf("server config: FileBytesMax must be at least 1 MiB, got %d", c.FileBytesMax)
+	}
+	if c.CoalesceMax != CoalesceOff && (c.CoalesceMax < coalesceDelayMin || c.CoalesceMax > time.Second) {
+		return fmt.Errorf("server config: CoalesceMax must be in [%s, 1s] (or CoalesceOff), got %s", coalesceDelayMin, c.CoalesceMax)
 	}
 	if c.ConnectionsMax < 1 {
 		return fmt.Errorf("server config: ConnectionsMax must be positive, got %d", c.ConnectionsMax)

@@ -189,6 +189,7 @@ func (c *conn) flush() {
 		*buffer = data
 		putWriteBuffer(buffer)
 		c.server.metrics.framesOut.Add(uint64(frames))
+		c.server.metrics.writes.Add(1)
 		c.mu.Lock()
 		if cap(batch) <= queueKeepFramesMax {
 			c.spare = batch[:0]
@@ -205,6 +206,7 @@ func (c *conn) flush() {
 	// The socket did not take everything (or failed): a goroutine writes
 	// the rest, blocking, and reports the error if there is one.
 	c.server.metrics.framesOut.Add(uint64(frames))
+	c.server.metrics.writes.Add(1)
 	go c.writeLoop(data[written:])
 }
 
@@ -333,6 +335,9 @@ func (c *conn) writeLoop(pending []byte) {
 		// flush would fail on an expired one.
 		_ = c.netConn.SetWriteDeadline(time.Time{})
 		c.server.metrics.framesOut.Add(uint64(len(batch)))
+		if len(batch) > 0 {
+			c.server.metrics.writes.Add(1)
+		}
 		if closeCode != 0 {
 			if !readerGone {
 				// Wait, bounded, for the client's close frame or EOF.

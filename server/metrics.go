@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // metrics are the server's counters, exposed in the Prometheus text format
@@ -20,6 +21,7 @@ type metrics struct {
 	sessions            atomic.Int64
 	framesIn            atomic.Uint64
 	framesOut           atomic.Uint64
+	writes              atomic.Uint64 // socket writes that carried frames
 	messagesStamped     atomic.Uint64
 	ticksSent           atomic.Uint64
 	ticksSkipped        atomic.Uint64
@@ -112,6 +114,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	gauge("metronome_sessions", "Sessions in memory.", m.sessions.Load())
 	counter("metronome_frames_in_total", "Text frames received from clients.", m.framesIn.Load())
 	counter("metronome_frames_out_total", "Frames written to clients.", m.framesOut.Load())
+	counter("metronome_writes_total", "Socket writes that carried frames (frames_out / writes: frames per write).", m.writes.Load())
 	counter("metronome_messages_total", "Messages stamped (client inputs and reflector messages).", m.messagesStamped.Load())
 	counter("metronome_ticks_total", "TICK frames queued to clients.", m.ticksSent.Load())
 	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
@@ -119,6 +122,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
 	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
 	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())
+	if s.overload != nil {
+		gauge("metronome_coalesce_hold_microseconds", "How long sessions hold frames to batch writes; above 0 only while the server is overloaded.", int64(s.overload.coalesceDelay()/time.Microsecond))
+		counter("metronome_overload_episodes_total", "Times the server became overloaded and started holding frames.", s.overload.entered.Load())
+	}
 	m.closesMu.Lock()
 	codes := make([]int, 0, len(m.closes))
 	for code := range m.closes {

@@ -51,8 +51,12 @@ type Server struct {
 	shutdownRequested chan struct{}
 	shutdownOnce      sync.Once
 
-	metrics metrics
-	web     http.Handler
+	metrics  metrics
+	web      http.Handler
+	overload *overloadMonitor // nil when CoalesceMax is CoalesceOff
+	// Owned by the overload monitor's goroutine (logOverload).
+	overloadLogged   time.Time
+	overloadEpisodes int
 }
 
 // New creates a server: it validates the config and opens the store. Call
@@ -119,11 +123,33 @@ func (s *Server) Start() error {
 		}
 		s.serveErr <- err
 	}()
+	if s.config.CoalesceMax != CoalesceOff {
+		s.overload = newOverloadMonitor(s.config.CoalesceMax, s.logOverload)
+		go s.overload.run(s.shutdownRequested)
+	}
 	close(s.ready)
 	s.logger.Info("metronome serving", "addr", listener.Addr().String(), "data_dir", s.config.DataDir,
 		"durable", s.config.Durable, "web_root", s.config.WebRoot)
 	return nil
 }
+
+// logOverload reports when the server starts holding frames: at most once
+// per overloadLogInterval, with the number of episodes since the last
+// report (the delay can go up and down every few samples).
+func (s *Server) logOverload(delay, wait time.Duration) {
+	if delay == 0 {
+		return
+	}
+	s.overloadEpisodes++
+	if now := time.Now(); now.Sub(s.overloadLogged) >= overloadLogInterval {
+		s.logger.Warn("server overloaded: goroutines wait for a CPU; sessions hold their frames to batch writes",
+			"median_wait", wait, "hold_max", s.config.CoalesceMax, "episodes", s.overloadEpisodes)
+		s.overloadLogged, s.overloadEpisodes = now, 0
+	}
+}
+
+// overloadLogInterval spaces the overload warnings.
+const overloadLogInterval = 30 * time.Second
 
 // Ready is closed once the server accepts connections.
 func (s *Server) Ready() <-chan struct{} { return s.ready }

@@ -64,6 +64,8 @@ type sessionActor struct {
 	receivedAt []time.Time
 	// touched holds the connections frames were queued to in this flush.
 	touched []*conn
+	// lastFlush is when the effects were last flushed (holdFor).
+	lastFlush time.Time
 }
 
 // sessionEventsMax bounds a session's inbound event queue; readers block
@@ -169,17 +171,42 @@ func (a *sessionActor) run() {
 				}
 			}
 		case <-timer.C:
-			a.stepCore(reflector.Wake{})
+			// The timer is the core's wake or the end of a hold.
+			if a.core != nil && a.core.NextWake() <= a.now() {
+				a.stepCore(reflector.Wake{})
+			}
 		case <-shutdown:
 			shutdown = nil
 			a.stepCore(reflector.Shutdown{})
 		}
+		if hold := a.holdFor(shutdown == nil); hold > 0 {
+			timer.Reset(min(hold, a.untilWake()))
+			continue
+		}
 		a.flush()
+		a.lastFlush = time.Now()
 		if a.ended && a.unregister() {
 			return
 		}
 		timer.Reset(a.untilWake())
 	}
+}
+
+// holdFor returns how long to hold the effects before flushing, so that
+// the frames of the next events go out in the same writes (overload.go);
+// 0: flush now. Only frames are held: effects that close connections or
+// look up pointers, an ended session and a shutdown flush at once.
+func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
+	delay := a.server.overload.coalesceDelay()
+	if delay == 0 || shuttingDown || a.ended || a.core == nil || a.out.LookupPointer != "" || len(a.out.Outbound) == 0 {
+		return 0
+	}
+	for i := range a.out.Outbound {
+		if a.out.Outbound[i].CloseCode != 0 {
+			return 0
+		}
+	}
+	return max(time.Until(a.lastFlush.Add(delay)), 0)
 }
 
 // stepQueued steps a batch of queued events.

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/metronome-sync/metronome/server"
 )
@@ -45,6 +46,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
 	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
+	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
 	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly [METRONOME_DEBUG_ADDR]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
@@ -62,6 +64,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Logger:         logger,
 		FileBytesMax:   *fileBytesMax,
 		ConnectionsMax: *connectionsMax,
+		CoalesceMax:    *coalesceMax,
+	}
+	if *coalesceMax == 0 {
+		config.CoalesceMax = server.CoalesceOff
 	}
 	srv, err := server.New(config)
 	if err != nil {
@@ -146,6 +152,16 @@ func envBool(name string, fallback bool) bool {
 			return parsed
 		}
 		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not a boolean\n", name, value)
+	}
+	return fallback
+}
+
+func envDuration(name string, fallback time.Duration) time.Duration {
+	if value, ok := os.LookupEnv(name); ok {
+		if parsed, err := time.ParseDuration(value); err == nil {
+			return parsed
+		}
+		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not a duration (e.g. 20ms)\n", name, value)
 	}
 	return fallback
 }
