@@ -2,8 +2,12 @@
 # Runs every measurement of docs/benchmarks.md ("Results") against a fresh
 # server per run: metronome in memory, metronome durable on disk, and the
 # baseline broadcast server, with the same generator. Results go to OUT
-# (JSON for the latency runs, tables for the rest). About 12 minutes on
+# (JSON for the latency runs, tables for the rest). About 20 minutes on
 # 2 cores; the machine should be otherwise idle.
+#
+# Latency runs use the default phases (each client of a session at its own
+# phase), then --burst (a session's clients together), then the reference's
+# layout: the generator pinned to the second core (needs taskset).
 #
 #   scripts/bench-all.sh [OUT]      (default OUT: ./bench-results)
 set -euo pipefail
@@ -53,16 +57,48 @@ for run in 1 2 3; do
 		--duration 10s --warmup 2s --pid "$PID" --json >"$OUT/lat-durable-100x10x5-$run.json" 2>/dev/null || true
 	stop
 done
-for run in 1 2 3; do
-	step "saturation 100x10 run $run"
-	start_metronome 7204 --data-dir=
-	"$BIN" bench --scenario saturation --url ws://127.0.0.1:7204/reflector --pid "$PID" \
-		--start-rate 8 --factor 1.4 --steps 9 >"$OUT/sat-met-100x10-$run.txt" 2>/dev/null || true
-	stop
-	start_baseline 7205
-	"$BIN" bench --scenario saturation --url ws://127.0.0.1:7205/reflector --pid "$PID" \
-		--start-rate 8 --factor 1.4 --steps 9 >"$OUT/sat-base-100x10-$run.txt" 2>/dev/null || true
-	stop
+for layout in burst pinned; do
+	for run in 1 2 3; do
+		step "latency 100x10x5 $layout run $run"
+		flags=() gen=()
+		if [ "$layout" = burst ]; then
+			flags=(--burst)
+		elif command -v taskset >/dev/null; then
+			gen=(taskset -c 1)
+		else
+			echo "bench-all: no taskset, skipping the pinned runs" >&2
+			break
+		fi
+		start_metronome 7211 --data-dir=
+		"${gen[@]}" "$BIN" bench --url ws://127.0.0.1:7211/reflector --sessions 100 --clients 10 --rate 5 "${flags[@]}" \
+			--duration 10s --warmup 2s --pid "$PID" --json >"$OUT/lat-met-100x10x5-$layout-$run.json" 2>/dev/null || true
+		stop
+		start_baseline 7212
+		"${gen[@]}" "$BIN" bench --url ws://127.0.0.1:7212/reflector --sessions 100 --clients 10 --rate 5 "${flags[@]}" \
+			--duration 10s --warmup 2s --pid "$PID" --json >"$OUT/lat-base-100x10x5-$layout-$run.json" 2>/dev/null || true
+		stop
+	done
+done
+# Saturation: each client at its own phase (ramp x1.25 from 8 msg/s per
+# client), then --burst, where a session's inputs arrive together and
+# coalesce by themselves (ramp x1.1 from 17).
+for layout in spread burst; do
+	if [ "$layout" = spread ]; then
+		ramp=(--start-rate 8 --factor 1.25 --steps 8)
+	else
+		ramp=(--burst --start-rate 17 --factor 1.1 --steps 8)
+	fi
+	for run in 1 2 3; do
+		step "saturation 100x10 $layout run $run"
+		start_metronome 7204 --data-dir=
+		"$BIN" bench --scenario saturation --url ws://127.0.0.1:7204/reflector --pid "$PID" \
+			"${ramp[@]}" >"$OUT/sat-met-100x10-$layout-$run.txt" 2>/dev/null || true
+		stop
+		start_baseline 7205
+		"$BIN" bench --scenario saturation --url ws://127.0.0.1:7205/reflector --pid "$PID" \
+			"${ramp[@]}" >"$OUT/sat-base-100x10-$layout-$run.txt" 2>/dev/null || true
+		stop
+	done
 done
 step "saturation 1x50"
 start_metronome 7206 --data-dir=
