@@ -21,8 +21,9 @@ import (
 // (the Go runtime's /sched/latencies histogram). When the median wait
 // exceeds overloadEnterWait, the server is behind: every session then
 // holds its frames until coalesceDelay has passed since its previous
-// write (the first frames after a quiet spell still go out at once), so
-// that one write carries several frames. The delay doubles from
+// write, so that one write carries several frames. The first frames after
+// a quiet spell still go out at once, and so do frames within
+// coalesceBurstGap of the previous write (the rest of a burst). The delay doubles from
 // coalesceDelayMin while the server stays behind, up to the configured
 // maximum, and halves back to zero once the median wait falls below
 // overloadLeaveWait. At 100 × 10 clients this keeps the throughput rising
@@ -45,6 +46,9 @@ const (
 	overloadSamplesMin = 16
 	// coalesceDelayMin is the first delay once overloaded.
 	coalesceDelayMin = time.Millisecond
+	// coalesceBurstGap: frames that follow the session's previous write
+	// by less than this are the rest of a burst, and are not held.
+	coalesceBurstGap = 2 * time.Millisecond
 )
 
 // nextCoalesceDelay is the delay after an interval whose median scheduling

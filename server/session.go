@@ -194,7 +194,11 @@ func (a *sessionActor) run() {
 
 // holdFor returns how long to hold the effects before flushing, so that
 // the frames of the next events go out in the same writes (overload.go);
-// 0: flush now. Only frames are held: effects that close connections or
+// 0: flush now. Frames are held only when the previous write was between
+// coalesceBurstGap and the delay ago: after a quiet spell they go out at
+// once, and so does the rest of a burst whose first inputs were just
+// written (the session's inputs arrived together: they coalesce by
+// themselves, and holding their tail would only delay it). Only frames are held: effects that close connections or
 // look up pointers, an ended session and a shutdown flush at once.
 func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
 	delay := a.server.overload.coalesceDelay()
@@ -206,7 +210,11 @@ func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
 			return 0
 		}
 	}
-	return max(time.Until(a.lastFlush.Add(delay)), 0)
+	since := time.Since(a.lastFlush)
+	if since < coalesceBurstGap || since >= delay {
+		return 0
+	}
+	return delay - since
 }
 
 // stepQueued steps a batch of queued events.
