@@ -22,20 +22,23 @@ import (
 // exceeds overloadEnterWait, the server is behind: every session then
 // holds its frames until coalesceDelay has passed since its previous
 // write, so that one write carries several frames. The first frames after
-// a quiet spell still go out at once, and so do frames within
-// coalesceBurstGap of the previous write (the rest of a burst). The delay
-// doubles from coalesceDelayMin while the server stays behind, up to the
-// configured maximum, and halves back to zero once the median wait falls
-// below overloadLeaveWait. Under a normal load the median wait is a few
-// microseconds and nothing is held.
+// a quiet spell still go out at once, and a session whose previous write
+// answered several inputs without being held is not held either: its
+// clients send together, and their inputs coalesce by themselves
+// (sessionActor.holdFor). The delay doubles from coalesceDelayMin while
+// the server stays behind, up to the configured maximum, and halves back
+// to zero once the median wait falls below overloadLeaveWait. Under a
+// normal load the median wait is a few microseconds and nothing is held.
 //
 // Saturation at 100 × 10 (docs/benchmarks.md), clients at their own
-// phases: 244,000 deliveries/s with holding, about 115,000 without (the
-// baseline broadcast server: 100,000–125,000). With a session's clients
-// sending together (--burst) their inputs coalesce without holding; a gap
-// of 2 ms instead of 0.5 ms kept those bursts whole but cut the spread
-// result to 156,000, and no gap at all held the tails of bursts for up to
-// the delay (p50 9–16 ms at the limit instead of ~1 ms).
+// phases: 156,000–244,000 deliveries/s with holding (median of 4 ramps
+// about 220,000), about 115,000 without; the baseline broadcast server
+// 100,000–125,000. With a session's clients sending together (--burst):
+// 301,000 in 2 of 2 ramps. Two simpler rules were measured first: holding
+// every session cut the burst ramps to 170,000–226,000 (the tail of a
+// burst waited up to the delay: p50 13 ms instead of 1 ms), and exempting
+// frames within 0.5 ms of the previous write did not reliably tell bursts
+// apart under load.
 
 const (
 	// overloadSampleInterval is how often the monitor reads the runtime's
@@ -53,10 +56,6 @@ const (
 	overloadSamplesMin = 16
 	// coalesceDelayMin is the first delay once overloaded.
 	coalesceDelayMin = time.Millisecond
-	// coalesceBurstGap: frames that follow the session's previous write
-	// by less than this are the rest of a burst, and are not held (see
-	// above for 2 ms and 0).
-	coalesceBurstGap = 500 * time.Microsecond
 )
 
 // nextCoalesceDelay is the delay after an interval whose median scheduling

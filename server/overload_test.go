@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metronome-sync/metronome/reflector"
 )
 
 func TestNextCoalesceDelay(t *testing.T) {
@@ -84,5 +86,53 @@ func TestHeldFramesAreBatchedAndDelivered(t *testing.T) {
 	// message at once, the rest together (and any TICKs with them).
 	if writes > 8 {
 		t.Errorf("10 spaced messages to 2 clients took %d writes while holding frames for %v; want a few", writes, hold)
+	}
+}
+
+// TestHoldFor checks when a session holds its effects: only while the
+// server is overloaded, only frames, and not after a write that answered
+// a burst of inputs unheld.
+func TestHoldFor(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	server := &Server{overload: &overloadMonitor{limit: delay}}
+	server.overload.delay.Store(int64(delay))
+	actor := &sessionActor{server: server, core: reflector.New(reflector.DefaultConfig(), "s", newTimeline(), 0)}
+	frames := reflector.Effects{Outbound: []reflector.Outbound{{To: []reflector.ConnID{1}, Frame: []byte("x")}}}
+	for _, tc := range []struct {
+		name                string
+		overloaded          bool
+		sinceFlush          time.Duration
+		lastFrames          int
+		lastHeld, shutdown  bool
+		ended, closes, none bool
+		held                bool
+	}{
+		{name: "not overloaded", sinceFlush: time.Millisecond, lastFrames: 1},
+		{name: "one input after the previous write", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 1, held: true},
+		{name: "after a quiet spell", overloaded: true, sinceFlush: 2 * delay, lastFrames: 1},
+		{name: "after a burst written at once", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 5},
+		{name: "after a held write of several", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 5, lastHeld: true, held: true},
+		{name: "shutting down", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 1, shutdown: true},
+		{name: "session ended", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 1, ended: true},
+		{name: "a close among the effects", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 1, closes: true},
+		{name: "no frames", overloaded: true, sinceFlush: time.Millisecond, lastFrames: 1, none: true},
+	} {
+		server.overload.delay.Store(0)
+		if tc.overloaded {
+			server.overload.delay.Store(int64(delay))
+		}
+		actor.out = reflector.Effects{Outbound: append([]reflector.Outbound(nil), frames.Outbound...)}
+		if tc.closes {
+			actor.out.Outbound = append(actor.out.Outbound, reflector.Outbound{To: []reflector.ConnID{2}, CloseCode: 4001})
+		}
+		if tc.none {
+			actor.out.Outbound = nil
+		}
+		actor.lastFlush = time.Now().Add(-tc.sinceFlush)
+		actor.lastFlushFrames, actor.lastFlushHeld, actor.ended = tc.lastFrames, tc.lastHeld, tc.ended
+		hold := actor.holdFor(tc.shutdown)
+		if (hold > 0) != tc.held || hold > delay {
+			t.Errorf("%s: hold %v, want held %v (at most %v)", tc.name, hold, tc.held, delay)
+		}
 	}
 }

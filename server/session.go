@@ -64,8 +64,12 @@ type sessionActor struct {
 	receivedAt []time.Time
 	// touched holds the connections frames were queued to in this flush.
 	touched []*conn
-	// lastFlush is when the effects were last flushed (holdFor).
-	lastFlush time.Time
+	// lastFlush is when the effects were last flushed, lastFlushFrames
+	// how many client frames they answered, lastFlushHeld whether they
+	// had been held (holdFor).
+	lastFlush       time.Time
+	lastFlushFrames int
+	lastFlushHeld   bool
 }
 
 // sessionEventsMax bounds a session's inbound event queue; readers block
@@ -151,6 +155,7 @@ func (a *sessionActor) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	shutdown := a.server.shutdownRequested
+	held := false // the effects were held since the last flush
 	for {
 		select {
 		case <-a.ready:
@@ -181,10 +186,12 @@ func (a *sessionActor) run() {
 		}
 		if hold := a.holdFor(shutdown == nil); hold > 0 {
 			timer.Reset(min(hold, a.untilWake()))
+			held = true
 			continue
 		}
+		a.lastFlushFrames = len(a.receivedAt)
 		a.flush()
-		a.lastFlush = time.Now()
+		a.lastFlush, a.lastFlushHeld, held = time.Now(), held, false
 		if a.ended && a.unregister() {
 			return
 		}
@@ -194,15 +201,19 @@ func (a *sessionActor) run() {
 
 // holdFor returns how long to hold the effects before flushing, so that
 // the frames of the next events go out in the same writes (overload.go);
-// 0: flush now. Frames are held only when the previous write was between
-// coalesceBurstGap and the delay ago: after a quiet spell they go out at
-// once, and so does the rest of a burst whose first inputs were just
-// written (the session's inputs arrived together: they coalesce by
-// themselves, and holding their tail would only delay it). Only frames are held: effects that close connections or
-// look up pointers, an ended session and a shutdown flush at once.
+// 0: flush now. Frames are held until the delay has passed since the
+// previous write, except after a quiet spell (the delay has passed
+// already) and after a write that answered several client frames without
+// being held: that session's inputs arrive together, they coalesce by
+// themselves, and holding the rest of a burst would only delay it. Only
+// frames are held: effects that close connections or look up pointers, an
+// ended session and a shutdown flush at once.
 func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
 	delay := a.server.overload.coalesceDelay()
 	if delay == 0 || shuttingDown || a.ended || a.core == nil || a.out.LookupPointer != "" || len(a.out.Outbound) == 0 {
+		return 0
+	}
+	if a.lastFlushFrames > 1 && !a.lastFlushHeld {
 		return 0
 	}
 	for i := range a.out.Outbound {
@@ -210,11 +221,7 @@ func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
 			return 0
 		}
 	}
-	since := time.Since(a.lastFlush)
-	if since < coalesceBurstGap || since >= delay {
-		return 0
-	}
-	return delay - since
+	return max(delay-time.Since(a.lastFlush), 0)
 }
 
 // stepQueued steps a batch of queued events.
