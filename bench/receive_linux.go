@@ -30,12 +30,12 @@ const receiveReadBytes = 64 << 10
 
 // receiveLoop reads the connections registered with its epoll set.
 type receiveLoop struct {
-	epoll   *os.File
+	epoll   *os.File // owns the epoll descriptor epollFD
+	epollFD int
 	raw     syscall.RawConn
 	started bool // set before run starts
 	done    chan struct{}
-
-	mu      sync.Mutex
+	// clients is filled by add before run starts, then owned by run.
 	clients map[int32]*loopClient // by descriptor
 }
 
@@ -122,7 +122,7 @@ func newReceiveLoop() (*receiveLoop, error) {
 		file.Close()
 		return nil, err
 	}
-	return &receiveLoop{epoll: file, raw: raw, done: make(chan struct{}), clients: make(map[int32]*loopClient)}, nil
+	return &receiveLoop{epoll: file, epollFD: fd, raw: raw, done: make(chan struct{}), clients: make(map[int32]*loopClient)}, nil
 }
 
 // add registers a client whose join is complete; the bytes its frame
@@ -145,15 +145,9 @@ func (l *receiveLoop) add(client *loadClient) error {
 	// reader's by its first read, so this is everything read so far.
 	lc.parser.pending = client.frames.takeBuffered()
 	client.frames = nil
-	l.mu.Lock()
 	l.clients[int32(fd)] = lc
-	l.mu.Unlock()
-	epollFD := -1
-	if err := l.raw.Control(func(descriptor uintptr) { epollFD = int(descriptor) }); err != nil {
-		return err
-	}
 	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
-	if err := syscall.EpollCtl(epollFD, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
+	if err := syscall.EpollCtl(l.epollFD, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	if len(lc.parser.pending) > 0 {
@@ -185,10 +179,7 @@ func (l *receiveLoop) run() {
 			return // closed by stop
 		}
 		for _, event := range events[:ready] {
-			l.mu.Lock()
-			lc := l.clients[event.Fd]
-			l.mu.Unlock()
-			if lc != nil {
+			if lc := l.clients[event.Fd]; lc != nil {
 				l.receive(lc, buffer)
 			}
 		}
@@ -218,12 +209,8 @@ func (l *receiveLoop) finish(lc *loopClient, err error) {
 	if !client.run.closing.Load() {
 		client.readErr = err
 	}
-	l.mu.Lock()
 	delete(l.clients, int32(lc.fd))
-	l.mu.Unlock()
-	l.raw.Control(func(epollFD uintptr) {
-		syscall.EpollCtl(int(epollFD), syscall.EPOLL_CTL_DEL, lc.fd, nil)
-	})
+	syscall.EpollCtl(l.epollFD, syscall.EPOLL_CTL_DEL, lc.fd, nil)
 	close(client.readerDone)
 }
 

@@ -188,8 +188,7 @@ func (c *conn) flush() {
 	if err == nil && written == len(data) {
 		*buffer = data
 		putWriteBuffer(buffer)
-		c.server.metrics.framesOut.Add(uint64(frames))
-		c.server.metrics.writes.Add(1)
+		c.server.metrics.countWrite(frames)
 		c.mu.Lock()
 		if cap(batch) <= queueKeepFramesMax {
 			c.spare = batch[:0]
@@ -205,8 +204,7 @@ func (c *conn) flush() {
 	}
 	// The socket did not take everything (or failed): a goroutine writes
 	// the rest, blocking, and reports the error if there is one.
-	c.server.metrics.framesOut.Add(uint64(frames))
-	c.server.metrics.writes.Add(1)
+	c.server.metrics.countWrite(frames)
 	go c.writeLoop(data[written:])
 }
 
@@ -334,10 +332,7 @@ func (c *conn) writeLoop(pending []byte) {
 		// No deadline while not writing: a later non-blocking write from
 		// flush would fail on an expired one.
 		_ = c.netConn.SetWriteDeadline(time.Time{})
-		c.server.metrics.framesOut.Add(uint64(len(batch)))
-		if len(batch) > 0 {
-			c.server.metrics.writes.Add(1)
-		}
+		c.server.metrics.countWrite(len(batch))
 		if closeCode != 0 {
 			if !readerGone {
 				// Wait, bounded, for the client's close frame or EOF.

@@ -55,6 +55,14 @@ func (m *metrics) init() {
 	m.reflect.init(commitBucketsMs)
 }
 
+// countWrite counts one socket write that carried frames.
+func (m *metrics) countWrite(frames int) {
+	if frames > 0 {
+		m.framesOut.Add(uint64(frames))
+		m.writes.Add(1)
+	}
+}
+
 func (m *metrics) countClose(code int) {
 	m.closesMu.Lock()
 	m.closes[code]++

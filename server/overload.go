@@ -30,13 +30,13 @@ import (
 // to zero once the median wait falls below overloadLeaveWait. Under a
 // normal load the median wait is a few microseconds and nothing is held.
 //
-// Saturation at 100 × 10 (docs/benchmarks.md), clients at their own
-// phases: 156,000–244,000 deliveries/s with holding (median of 4 ramps
-// about 220,000), about 115,000 without; the baseline broadcast server
+// Saturation at 100 × 10 (docs/benchmarks.md, 3 ramps each), clients at
+// their own phases: 156,000–305,000 deliveries/s with holding (median
+// 244,000), about 115,000 without; the baseline broadcast server
 // 100,000–125,000. With a session's clients sending together (--burst):
-// 301,000 in 2 of 2 ramps. Two simpler rules were measured first: holding
-// every session cut the burst ramps to 170,000–226,000 (the tail of a
-// burst waited up to the delay: p50 13 ms instead of 1 ms), and exempting
+// 226,000–273,000. Two simpler rules were measured first: holding every
+// session cut the burst ramps to 170,000–226,000 (the tail of a burst
+// waited up to the delay: p50 13 ms instead of 1 ms), and exempting
 // frames within 0.5 ms of the previous write did not reliably tell bursts
 // apart under load.
 
