@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/metronome-sync/metronome/server"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // startMetronome starts an in-process, in-memory server and returns its
 // reflector URL.
 func startMetronome(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Store: memstore.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

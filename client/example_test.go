@@ -9,6 +9,7 @@ import (
 
 	"github.com/metronome-sync/metronome/client"
 	"github.com/metronome-sync/metronome/server"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // Board is the shared model: every view sees the same notes.
@@ -33,7 +34,7 @@ var board = client.App[Board]{
 // Two views join a session on a reflector (here one started in-process;
 // normally `metronome serve`), one posts, both see the post.
 func ExampleJoin() {
-	reflector, _ := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	reflector, _ := server.New(server.Config{Addr: "127.0.0.1:0", Store: memstore.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	reflector.Start()
 	defer reflector.Shutdown(context.Background())
 

@@ -134,9 +134,6 @@ type Session[M any] struct {
 	lastPoll    time.Time
 	// snapshotURL is the snapshot the replica was last rebuilt from.
 	snapshotURL string
-	// advancedAt is when the island's time last advanced (wall clock), for
-	// ViewTime.
-	advancedAt time.Time
 }
 
 // Stats are a session's counters.
@@ -241,7 +238,7 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 	s.link, err = link.New(link.Config{
 		SessionID: id, ViewID: s.viewID, Seed: randomSeed(),
 		Join: protocol.JoinRequest{Name: app.ID + "/" + options.Name, AppID: app.ID, PersistentID: id,
-			URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: 1250},
+			URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: link.LeaveDelayMs},
 	})
 	if err != nil {
 		return nil, err
@@ -361,22 +358,6 @@ func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 	return now, seq, hash, err
 }
 
-// ViewTime returns the model's session time plus the wall-clock time since
-// it last advanced, capped at two tick intervals: the time a view renders
-// at, between the reflector's ticks, to interpolate or extrapolate motion
-// smoothly. The model never sees it.
-func (s *Session[M]) ViewTime() int64 {
-	var t int64
-	s.do(func() {
-		if s.island == nil {
-			return
-		}
-		ahead := time.Since(s.advancedAt).Milliseconds()
-		t = s.island.Time() + min(max(ahead, 0), 2*s.options.TickMs)
-	})
-	return t
-}
-
 // LastVote returns the session time and state hash of this replica's
 // latest snapshot vote: replicas vote at the same session times, so equal
 // LastVotes mean equal states at that time ("" before the first vote).
@@ -444,7 +425,7 @@ func (s *Session[M]) run() {
 		s.maybePoll(false)
 		wake := s.link.NextWake()
 		wait := time.Hour
-		if wake != 1<<63-1 {
+		if wake != link.Never {
 			wait = max(time.Duration(wake-s.now())*time.Millisecond, 0)
 		}
 		if s.island != nil && s.link.Joined() {
@@ -505,7 +486,7 @@ func (s *Session[M]) stepLink(event link.Event) *link.Effects {
 	for i := range out.Deliveries {
 		if err := s.deliver(&out.Deliveries[i]); err != nil {
 			s.logger.Error("session failed", "err", err)
-			// A fatal local error: close with 4200 (spec §5.2), no reconnect.
+			// A fatal local error: close with 4200 (docs/protocol.md §5.2), no reconnect.
 			leave := &link.Effects{}
 			s.link.Step(s.now(), link.Leave{}, leave)
 			if leave.Close != nil {
@@ -566,7 +547,6 @@ func (s *Session[M]) deliver(d *link.Delivery) error {
 	case link.DeliverTime:
 		s.island.Advance(d.Time, &s.islandOut)
 	}
-	s.advancedAt = time.Now()
 	s.islandEffects()
 	return nil
 }

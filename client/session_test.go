@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/metronome-sync/metronome/server"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // tally is the test model: every input is counted per view, with a future
@@ -50,7 +51,7 @@ func tallyApp(snapshotMs int64) App[tally] {
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	s, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", Store: memstore.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ type ServerFrame struct {
 	Info Info
 }
 
-// ServerSync is a decoded SYNC (spec §8.1).
+// ServerSync is a decoded SYNC (docs/protocol.md §8.1).
 type ServerSync struct {
 	URL          string
 	Messages     []StampedMessage
@@ -52,13 +52,13 @@ type ServerSync struct {
 	Persisted    bool
 }
 
-// Info is a decoded INFO (spec §6B).
+// Info is a decoded INFO (docs/protocol.md §6B).
 type Info struct {
 	Code    string `json:"code"`
 	Message string `json:"msg"`
 }
 
-// UsersChange is a decoded users payload (spec §7.3). Joined and Left hold
+// UsersChange is a decoded users payload (docs/protocol.md §7.3). Joined and Left hold
 // the raw JSON user values.
 type UsersChange struct {
 	Active int               `json:"active"`
@@ -68,7 +68,7 @@ type UsersChange struct {
 }
 
 // serverFrameError builds the error a client reports for a reflector frame
-// it cannot use. The close code is the client-side error code (spec §5.2).
+// it cannot use. The close code is the client-side error code (docs/protocol.md §5.2).
 func serverFrameError(field, rule string, value []byte) error {
 	return &Error{Code: CloseClientError, Field: field, Rule: rule, Value: display(value)}
 }
@@ -185,7 +185,7 @@ func DecodeUsers(payload json.RawMessage) (UsersChange, bool) {
 	return change.UsersChange, true
 }
 
-// JoinRequest is what a client puts into its JOIN (spec §6.1, §17B.1).
+// JoinRequest is what a client puts into its JOIN (docs/protocol.md §6.1, §17B.1).
 type JoinRequest struct {
 	Name, AppID, PersistentID, URL, SDK string
 	// User is the raw JSON user value (a JSON string viewId, or
@@ -235,6 +235,17 @@ func AppendSendFrame(dst []byte, sessionID string, time int64, payload json.RawM
 	return append(dst, '}')
 }
 
+// AppendSaveFrame appends a SAVE frame announcing persisted data the
+// client uploaded to url, as of session time persistTime.
+func AppendSaveFrame(dst []byte, sessionID string, persistTime int64, url string) []byte {
+	dst = appendHeader(dst, sessionID, ActionSave)
+	dst = append(dst, `,"args":{"persistTime":`...)
+	dst = strconv.AppendInt(dst, persistTime, 10)
+	dst = append(dst, `,"url":`...)
+	dst = AppendJSString(dst, url)
+	return append(dst, `,"dissident":null}}`...)
+}
+
 // AppendSnapFrame appends a SNAP frame announcing an uploaded snapshot.
 func AppendSnapFrame(dst []byte, sessionID string, time int64, seq uint32, hash, url string) []byte {
 	dst = appendHeader(dst, sessionID, ActionSnap)
@@ -249,13 +260,13 @@ func AppendSnapFrame(dst []byte, sessionID string, time int64, seq uint32, hash,
 	return append(dst, `,"dissident":null}}`...)
 }
 
-// AppendPulseFrame appends a PULSE frame (keep-alive, spec §6.8).
+// AppendPulseFrame appends a PULSE frame (keep-alive, docs/protocol.md §6.8).
 func AppendPulseFrame(dst []byte, sessionID string) []byte {
 	dst = appendHeader(dst, sessionID, ActionPulse)
 	return append(dst, '}')
 }
 
-// AppendPollFrame appends a SEND with debounce tags (spec §9.1: the
+// AppendPollFrame appends a SEND with debounce tags (docs/protocol.md §9.1: the
 // snapshot poll, msgID "pollForSnapshot", debounce 5000 ms).
 func AppendPollFrame(dst []byte, sessionID string, time int64, payload json.RawMessage, msgID string, debounceMs int64) []byte {
 	dst = appendHeader(dst, sessionID, ActionSend)
@@ -268,7 +279,7 @@ func AppendPollFrame(dst []byte, sessionID string, time int64, payload json.RawM
 	return append(dst, "}}"...)
 }
 
-// AppendTuttiFrame appends a TUTTI vote (spec §6.3) without a first
+// AppendTuttiFrame appends a TUTTI vote (docs/protocol.md §6.3) without a first
 // message: [sendTime, 0, vote, null, wantsVote, tallyTarget, key].
 func AppendTuttiFrame(dst []byte, sessionID string, sendTime int64, vote string, wantsVote bool, tallyTarget json.RawMessage, key string) []byte {
 	dst = appendHeader(dst, sessionID, ActionTutti)
@@ -288,7 +299,7 @@ func AppendTuttiFrame(dst []byte, sessionID string, sendTime int64, vote string,
 	return append(dst, "]}"...)
 }
 
-// Tally is a decoded tally payload (spec §7.4).
+// Tally is a decoded tally payload (docs/protocol.md §7.4).
 type Tally struct {
 	SendTime       int64          `json:"sendTime"`
 	Votes          map[string]int `json:"tally"`

@@ -99,6 +99,15 @@ func TestClientFramesDecodeAsTheReflectorDoes(t *testing.T) {
 		t.Fatalf("SNAP args: %+v, %v", snap, err)
 	}
 
+	frame, err = DecodeClientFrame(AppendSaveFrame(nil, "S", 3000, "sim://persisted/\"1\""))
+	if err != nil || frame.Action != ActionSave {
+		t.Fatalf("SAVE: %+v, %v", frame, err)
+	}
+	save, err := DecodeSave(frame.Args)
+	if err != nil || save.PersistTime != 3000 || save.URL != `sim://persisted/"1"` {
+		t.Fatalf("SAVE args: %+v, %v", save, err)
+	}
+
 	frame, err = DecodeClientFrame(AppendPulseFrame(nil, "S"))
 	if err != nil || frame.Action != ActionPulse {
 		t.Fatalf("PULSE: %+v, %v", frame, err)

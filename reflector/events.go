@@ -1,6 +1,10 @@
 package reflector
 
-import "github.com/metronome-sync/metronome/protocol"
+import (
+	"math"
+
+	"github.com/metronome-sync/metronome/protocol"
+)
 
 // ConnID identifies one client connection. The caller assigns ids; they must
 // be unique within a Session's lifetime.
@@ -25,11 +29,14 @@ type Receive struct {
 // Close effect was executed).
 type Disconnect struct{ Conn ConnID }
 
+// Never is the wake time of a session that needs no Wake (NextWake).
+const Never int64 = math.MaxInt64
+
 // Wake: time has passed; run whatever timers are due. The caller steps a
 // Wake at NextWake(), but any event runs due timers first.
 type Wake struct{}
 
-// PointerLoaded answers a LookupPointer effect: URL is the stored persisted
+// PointerLoaded answers a LookupPointers effect: URL is the stored persisted
 // data URL ("" if none, or if the lookup failed).
 type PointerLoaded struct{ URL string }
 
@@ -86,7 +93,7 @@ type Outbound struct {
 	// as stored, not copied. Never modify them.
 	Parts [][]byte
 	// Tick marks an idle heartbeat: skip recipients whose outbound queue
-	// still holds unsent frames (spec §4.2).
+	// still holds unsent frames (docs/protocol.md §4.2).
 	Tick bool
 	// CloseCode, when non-zero, means: close To[0] with this code and
 	// CloseReason after the frames queued before it are sent. Frame is nil.
@@ -121,11 +128,12 @@ type Note struct {
 // forget the session. Then Reset and reuse.
 type Effects struct {
 	Storage Storage
-	// LookupPointer, when non-empty, asks the caller to read the persisted
-	// pointer with this key and step a PointerLoaded event.
-	LookupPointer string
-	Outbound      []Outbound
-	Notes         []Note
+	// LookupPointers asks the caller to read the persisted pointer of each
+	// key and to step a PointerLoaded event with what it found, without
+	// holding up the other effects (package host does this).
+	LookupPointers []string
+	Outbound       []Outbound
+	Notes          []Note
 	// Ended: the session is over (deleted after being idle, or shut down).
 	Ended bool
 
@@ -141,7 +149,7 @@ func (e *Effects) Reset() {
 	e.Storage.DropFront = 0
 	e.Storage.Record = nil
 	e.Storage.Pointers = e.Storage.Pointers[:0]
-	e.LookupPointer = ""
+	e.LookupPointers = e.LookupPointers[:0]
 	clear(e.Outbound)
 	e.Outbound = e.Outbound[:0]
 	e.Notes = e.Notes[:0]

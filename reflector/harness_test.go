@@ -2,19 +2,121 @@ package reflector_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
+	metronomestore "github.com/metronome-sync/metronome/store"
 )
 
 // This file holds what the scenario interpreter and the property test
-// share: a model of the durable store that applies Storage effects exactly
-// as the documented contract says, and a checker that watches every effect
-// for the protocol's delivery and timing invariants (spec §4, §6B, §17).
+// share: a driver that runs the session through the one host every shell
+// runs (package host), a model of the durable store that is the host's
+// Store and applies batches exactly as the documented contract says, and a
+// checker that watches every executed effect for the protocol's delivery
+// and timing invariants (docs/protocol.md §4, §6B, §17).
+
+// hostDriver steps a session through package host, one event per flush,
+// and keeps a copy of what each flush executed for the checker.
+type hostDriver struct {
+	host     *host.Session
+	executed reflector.Effects
+	// failure is the storage error the host reported (a violation here:
+	// the model store fails only on a contract breach).
+	failure error
+}
+
+// open opens the session from store through the host (fresh with
+// timeline if nothing is stored).
+func (d *hostDriver) open(config reflector.Config, id, timeline string, store *modelStore, now int64) error {
+	d.failure = nil
+	d.host = host.Open(context.Background(), id, now, host.Options{
+		Config: config, Timeline: timeline, Store: store, Conns: nopConns{}, Observer: d})
+	return d.failure
+}
+
+// step steps one event and flushes it; the returned effects (valid until
+// the next step) are what the host executed.
+func (d *hostDriver) step(now int64, event reflector.Event) (*reflector.Effects, error) {
+	d.executed.Reset()
+	d.host.Step(now, event)
+	d.host.Flush(context.Background())
+	d.host.TakeLookups() // answered by the drivers from executed.LookupPointers
+	return &d.executed, d.failure
+}
+
+func (d *hostDriver) Opened(string, reflector.Record, int, bool) {}
+
+func (d *hostDriver) StorageFailed(_ string, err error) { d.failure = err }
+
+func (d *hostDriver) PointerFailed(_, key string, err error) {
+	d.failure = fmt.Errorf("pointer %s: %w", key, err)
+}
+
+// Flushed copies the executed effects (the slices' contents are immutable
+// or copied here; the host reuses the slices themselves).
+func (d *hostDriver) Flushed(_ string, out *reflector.Effects) {
+	e := &d.executed
+	e.Storage.Append = append(e.Storage.Append, out.Storage.Append...)
+	e.Storage.DropFront = out.Storage.DropFront
+	e.Storage.Record = out.Storage.Record
+	e.Storage.Pointers = append(e.Storage.Pointers, out.Storage.Pointers...)
+	e.LookupPointers = append(e.LookupPointers, out.LookupPointers...)
+	e.Outbound = append(e.Outbound, out.Outbound...)
+	e.Notes = append(e.Notes, out.Notes...)
+	e.Ended = out.Ended
+	e.MessagesStamped, e.TicksSent = out.MessagesStamped, out.TicksSent
+	e.LatencySamplesMs = append(e.LatencySamplesMs, out.LatencySamplesMs...)
+}
+
+// nopConns is the drivers' transport: the checker reads the frames from
+// the executed effects.
+type nopConns struct{}
+
+func (nopConns) Send(*reflector.Outbound)            {}
+func (nopConns) Close(reflector.ConnID, int, string) {}
+func (nopConns) CloseAll(int, string)                {}
+func (nopConns) Flush()                              {}
+func (m *modelStore) LoadSession(_ context.Context, _ string) (metronomestore.Session, error) {
+	if m.record == nil {
+		return metronomestore.Session{}, metronomestore.ErrNotFound
+	}
+	stored := metronomestore.Session{Record: m.record}
+	for _, message := range m.log {
+		stored.Messages = append(stored.Messages, metronomestore.Message{Seq: message.Seq, Data: message.Data})
+	}
+	return stored, nil
+}
+
+// Commit applies a batch through apply, which checks the contract.
+func (m *modelStore) Commit(_ context.Context, _ string, batch metronomestore.Batch) error {
+	storage := reflector.Storage{DropFront: batch.DropFront, Record: batch.Record}
+	for _, message := range batch.Append {
+		storage.Append = append(storage.Append, reflector.StoredMessage{Seq: message.Seq, Data: message.Data})
+	}
+	return m.apply(&storage)
+}
+
+func (m *modelStore) PutPointer(_ context.Context, key string, value []byte) error {
+	return m.apply(&reflector.Storage{Pointers: []reflector.Pointer{{Key: key, Value: value}}})
+}
+
+func (m *modelStore) GetPointer(_ context.Context, key string) ([]byte, error) {
+	value, ok := m.pointers[key]
+	if !ok {
+		return nil, metronomestore.ErrNotFound
+	}
+	return value, nil
+}
+
+// errNoLookup: a pointer answer was asked for with no lookup pending.
+var errNoLookup = errors.New("no pointer lookup to answer")
 
 // modelStore is an in-memory store fed only by Storage effects. It is what
 // survives a crash.
@@ -45,7 +147,7 @@ func (m *modelStore) apply(storage *reflector.Storage) error {
 	if storage.DropFront < 0 || storage.DropFront > len(m.log) {
 		return fmt.Errorf("store: drop %d of a log holding %d messages", storage.DropFront, len(m.log))
 	}
-	if !storage.Empty() {
+	if len(storage.Append) > 0 || storage.DropFront > 0 || storage.Record != nil {
 		m.lastDropped = append([]reflector.StoredMessage(nil), m.log[:storage.DropFront]...)
 	}
 	m.log = append([]reflector.StoredMessage(nil), m.log[storage.DropFront:]...)
@@ -78,19 +180,13 @@ func (m *modelStore) messages() []reflector.StoredMessage {
 	return append([]reflector.StoredMessage(nil), m.log...)
 }
 
-// pointerURL returns the url of the pointer stored under key ("" if none).
-func (m *modelStore) pointerURL(key string) (string, error) {
-	value, ok := m.pointers[key]
-	if !ok {
-		return "", nil
+// pointerURL answers a lookup as the host does (host.Session.LookupPointer).
+func (d *hostDriver) pointerURL(key string) (string, error) {
+	if key == "" {
+		return "", errNoLookup
 	}
-	var pointer struct {
-		URL string `json:"url"`
-	}
-	if err := json.Unmarshal(value, &pointer); err != nil {
-		return "", fmt.Errorf("stored pointer %s is not valid JSON: %v", key, err)
-	}
-	return pointer.URL, nil
+	loaded, err := d.host.LookupPointer(context.Background(), key)
+	return loaded.URL, err
 }
 
 // connState is what the checker knows about one connection, from the
@@ -196,7 +292,7 @@ type wireSync struct {
 }
 
 // parseMessage reads time and seq of a message array; both must be
-// integers (spec §4.4).
+// integers (docs/protocol.md §4.4).
 func parseMessage(raw []byte) (time int64, seq uint32, err error) {
 	var elements []json.RawMessage
 	if err := json.Unmarshal(raw, &elements); err != nil {
@@ -215,7 +311,7 @@ func parseMessage(raw []byte) (time int64, seq uint32, err error) {
 }
 
 // observeTime checks that a "current time" value never decreases, globally
-// and for the connection (spec §4.1 MUST: monotonic across SYNC/RECV/TICK).
+// and for the connection (docs/protocol.md §4.1 MUST: monotonic across SYNC/RECV/TICK).
 func (c *checker) observeTime(what string, t int64, to []*connState) {
 	if c.anyTime && t < c.maxTime {
 		c.violate("%s time %d is before time %d already sent", what, t, c.maxTime)
@@ -287,7 +383,7 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 			c.violate("close effect with %d recipients and a frame", len(ob.To))
 		}
 		if ob.CloseCode == protocol.CloseNormal || ob.CloseCode < 4000 || ob.CloseCode > 4999 {
-			c.violate("close code %d: a server closes with 40xx (retry) or 41xx (fatal), never 1000 (spec §5.3)", ob.CloseCode)
+			c.violate("close code %d: a server closes with 40xx (retry) or 41xx (fatal), never 1000 (docs/protocol.md §5.3)", ob.CloseCode)
 		}
 		for _, conn := range c.recipients(ob) {
 			conn.closed = true
@@ -306,7 +402,7 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 			c.violate("PONG carries an id: %s", whole)
 		}
 	} else if frame.ID == nil || *frame.ID != c.sessionID {
-		c.violate("%s frame without the session id (spec §3.4): %s", frame.Action, whole)
+		c.violate("%s frame without the session id (docs/protocol.md §3.4): %s", frame.Action, whole)
 	}
 	if ob.Tick != (frame.Action == protocol.ActionTick) {
 		c.violate("Tick flag %v on a %s frame", ob.Tick, frame.Action)
@@ -363,7 +459,7 @@ func (c *checker) observeSync(args json.RawMessage, to []*connState) {
 		return
 	}
 	if sync.URL == nil || sync.Time == nil || sync.Seq == nil || sync.Messages == nil || sync.Timeline == "" || sync.Flags == nil {
-		c.violate("SYNC lacks one of url, messages, time, seq, timeline, flags (spec §17 MUST 2): %s", args)
+		c.violate("SYNC lacks one of url, messages, time, seq, timeline, flags (docs/protocol.md §17 MUST 2): %s", args)
 		return
 	}
 	if (sync.SnapshotSeq != nil) != (sync.SnapshotTime != nil) {
@@ -372,7 +468,7 @@ func (c *checker) observeSync(args json.RawMessage, to []*connState) {
 	if sync.SnapshotSeq != nil && (*sync.URL == "" || sync.Persisted) {
 		c.violate("SYNC with snapshotSeq but url %q persisted %v", *sync.URL, sync.Persisted)
 	}
-	// The SYNC continues the snapshot, or the session's start (spec §6B).
+	// The SYNC continues the snapshot, or the session's start (docs/protocol.md §6B).
 	previous := protocol.SeqInitial
 	if sync.SnapshotSeq != nil {
 		previous = *sync.SnapshotSeq
@@ -409,7 +505,7 @@ func (c *checker) observeSync(args json.RawMessage, to []*connState) {
 }
 
 // settle checks the state after a step: every synced live connection has
-// received everything stamped so far (spec §17 MUST 4, 5), and the store
+// received everything stamped so far (docs/protocol.md §17 MUST 4, 5), and the store
 // holds exactly the session's buffer.
 func (c *checker) settle(session *reflector.Session, store *modelStore) {
 	record := session.Record()
@@ -452,7 +548,7 @@ func (c *checker) settle(session *reflector.Session, store *modelStore) {
 }
 
 // checkRestore restores a session from the store (as after a crash at now)
-// and checks it continues the live one (spec §11.3, §12).
+// and checks it continues the live one (docs/protocol.md §11.3, §12).
 func (c *checker) checkRestore(config reflector.Config, live *reflector.Session, store *modelStore, now int64) {
 	if store.record == nil {
 		return
@@ -524,8 +620,8 @@ var noteKindNames = map[reflector.NoteKind]string{
 // first (it is made durable before anything is sent), then the network.
 func renderEffects(out *reflector.Effects, name func(reflector.ConnID) string) []string {
 	var lines []string
-	if out.LookupPointer != "" {
-		lines = append(lines, "lookup-pointer "+out.LookupPointer)
+	for _, key := range out.LookupPointers {
+		lines = append(lines, "lookup-pointer "+key)
 	}
 	for _, message := range out.Storage.Append {
 		lines = append(lines, fmt.Sprintf("store append seq=%d %s", message.Seq, message.Data))

@@ -32,8 +32,6 @@ import (
 //
 // One seed decides everything; a failure prints the seed and the last
 // steps. Replay one seed with: go test ./reflector -run TestProperty -seed N -v
-// With -bugs the driver also takes the paths of the known bugs in
-// testdata/bugs_*.txt (and fails until they are fixed).
 
 var (
 	seedFlag  = flag.Int64("seed", -1, "property test: run only this seed")
@@ -67,7 +65,7 @@ type simConn struct {
 	joinSent bool
 	user     string // JSON of the user value ("" for none)
 	// leaveAt is when the session removes the member after its Disconnect
-	// (the island-wide leave delay of that moment, spec §10.2).
+	// (the island-wide leave delay of that moment, docs/protocol.md §10.2).
 	leaveAt int64
 }
 
@@ -77,7 +75,8 @@ type sim struct {
 	config reflector.Config
 
 	now         int64
-	session     *reflector.Session
+	session     *reflector.Session // driver.host.Core()
+	driver      hostDriver
 	sessionID   string
 	incarnation int
 	store       modelStore
@@ -88,7 +87,7 @@ type sim struct {
 	appJoin     bool   // JOINs carry appId and persistentId
 	trace       []string
 	// broadcasts counts, per TUTTI key, the first messages and tallies
-	// stamped in this incarnation: each at most once (spec §6.3).
+	// stamped in this incarnation: each at most once (docs/protocol.md §6.3).
 	firstMessages map[string]int
 	tallies       map[string]int
 	// leaveDelay is the island-wide leave delay: the last accepted JOIN's
@@ -141,7 +140,10 @@ func (s *sim) startNew() {
 	s.incarnation++
 	s.store.record, s.store.log = nil, nil
 	s.check = newChecker(s.sessionID)
-	s.session = reflector.New(s.config, s.sessionID, fmt.Sprintf("T%d", s.incarnation), s.now)
+	if err := s.driver.open(s.config, s.sessionID, fmt.Sprintf("T%d", s.incarnation), &s.store, s.now); err != nil {
+		panic(err) // an empty store cannot fail to load
+	}
+	s.session = s.driver.host.Core()
 	s.conns = nil
 	s.lookup = ""
 	s.firstMessages, s.tallies = make(map[string]int), make(map[string]int)
@@ -163,10 +165,10 @@ func (s *sim) restart(why string) error {
 		return nil
 	}
 	timeline := s.session.Record().Timeline
-	session, err := reflector.Restore(s.config, s.sessionID, s.now, s.store.record, s.store.messages())
-	if err != nil {
+	if err := s.driver.open(s.config, s.sessionID, "", &s.store, s.now); err != nil {
 		return fmt.Errorf("restore after %s: %w", why, err)
 	}
+	session := s.driver.host.Core()
 	if got := session.Record().Timeline; timeline != "" && got != timeline {
 		return fmt.Errorf("restore after %s: timeline %q, want %q", why, got, timeline)
 	}
@@ -213,24 +215,23 @@ func (s *sim) step(event reflector.Event) error {
 	// Users messages are stamped by timers, which run before the event: they
 	// count the members as they are before it.
 	active, total := s.expectedUsers()
-	var out reflector.Effects
-	s.session.Step(s.now, event, &out)
-	for _, line := range renderEffects(&out, s.check.name) {
+	out, err := s.driver.step(s.now, event)
+	for _, line := range renderEffects(out, s.check.name) {
 		s.log("  %s", line)
 	}
-	if out.LookupPointer != "" {
-		s.lookup = out.LookupPointer
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
 	}
-	if err := s.store.apply(&out.Storage); err != nil {
-		return err
+	if n := len(out.LookupPointers); n > 0 {
+		s.lookup = out.LookupPointers[n-1]
 	}
-	s.check.observe(&out)
+	s.check.observe(out)
 	s.check.settle(s.session, &s.store)
 	s.check.checkRestore(s.config, s.session, &s.store, s.now)
 	if violations := s.check.takeViolations(); len(violations) > 0 {
 		return errors.New(strings.Join(violations, "\n"))
 	}
-	if err := s.checkGenerated(&out, active, total); err != nil {
+	if err := s.checkGenerated(out, active, total); err != nil {
 		return err
 	}
 	if wake := s.session.NextWake(); wake <= s.now {
@@ -334,7 +335,7 @@ func (s *sim) action() error {
 		}
 	}
 	if s.lookup != "" && s.rng.IntN(4) == 0 {
-		url, err := s.store.pointerURL(s.lookup)
+		url, err := s.driver.pointerURL(s.lookup)
 		if err != nil {
 			return err
 		}
@@ -566,7 +567,7 @@ func (s *sim) oddFrame() string {
 
 // checkGenerated checks the messages a step stamped: each TUTTI key's first
 // message and tally at most once (a late vote for a completed key is
-// ignored, spec §6.3), and users messages with the members' counts.
+// ignored, docs/protocol.md §6.3), and users messages with the members' counts.
 func (s *sim) checkGenerated(out *reflector.Effects, active, total int) error {
 	for _, message := range out.Storage.Append {
 		var elements []json.RawMessage
@@ -598,7 +599,7 @@ func (s *sim) checkGenerated(out *reflector.Effects, active, total int) error {
 			}
 		case "users":
 			if payload.Active != active || payload.Total != total {
-				return fmt.Errorf("users message seq %d says active %d total %d; the members are active %d total %d (spec §7.3, §10.3)",
+				return fmt.Errorf("users message seq %d says active %d total %d; the members are active %d total %d (docs/protocol.md §7.3, §10.3)",
 					message.Seq, payload.Active, payload.Total, active, total)
 			}
 		}

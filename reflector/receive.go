@@ -14,7 +14,7 @@ const logTextBytesMax = 1000
 func (s *Session) receive(now int64, e Receive, out *Effects) {
 	m := s.members[e.Conn]
 	if m == nil || !m.connected || m.closing {
-		return // frames after a close decision are ignored (spec §6.10)
+		return // frames after a close decision are ignored (docs/protocol.md §6.10)
 	}
 	m.lastActivity = now
 	if !s.takeToken(now, m) {
@@ -52,7 +52,7 @@ func (s *Session) receive(now int64, e Receive, out *Effects) {
 		}
 		out.note(NoteClientLog, m.id, text)
 	default:
-		// Unknown actions are ignored, as the reference does (spec §6).
+		// Unknown actions are ignored, as the reference does (docs/protocol.md §6).
 		out.note(NoteRejected, m.id, "unknown action ignored: "+protocol.TruncateReason(frame.Action))
 	}
 }
@@ -101,12 +101,12 @@ func (s *Session) join(now int64, m *member, frame protocol.ClientFrame, out *Ef
 	if !s.island {
 		s.createIsland(now, join, out)
 	}
-	// Island-wide settings that every JOIN overwrites (spec §6.1, Q4).
+	// Island-wide settings that every JOIN overwrites (docs/protocol.md §6.1, Q4).
 	s.leaveDelayMs = join.LeaveDelayMs
 	s.flags = join.Flags
 	if m.joined && m.synced {
 		// A second JOIN on a synced connection gets a fresh SYNC; the
-		// member is not announced again (spec §6.1).
+		// member is not announced again (docs/protocol.md §6.1).
 		s.sendSync(now, []ConnID{m.id}, out)
 		return
 	}
@@ -153,11 +153,11 @@ func (s *Session) createIsland(now int64, join protocol.Join, out *Effects) {
 	}
 	s.scaledStart = float64(now)
 	s.tickAt = now + s.tickIntervalMs()
-	s.advance(now, out) // writes the record with its first time lease
+	s.advanceTimeAndLease(now, out) // writes the record with its first time lease
 	out.note(NoteSessionCreated, 0, "session created with timeline "+s.timeline)
 	if join.AppID != "" && join.PersistentID != "" {
 		s.pointerPending = true
-		out.LookupPointer = pointerKey(join.AppID, join.PersistentID)
+		out.LookupPointers = append(out.LookupPointers, pointerKey(join.AppID, join.PersistentID))
 	}
 }
 
@@ -178,7 +178,7 @@ func (s *Session) pointerLoaded(now int64, url string, out *Effects) {
 }
 
 // trySync sends SYNC to every queued member unless the persisted pointer is
-// still being looked up (spec §8.1).
+// still being looked up (docs/protocol.md §8.1).
 func (s *Session) trySync(now int64, out *Effects) {
 	if s.pointerPending || len(s.syncQueue) == 0 {
 		return
@@ -195,7 +195,7 @@ func (s *Session) trySync(now int64, out *Effects) {
 		return
 	}
 	// SYNC and entry into the broadcast set happen in this one step: no
-	// message can be stamped in between (spec §17 MUST 5).
+	// message can be stamped in between (docs/protocol.md §17 MUST 5).
 	s.sendSync(now, to, out)
 	if bugsBuilt && s.config.bugs.syncNotAtomic {
 		s.bugDeferredSync = append(s.bugDeferredSync, to...)
@@ -216,7 +216,7 @@ var comma = []byte{','}
 
 func (s *Session) sendSync(now int64, to []ConnID, out *Effects) {
 	sync := protocol.Sync{
-		Time:      s.advance(now, out),
+		Time:      s.advanceTimeAndLease(now, out),
 		Seq:       s.record.Seq,
 		Tove:      s.record.Tove,
 		Reflector: s.config.ReflectorName,
@@ -280,11 +280,11 @@ func (s *Session) rememberDebounce(now int64, msgID string) {
 	if len(s.debounce) >= s.config.DebounceKeysMax {
 		// Forget the oldest half; deterministic regardless of map order.
 		oldest, newest := int64(never), int64(-never)
-		for _, accepted := range s.debounce {
+		for _, accepted := range s.debounce { //metronome:allow min and max do not depend on the visiting order
 			oldest, newest = min(oldest, accepted), max(newest, accepted)
 		}
 		cutoff := oldest + (newest-oldest)/2
-		for key, accepted := range s.debounce {
+		for key, accepted := range s.debounce { //metronome:allow deleting by a fixed cutoff leaves the same map in any order
 			if accepted <= cutoff {
 				delete(s.debounce, key)
 			}

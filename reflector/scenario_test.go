@@ -25,9 +25,7 @@ import (
 //
 //	go test ./reflector -run TestScenarios -rewrite
 //
-// and review the diff. Files named bugs_*.txt (none at present) hold the expected (correct)
-// output for known bugs; they fail until the bug is fixed and only run with
-// -bugs. -rewrite leaves them alone unless -bugs is given too.
+// and review the diff.
 //
 // Commands (ms are monotonic milliseconds, the clock never goes backwards):
 //
@@ -59,10 +57,7 @@ import (
 // (harness_test.go); a broken invariant is printed as a VIOLATION line and
 // fails the test.
 
-var (
-	rewriteFlag = flag.Bool("rewrite", false, "rewrite the expected output of scenario files in testdata/")
-	bugsFlag    = flag.Bool("bugs", false, "also run testdata/bugs_*.txt (scenarios of known, unfixed bugs)")
-)
+var rewriteFlag = flag.Bool("rewrite", false, "rewrite the expected output of scenario files in testdata/")
 
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
@@ -75,9 +70,6 @@ func TestScenarios(t *testing.T) {
 	for _, path := range files {
 		base := filepath.Base(path)
 		t.Run(strings.TrimSuffix(base, ".txt"), func(t *testing.T) {
-			if strings.HasPrefix(base, "bugs_") && !*bugsFlag {
-				t.Skip("known bug; run with -bugs")
-			}
 			runScenarioFile(t, path)
 		})
 	}
@@ -141,7 +133,7 @@ func runScenarioFile(t *testing.T, path string) {
 		runner.line = item.line
 		actual := runner.filter(runner.execute(item.command))
 		for _, line := range actual {
-			if strings.HasPrefix(line, "VIOLATION") && !strings.HasPrefix(filepath.Base(path), "bugs_") {
+			if strings.HasPrefix(line, "VIOLATION") {
 				t.Errorf("%s:%d: %s: %s", path, item.line, item.command, line)
 			}
 		}
@@ -171,6 +163,7 @@ type scenarioRunner struct {
 	now     int64
 	session *reflector.Session
 	store   modelStore
+	driver  hostDriver
 	check   *checker
 	crashed bool
 
@@ -249,7 +242,10 @@ func (r *scenarioRunner) execute(command string) []string {
 		// per application, carry over from an earlier session in the file.
 		r.store.record, r.store.log = nil, nil
 		r.check = newChecker(id)
-		r.session = reflector.New(r.config, id, timeline, r.now)
+		if err := r.driver.open(r.config, id, timeline, &r.store, r.now); err != nil {
+			r.fatalf("new: %v", err)
+		}
+		r.session = r.driver.host.Core()
 		return []string{renderWake(r.session.NextWake())}
 	case "restore":
 		if r.sessionID == "" {
@@ -258,10 +254,10 @@ func (r *scenarioRunner) execute(command string) []string {
 		if r.store.record == nil {
 			return []string{"error: nothing stored"}
 		}
-		session, err := reflector.Restore(r.config, r.sessionID, r.now, r.store.record, r.store.messages())
-		if err != nil {
+		if err := r.driver.open(r.config, r.sessionID, "", &r.store, r.now); err != nil {
 			return []string{"error: " + err.Error()}
 		}
+		session := r.driver.host.Core()
 		r.startSession(r.sessionID)
 		r.check.dropAll()
 		r.session = session
@@ -370,7 +366,7 @@ func (r *scenarioRunner) execute(command string) []string {
 				r.fatalf("pointer: no lookup to answer; give url=")
 			}
 			var err error
-			if url, err = r.store.pointerURL(r.lookupKey); err != nil {
+			if url, err = r.driver.pointerURL(r.lookupKey); err != nil {
 				r.fatalf("%v", err)
 			}
 		}
@@ -498,16 +494,15 @@ func (r *scenarioRunner) setClock(text string) {
 // step runs one event, applies its storage to the model store, checks the
 // invariants and renders everything.
 func (r *scenarioRunner) step(event reflector.Event, withWake bool) []string {
-	var out reflector.Effects
-	r.session.Step(r.now, event, &out)
-	if out.LookupPointer != "" {
-		r.lookupKey = out.LookupPointer
+	out, err := r.driver.step(r.now, event)
+	if n := len(out.LookupPointers); n > 0 {
+		r.lookupKey = out.LookupPointers[n-1]
 	}
-	lines := renderEffects(&out, r.name)
-	if err := r.store.apply(&out.Storage); err != nil {
-		lines = append(lines, "VIOLATION "+err.Error())
+	lines := renderEffects(out, r.name)
+	if err != nil {
+		lines = append(lines, "VIOLATION storage: "+err.Error())
 	}
-	r.check.observe(&out)
+	r.check.observe(out)
 	r.check.settle(r.session, &r.store)
 	r.check.checkRestore(r.config, r.session, &r.store, r.now)
 	for _, violation := range r.check.takeViolations() {

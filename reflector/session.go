@@ -11,7 +11,7 @@ import (
 )
 
 // never is the deadline of a timer that is not set.
-const never = math.MaxInt64
+const never = Never
 
 // member is one connection of the session.
 type member struct {
@@ -28,7 +28,7 @@ type member struct {
 	leaveAt   int64 // when a disconnected synced member is removed
 
 	// user is the JOIN's user value (nil: none); userKey decides when a
-	// join and a leave cancel each other (spec §10.1).
+	// join and a leave cancel each other (docs/protocol.md §10.1).
 	user    json.RawMessage
 	userKey string
 }
@@ -184,7 +184,7 @@ func (s *Session) Record() Record { return s.record }
 
 // Members returns the number of connections and of synced members.
 func (s *Session) Members() (connections, synced int) {
-	for _, m := range s.members {
+	for _, m := range s.members { //metronome:allow counting is order-independent
 		if m.synced {
 			synced++
 		}
@@ -235,7 +235,7 @@ func (s *Session) Step(now int64, event Event, out *Effects) {
 }
 
 // NextWake returns the monotonic time at which a Wake is due
-// (math.MaxInt64 when none).
+// (Never when none).
 func (s *Session) NextWake() int64 {
 	if s.ended {
 		return never
@@ -301,19 +301,35 @@ func (s *Session) tickIntervalMs() int64 {
 	return max(int64(math.Round(s.record.TickMs)), protocol.TickMsMin)
 }
 
-// advance computes the current session time; it never decreases, and the
-// time lease is renewed (a record write) before time can pass it.
-func (s *Session) advance(now int64, out *Effects) int64 {
+// advanceTimeAndLease advances the session time to now (advanceTime) and
+// renews the time lease, a record write, before the time can pass it
+// (renewLease). Every time that leaves the session comes from here.
+func (s *Session) advanceTimeAndLease(now int64, out *Effects) int64 {
+	t := s.advanceTime(now)
+	s.renewLease(t, out)
+	return t
+}
+
+// advanceTime sets the record's session time to the time at monotonic time
+// now and returns it; it never decreases. It writes nothing: a time it
+// returns must not be sent before renewLease covers it.
+func (s *Session) advanceTime(now int64) int64 {
 	t := int64(math.Floor((float64(now) - s.scaledStart) * s.record.Scale))
 	if t < s.record.Time {
 		t = s.record.Time
 	}
 	s.record.Time = t
+	return t
+}
+
+// renewLease extends the time lease (writing the record) once session time
+// t has used up half of it, so the session never stamps or ticks beyond
+// TimeReserved.
+func (s *Session) renewLease(t int64, out *Effects) {
 	if t > s.record.TimeReserved-s.config.TimeLeaseMs/2 {
 		s.record.TimeReserved = t + s.config.TimeLeaseMs
 		s.writeRecord(out)
 	}
-	return t
 }
 
 func (s *Session) writeRecord(out *Effects) {
@@ -450,7 +466,8 @@ func (s *Session) end(now int64, out *Effects) {
 	s.flushUsers(now, out)
 	if s.island {
 		s.stampDelayed(now, out)
-		s.advance(now, out)
+		// No lease to renew: the record written here reserves no time beyond now.
+		s.advanceTime(now)
 		s.record.TimeReserved = s.record.Time
 		s.writeRecord(out)
 	}

@@ -86,7 +86,7 @@ func (bs *benchSession) addMember(b *testing.B) reflector.ConnID {
 	id := bs.nextConn
 	bs.step(reflector.Connect{Conn: id})
 	bs.step(reflector.Receive{Conn: id, Frame: benchJoin(b, bs.join, id)})
-	if bs.out.LookupPointer != "" {
+	if len(bs.out.LookupPointers) > 0 {
 		bs.step(reflector.PointerLoaded{})
 	}
 	return id

@@ -1,6 +1,6 @@
 package server
 
-// Bad input from clients (spec §5.1, §6.10, §13.2, §13.3, quirks Q3 and
+// Bad input from clients (docs/protocol.md §5.1, §6.10, §13.2, §13.3, quirks Q3 and
 // Q11) and from file-store users (§12.2). Every WebSocket case checks the
 // exact close code, that the reason names the problem, and that another
 // client of the same session is unaffected: it stays connected and its
@@ -24,6 +24,7 @@ import (
 
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // badInput is one bad-input case. The bad client connects to the
@@ -38,8 +39,6 @@ type badInput struct {
 	reason []string
 	// check runs instead of the close check when code is zero.
 	check func(t *testing.T, bad, observer *client)
-	// bug, when set, describes a known bug: the case runs only with -bugs.
-	bug string
 	// skipEOF: do not wait for the server to end the TCP connection after
 	// the closing handshake. For connections refused by path the server
 	// waits out its close handshake timeout (2 s) before it closes (the bug
@@ -78,7 +77,7 @@ var (
 
 func badInputs() []badInput {
 	inputs := []badInput{
-		// Frames that are not JSON objects (spec §5.1, §13.3; Q3: null is
+		// Frames that are not JSON objects (docs/protocol.md §5.1, §13.3; Q3: null is
 		// 4102 here, not the reference's 4109).
 		{name: "not JSON", act: sendsText(`{"action":"PING",`), code: 4102, reason: []string{"JSON"}},
 		{name: "not JSON text", act: sendsText(`hello`), code: 4102, reason: []string{"JSON object"}},
@@ -103,7 +102,7 @@ func badInputs() []badInput {
 		{name: "TUTTI args an object", join: true, act: sendsJSON(map[string]any{"action": "TUTTI", "args": map[string]any{}}), code: 4102, reason: []string{"args"}},
 		{name: "SNAP seq a string", join: true, act: sendsJSON(map[string]any{"action": "SNAP", "args": map[string]any{"time": 1, "seq": "1", "url": "u"}}), code: 4102, reason: []string{"args.seq"}},
 
-		// Unknown actions are ignored (spec §6).
+		// Unknown actions are ignored (docs/protocol.md §6).
 		{name: "unknown action", join: true, act: sendsJSON(map[string]any{"action": "DANCE", "args": 1}), check: func(t *testing.T, bad, observer *client) {
 			bad.expectOpen()
 		}},
@@ -122,7 +121,7 @@ func badInputs() []badInput {
 			bad.join()
 		}, check: checkJoinedTwice},
 
-		// JOIN args (spec §6.1, §17 MUST 2).
+		// JOIN args (docs/protocol.md §6.1, §17 MUST 2).
 		{name: "JOIN without version", act: sendsJSON(joinWith(map[string]any{"version": nil})), code: 4100, reason: []string{"version"}},
 		{name: "JOIN with version 0", act: sendsJSON(joinWith(map[string]any{"version": 0})), code: 4100, reason: []string{"version"}},
 		{name: "JOIN with numeric args", act: sendsJSON(map[string]any{"action": "JOIN", "args": 1}), code: 4100, reason: []string{"args"}},
@@ -132,7 +131,7 @@ func badInputs() []badInput {
 		{name: "JOIN with negative leaveDelay", act: sendsJSON(joinWith(map[string]any{"leaveDelay": -5})), code: 4102, reason: []string{"args.leaveDelay"}},
 		{name: "JOIN with name a number", act: sendsJSON(joinWith(map[string]any{"name": 5})), code: 4102, reason: []string{"args.name"}},
 
-		// Session ids in the URL path (spec §3.1).
+		// Session ids in the URL path (docs/protocol.md §3.1).
 		{name: "empty session id", path: "/reflector/", code: 4100, reason: []string{"session id"}},
 		{name: "root path", path: "/", code: 4100, reason: []string{"session id"}, skipEOF: true},
 		{name: "session id with backslash", path: "/reflector/ab%5Ccd", code: 4100, reason: []string{"session id"}, skipEOF: true},
@@ -141,7 +140,7 @@ func badInputs() []badInput {
 		{name: "session id dot-dot", path: "/reflector/%2e%2e", code: 4100, reason: []string{"session id"}, skipEOF: true},
 		{name: "session id of 129 bytes", path: "/reflector/" + strings.Repeat("s", 129), code: 4100, reason: []string{"session id", "128"}, skipEOF: true},
 
-		// Limits (spec §13.2).
+		// Limits (docs/protocol.md §13.2).
 		{name: "frame flood", join: true, act: floodPings, code: 4104, reason: []string{"too many frames"}},
 		{name: "oversize frame", join: true, act: sendOversizeFrame, code: 4102, reason: []string{"FrameBytesMax"}},
 
@@ -156,9 +155,6 @@ func TestBadInput(t *testing.T) {
 	server := startServer(t, Config{})
 	for _, input := range badInputs() {
 		t.Run(input.name, func(t *testing.T) {
-			if input.bug != "" && !*flagBugs {
-				t.Skip("BUG: " + input.bug)
-			}
 			t.Parallel()
 			runBadInput(t, server.Addr(), input)
 		})
@@ -215,7 +211,7 @@ func expectUnaffected(t *testing.T, observer *client) {
 }
 
 // checkJoinedTwice: a second JOIN gets a second SYNC and no close, and the
-// client is not announced again (spec §6.1).
+// client is not announced again (docs/protocol.md §6.1).
 func checkJoinedTwice(t *testing.T, bad, observer *client) {
 	bad.expectOpen()
 	// Give a (wrong) second announcement time to be stamped: users changes
@@ -295,7 +291,7 @@ func sendReservedControlFrame(t *testing.T, bad *client) {
 // §7.1.1: after sending and receiving a Close the endpoint MUST close the
 // TCP connection). Deterministic: the reader is driven through a net.Pipe.
 func TestRefusedConnectionEndsWithTheCloseHandshake(t *testing.T) {
-	server, err := New(Config{Logger: testLogger(t)})
+	server, err := New(Config{Logger: testLogger(t), Store: memstore.New()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,13 +361,13 @@ func TestJoinWithoutTicksUsesDefault(t *testing.T) {
 	c.readUntil("a TICK", func(frame serverFrame) bool { return frame.Action == protocol.ActionTick })
 }
 
-// --- file store (spec §12.2) ---
+// --- file store (docs/protocol.md §12.2) ---
 
 func filesServer(t *testing.T) (*Server, string) {
 	t.Helper()
 	root := t.TempDir()
 	dataDir := filepath.Join(root, "data")
-	server := startServer(t, Config{DataDir: dataDir, Durable: true, FileBytesMax: 1 << 20})
+	server := startServer(t, Config{Store: openDiskStore(t, dataDir), FileBytesMax: 1 << 20})
 	return server, root
 }
 
@@ -504,7 +500,7 @@ func TestFilesRoundTrip(t *testing.T) {
 	if got := response.Header.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Errorf("GET: Access-Control-Allow-Origin %q, want *", got)
 	}
-	// Overwrite is allowed (spec §12.2).
+	// Overwrite is allowed (docs/protocol.md §12.2).
 	response, _ = doRequest(t, http.MethodPut, base+path, strings.NewReader("new"), -1)
 	if response.StatusCode/100 != 2 {
 		t.Errorf("overwriting PUT: status %d, want 2xx", response.StatusCode)
@@ -537,7 +533,7 @@ func TestFilesMissingOptionsAndMethods(t *testing.T) {
 		got := response.Header.Get(header)
 		for _, value := range values {
 			if !containsToken(got, value) {
-				t.Errorf("OPTIONS: %s is %q, want it to include %s (spec §12.2)", header, got, value)
+				t.Errorf("OPTIONS: %s is %q, want it to include %s (docs/protocol.md §12.2)", header, got, value)
 			}
 		}
 	}

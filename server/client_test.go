@@ -2,7 +2,7 @@ package server
 
 // A small WebSocket test client that speaks the Croquet 2.x reflector
 // protocol the way the standard 2.0.4 client does, over a real socket. Every
-// frame it reads is checked against the ordering guarantees of spec §3.4,
+// frame it reads is checked against the ordering guarantees of docs/protocol.md §3.4,
 // §4.5 and §6B (ids, gap-free seqs, non-decreasing times, SYNC first), so
 // every test that uses it checks them too.
 
@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,11 +28,10 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/metronome-sync/metronome/protocol"
+	"github.com/metronome-sync/metronome/store"
+	"github.com/metronome-sync/metronome/store/diskstore"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
-
-// flagBugs runs the tests that demonstrate known, unfixed bugs (they are
-// skipped otherwise so that the suite stays green until the fix lands).
-var flagBugs = flag.Bool("bugs", false, "run tests that demonstrate known, unfixed bugs")
 
 // Bounds on every wait of the test client. They are generous because the
 // suite runs with -race on loaded machines; no test asserts a latency.
@@ -47,7 +45,7 @@ const (
 )
 
 // testAppID is the appId of the standard JOIN (it matches the appId format
-// of spec §13.2).
+// of docs/protocol.md §13.2).
 const testAppID = "io.metronome.test"
 
 // --- test server ---
@@ -62,6 +60,9 @@ func startServer(t testing.TB, config Config) *Server {
 	if config.Logger == nil {
 		config.Logger = testLogger(t)
 	}
+	if config.Store == nil {
+		config.Store = memstore.New()
+	}
 	server, err := New(config)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -71,6 +72,18 @@ func startServer(t testing.TB, config Config) *Server {
 	}
 	t.Cleanup(func() { shutdownServer(t, server) })
 	return server
+}
+
+// openDiskStore opens a durable disk store on dir; the test closes it when
+// it ends (a test that reopens dir closes it earlier).
+func openDiskStore(t testing.TB, dir string) store.Store {
+	t.Helper()
+	st, err := diskstore.Open(dir, diskstore.Options{Durable: true})
+	if err != nil {
+		t.Fatalf("diskstore.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
 // shutdownServer shuts a server down, bounded; a second call is harmless.
@@ -157,7 +170,7 @@ func (m stampedMessage) text() string {
 	return text
 }
 
-// usersPayload is the payload of a users message (spec §7.3).
+// usersPayload is the payload of a users message (docs/protocol.md §7.3).
 type usersPayload struct {
 	What   string            `json:"what"`
 	Active int               `json:"active"`
@@ -210,7 +223,7 @@ func decodeStampedMessage(raw json.RawMessage) (stampedMessage, error) {
 	return message, nil
 }
 
-// syncArgs is the args of a SYNC (spec §8.1).
+// syncArgs is the args of a SYNC (docs/protocol.md §8.1).
 type syncArgs struct {
 	URL          string            `json:"url"`
 	Messages     []json.RawMessage `json:"messages"`
@@ -341,7 +354,7 @@ func (c *client) sendJSON(v any) {
 }
 
 // sendMessage sends a SEND with a string payload, as the standard client
-// does: [clientTime, 0, payload, latencyMs] (spec §6.2).
+// does: [clientTime, 0, payload, latencyMs] (docs/protocol.md §6.2).
 func (c *client) sendMessage(payload string) {
 	c.t.Helper()
 	c.sendJSON(sendFrame(c.sessionID, payload))
@@ -351,7 +364,7 @@ func sendFrame(sessionID, payload string) map[string]any {
 	return map[string]any{"id": sessionID, "action": "SEND", "args": []any{1234, 0, payload, 7}}
 }
 
-// standardJoinArgs returns JOIN args like the 2.0.4 client's (spec §6.1).
+// standardJoinArgs returns JOIN args like the 2.0.4 client's (docs/protocol.md §6.1).
 func standardJoinArgs(viewID string) map[string]any {
 	return map[string]any{
 		"name":         testAppID + "/room1",
@@ -378,7 +391,7 @@ func (c *client) join() syncArgs {
 }
 
 // joinWith sends a JOIN with the given args and returns the SYNC. Only a
-// PONG may come before it (spec §6B: SYNC precedes every RECV and TICK).
+// PONG may come before it (docs/protocol.md §6B: SYNC precedes every RECV and TICK).
 func (c *client) joinWith(args map[string]any) syncArgs {
 	c.t.Helper()
 	c.sendJSON(map[string]any{"id": c.sessionID, "action": "JOIN", "args": args})
@@ -459,7 +472,7 @@ func (c *client) nextBefore(deadline time.Time) (serverFrame, error) {
 		return serverFrame{}, err
 	}
 	if opCode != ws.OpText {
-		c.t.Errorf("server sent a frame with opcode %v; only text frames are used (spec §3.1)", opCode)
+		c.t.Errorf("server sent a frame with opcode %v; only text frames are used (docs/protocol.md §3.1)", opCode)
 	}
 	if !utf8.Valid(data) {
 		c.t.Errorf("server frame is not valid UTF-8: %s", shorten(data))
@@ -493,12 +506,12 @@ func (c *client) observe(frame serverFrame) {
 	c.t.Helper()
 	if frame.Action == protocol.ActionPong {
 		if frame.ID != nil {
-			c.t.Errorf("PONG carries an id (spec §3.4: it must not): %s", shorten(frame.Raw))
+			c.t.Errorf("PONG carries an id (docs/protocol.md §3.4: it must not): %s", shorten(frame.Raw))
 		}
 		return
 	}
 	if frame.ID == nil || *frame.ID != c.sessionID {
-		c.t.Errorf("%s frame has id %v, want the session id %q (spec §3.4): %s", frame.Action, frame.ID, c.sessionID, shorten(frame.Raw))
+		c.t.Errorf("%s frame has id %v, want the session id %q (docs/protocol.md §3.4): %s", frame.Action, frame.ID, c.sessionID, shorten(frame.Raw))
 	}
 	switch frame.Action {
 	case protocol.ActionSync:
@@ -522,7 +535,7 @@ func (c *client) observe(frame serverFrame) {
 func (c *client) observeTime(what string, t int64) {
 	c.t.Helper()
 	if t < c.maxTime {
-		c.t.Errorf("client %s: %s time %d is before the time %d seen earlier (times must not decrease, spec §6B)", c.viewID, what, t, c.maxTime)
+		c.t.Errorf("client %s: %s time %d is before the time %d seen earlier (times must not decrease, docs/protocol.md §6B)", c.viewID, what, t, c.maxTime)
 	}
 	c.maxTime = max(c.maxTime, t)
 }
@@ -535,7 +548,7 @@ func (c *client) observeSync(frame serverFrame) {
 		return
 	}
 	if sync.Time == nil || sync.Seq == nil || sync.Messages == nil || sync.Timeline == "" {
-		c.t.Errorf("SYNC lacks time, seq, messages or timeline (spec §8.1): %s", shorten(frame.Raw))
+		c.t.Errorf("SYNC lacks time, seq, messages or timeline (docs/protocol.md §8.1): %s", shorten(frame.Raw))
 		return
 	}
 	for i, raw := range sync.Messages {
@@ -553,7 +566,7 @@ func (c *client) observeSync(frame serverFrame) {
 		sync.decoded = append(sync.decoded, message)
 	}
 	if n := len(sync.decoded); n > 0 && sync.decoded[n-1].Seq != *sync.Seq {
-		c.t.Errorf("SYNC seq %d is not the seq %d of its last message (spec §8.1)", *sync.Seq, sync.decoded[n-1].Seq)
+		c.t.Errorf("SYNC seq %d is not the seq %d of its last message (docs/protocol.md §8.1)", *sync.Seq, sync.decoded[n-1].Seq)
 	}
 	if c.synced {
 		// A second SYNC on this connection: what was seen so far must be a
@@ -588,7 +601,7 @@ func (c *client) observeRecv(frame serverFrame) {
 		return
 	}
 	if message.Seq != c.lastSeq+1 {
-		c.t.Errorf("client %s: sequence gap: RECV seq %d after %d, want %d (spec §4.5: gap-free delivery)", c.viewID, message.Seq, c.lastSeq, c.lastSeq+1)
+		c.t.Errorf("client %s: sequence gap: RECV seq %d after %d, want %d (docs/protocol.md §4.5: gap-free delivery)", c.viewID, message.Seq, c.lastSeq, c.lastSeq+1)
 	}
 	c.observeTime("RECV", message.Time)
 	c.lastSeq = message.Seq
@@ -662,7 +675,7 @@ func (c *client) awaitAll(payloads []string) {
 	})
 }
 
-// ping sends a PING and reads until its PONG (spec §6.7).
+// ping sends a PING and reads until its PONG (docs/protocol.md §6.7).
 func (c *client) ping(token string) {
 	c.t.Helper()
 	c.sendJSON(map[string]any{"action": "PING", "args": token})

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,29 +10,25 @@ import (
 	"github.com/metronome-sync/metronome/store"
 )
 
-// Config configures a Server. The zero value works: it listens on
-// 127.0.0.1:8888 and keeps everything in memory. Fields are filled with
+// Config configures a Server. Store is required; every other zero field
+// takes its default (it listens on 127.0.0.1:8888). Fields are filled with
 // defaults by New; Validate reports impossible settings.
 type Config struct {
 	// Addr is the TCP address to listen on ("host:port"; port 0 picks one).
 	Addr string
-	// DataDir is where sessions and files are stored on disk. Empty keeps
-	// everything in memory (lost on exit).
-	DataDir string
-	// Durable makes every stamped message durable (fsync) before it is sent
-	// to any client. Without it data is written but not fsynced: it
-	// survives a crash of the process, not of the machine.
-	Durable bool
 	// WebRoot is a directory served at "/"; empty serves the embedded demo.
 	WebRoot string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 
-	// Store, when set, is used instead of opening one from DataDir; the
-	// server does not close it.
+	// Store keeps sessions, pointers and files: store/diskstore on a data
+	// directory (what metronome serve opens) or store/memstore. The caller
+	// opens it and closes it after Shutdown.
 	Store store.Store
 
-	// Reflector holds the session limits; zero value: reflector defaults.
+	// Reflector holds the session limits; each zero field takes its
+	// reflector default (reflector.Config.WithDefaults, where reflector.Off
+	// asks for 0 in the fields in which 0 means off).
 	Reflector reflector.Config
 
 	// QueueFramesMax and QueueBytesMax bound each connection's outbound
@@ -46,11 +43,10 @@ type Config struct {
 	// ConnectionsMax bounds open WebSocket connections (further upgrades
 	// get HTTP 503).
 	ConnectionsMax int
-	// ShutdownTimeout bounds the graceful shutdown on SIGTERM.
-	ShutdownTimeout time.Duration
 	// CoalesceMax is the longest a session holds its frames while the
 	// server is overloaded, so that one write carries several (see
-	// overload.go); CoalesceOff turns holding off.
+	// overload.go). Zero means DefaultCoalesceMax; CoalesceOff turns
+	// holding off.
 	CoalesceMax time.Duration
 }
 
@@ -60,7 +56,7 @@ const (
 	DefaultQueueFramesMax  = 4096
 	DefaultQueueBytesMax   = 16 << 20
 	DefaultWriteTimeout    = 10 * time.Second
-	DefaultFileBytesMax    = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (spec §12.2)
+	DefaultFileBytesMax    = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (docs/protocol.md §12.2)
 	DefaultConnectionsMax  = 50_000
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultCoalesceMax     = 20 * time.Millisecond
@@ -72,9 +68,7 @@ func (c *Config) fillDefaults() {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
-	if c.Reflector == (reflector.Config{}) {
-		c.Reflector = reflector.DefaultConfig()
-	}
+	c.Reflector = c.Reflector.WithDefaults()
 	if c.QueueFramesMax == 0 {
 		c.QueueFramesMax = DefaultQueueFramesMax
 	}
@@ -90,9 +84,6 @@ func (c *Config) fillDefaults() {
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
 	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
 	if c.CoalesceMax == 0 {
 		c.CoalesceMax = DefaultCoalesceMax
 	}
@@ -100,6 +91,9 @@ func (c *Config) fillDefaults() {
 
 // Validate reports settings that cannot work.
 func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("server config: Store is required (open store/diskstore or store/memstore and pass it in)")
+	}
 	if err := c.Reflector.Validate(); err != nil {
 		return err
 	}

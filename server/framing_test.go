@@ -356,7 +356,6 @@ func TestMessageReaderProtocolViolations(t *testing.T) {
 		name   string
 		chunks [][]byte
 		want   error
-		bug    string // a known bug: the case runs only with -bugs
 	}{
 		{name: "unmasked", chunks: [][]byte{unmasked}, want: errFrameUnmasked},
 		{name: "reserved bits", chunks: [][]byte{reserved}, want: errFrameReservedBits},
@@ -372,9 +371,6 @@ func TestMessageReaderProtocolViolations(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" && !*flagBugs {
-				t.Skip("BUG: " + tc.bug)
-			}
 			reader, write := pipeReader(t, protocol.FrameBytesMax)
 			write(tc.chunks)
 			opCode, payload, err := reader.next()

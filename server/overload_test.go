@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/host"
 )
 
 func TestNextCoalesceDelay(t *testing.T) {
@@ -96,8 +96,7 @@ func TestHoldFor(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	server := &Server{overload: &overloadMonitor{limit: delay}}
 	server.overload.delay.Store(int64(delay))
-	actor := &sessionActor{server: server, core: reflector.New(reflector.DefaultConfig(), "s", newTimeline(), 0)}
-	frames := reflector.Effects{Outbound: []reflector.Outbound{{To: []reflector.ConnID{1}, Frame: []byte("x")}}}
+	actor := &sessionActor{server: server}
 	for _, tc := range []struct {
 		name                string
 		overloaded          bool
@@ -121,16 +120,15 @@ func TestHoldFor(t *testing.T) {
 		if tc.overloaded {
 			server.overload.delay.Store(int64(delay))
 		}
-		actor.out = reflector.Effects{Outbound: append([]reflector.Outbound(nil), frames.Outbound...)}
-		if tc.closes {
-			actor.out.Outbound = append(actor.out.Outbound, reflector.Outbound{To: []reflector.ConnID{2}, CloseCode: 4001})
-		}
+		// The session's pending effects: one frame, a close besides it, or
+		// nothing; an ended session's effects are urgent.
+		pending := host.Pending{Events: 1, Frames: 1, Urgent: tc.closes || tc.ended}
 		if tc.none {
-			actor.out.Outbound = nil
+			pending.Frames = 0
 		}
 		actor.lastFlush = time.Now().Add(-tc.sinceFlush)
-		actor.lastFlushFrames, actor.lastFlushHeld, actor.ended = tc.lastFrames, tc.lastHeld, tc.ended
-		hold := actor.holdFor(tc.shutdown)
+		actor.lastFlushFrames, actor.lastFlushHeld = tc.lastFrames, tc.lastHeld
+		hold := actor.holdFor(pending, tc.shutdown)
 		if (hold > 0) != tc.held || hold > delay {
 			t.Errorf("%s: hold %v, want held %v (at most %v)", tc.name, hold, tc.held, delay)
 		}

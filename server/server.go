@@ -7,7 +7,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,16 +23,15 @@ import (
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
 	"github.com/metronome-sync/metronome/store"
-	"github.com/metronome-sync/metronome/store/diskstore"
-	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // Server is a reflector, file server and web server in one.
 type Server struct {
-	config    Config
-	logger    *slog.Logger
-	store     store.Store
-	ownsStore bool
+	config Config
+	logger *slog.Logger
+	store  store.Store
+	// hostStore is the store as session hosts use it (commits timed).
+	hostStore timedStore
 	start     time.Time
 
 	listener   net.Listener
@@ -79,28 +77,14 @@ func New(config Config) (*Server, error) {
 		sessions:          make(map[string]*sessionActor),
 		shutdownRequested: make(chan struct{}),
 	}
-	switch {
-	case config.Store != nil:
-		server.store = config.Store
-	case config.DataDir != "":
-		diskStore, err := diskstore.Open(config.DataDir, diskstore.Options{Durable: config.Durable})
-		if err != nil {
-			return nil, fmt.Errorf("opening data dir: %w", err)
-		}
-		server.store, server.ownsStore = diskStore, true
-		if replayed := diskStore.Replayed(); replayed > 0 {
-			server.logger.Warn("data dir was not closed cleanly: recovered the sessions from the journal",
-				"dir", config.DataDir, "entries", replayed)
-		}
-	default:
-		server.store, server.ownsStore = memstore.New(), true
-	}
+	server.store = config.Store
 	web, err := newWebHandler(config.WebRoot)
 	if err != nil {
 		return nil, err
 	}
 	server.web = web
 	server.metrics.init()
+	server.hostStore = timedStore{Store: server.store, commit: &server.metrics.commit}
 	return server, nil
 }
 
@@ -128,8 +112,6 @@ func (s *Server) Start() error {
 		go s.overload.run(s.shutdownRequested)
 	}
 	close(s.ready)
-	s.logger.Info("metronome serving", "addr", listener.Addr().String(), "data_dir", s.config.DataDir,
-		"durable", s.config.Durable, "web_root", s.config.WebRoot)
 	return nil
 }
 
@@ -185,11 +167,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := waitGroup(ctx, &s.connections); err != nil {
 			result = errors.Join(result, fmt.Errorf("connections did not close: %w", err))
 		}
-		if s.ownsStore {
-			if err := s.store.Close(); err != nil {
-				result = errors.Join(result, err)
-			}
-		}
 		s.logger.Info("metronome stopped")
 	})
 	return result
@@ -210,7 +187,7 @@ func waitGroup(ctx context.Context, group *sync.WaitGroup) error {
 }
 
 // ServeHTTP routes requests: WebSocket upgrades on any path go to the
-// reflector (the session id is the last path segment, spec §3.1).
+// reflector (the session id is the last path segment, docs/protocol.md §3.1).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Server", "metronome")
 	if isWebSocketUpgrade(r) {
@@ -337,5 +314,3 @@ func (s *Server) serveSessions(w http.ResponseWriter) {
 		fmt.Fprintln(w, id)
 	}
 }
-
-func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -3,12 +3,11 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"math/big"
 	"runtime"
-	"sync"
 	"time"
 
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
 	"github.com/metronome-sync/metronome/store"
@@ -29,36 +28,24 @@ func disconnectEvent(id reflector.ConnID) actorEvent {
 	return actorEvent{event: reflector.Disconnect{Conn: id}}
 }
 
-// sessionActor is the goroutine that owns one session's state machine. It
-// steps every event, makes the resulting storage durable with one commit per
-// batch of events (group commit), and only then queues frames to the
-// connections.
+// sessionActor is the goroutine that owns one session. It steps every
+// event into the session's host (package host: the one implementation of
+// storage before frames, shared with the simulator), flushes once per batch
+// of events (group commit), and executes the frames on its connections.
+// What is left here is about goroutines and sockets: the inbound queue, the
+// yield and hold policy, the connections of the session and the metrics.
 type sessionActor struct {
 	id     string
 	server *Server
-	done   chan struct{}
-
-	// The inbound event queue: slots bounds it (a reader takes a slot
-	// before queueing, the actor gives it back after stepping the event);
-	// ready signals a non-empty queue. The queue's memory follows its use,
-	// so an idle session holds no event buffer.
-	slots       chan struct{}
-	ready       chan struct{}
-	eventsMu    sync.Mutex
-	events      []actorEvent
-	eventsSpare []actorEvent
+	queue  *eventQueue[actorEvent]
 
 	// pendingConnects counts connections routed to this actor; guarded by
 	// server.mu. seenConnects counts Connect events the actor processed.
 	pendingConnects int
 	seenConnects    int
 
-	core   *reflector.Session
-	failed error // storage could not be read or written
-	conns  map[reflector.ConnID]*conn
-	out    reflector.Effects
-	ended  bool
-	batch  store.Batch
+	host  *host.Session
+	conns map[reflector.ConnID]*conn
 	// receivedAt holds the read times of the frames stepped since the last
 	// flush, for the reflect-latency histogram.
 	receivedAt []time.Time
@@ -92,73 +79,38 @@ const coalesceYieldsMax = 4
 // one commit and flush.
 const sessionBatchEventsMax = 256
 
+// idleTimerWait is how long the actor's timer sleeps when the session
+// needs no wake.
+const idleTimerWait = time.Hour
+
 func newSessionActor(server *Server, id string) *sessionActor {
 	return &sessionActor{
 		id:     id,
 		server: server,
-		slots:  make(chan struct{}, sessionEventsMax),
-		ready:  make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		queue:  newEventQueue[actorEvent](sessionEventsMax, sessionBatchEventsMax, sessionEventsKeepMax),
 		conns:  make(map[reflector.ConnID]*conn),
 	}
 }
 
 // deliver hands an event to the actor; it is dropped if the actor is gone
 // (which only happens after every connection it knew was closed).
-func (a *sessionActor) deliver(event actorEvent) {
-	select {
-	case a.slots <- struct{}{}:
-	case <-a.done:
-		return
-	}
-	a.eventsMu.Lock()
-	a.events = append(a.events, event)
-	a.eventsMu.Unlock()
-	select {
-	case a.ready <- struct{}{}:
-	default:
-	}
-}
-
-// takeEvents returns up to sessionBatchEventsMax queued events (valid until
-// the next call) and signals ready again if more are queued.
-func (a *sessionActor) takeEvents() []actorEvent {
-	a.eventsMu.Lock()
-	defer a.eventsMu.Unlock()
-	clear(a.eventsSpare)
-	if cap(a.eventsSpare) > sessionEventsKeepMax {
-		a.eventsSpare = nil
-	}
-	batch := a.events
-	if len(batch) > sessionBatchEventsMax {
-		a.events = append(a.eventsSpare[:0], batch[sessionBatchEventsMax:]...)
-		batch = batch[:sessionBatchEventsMax]
-		select {
-		case a.ready <- struct{}{}:
-		default:
-		}
-	} else {
-		a.events = a.eventsSpare[:0]
-	}
-	a.eventsSpare = batch
-	return batch
-}
+func (a *sessionActor) deliver(event actorEvent) { a.queue.put(event) }
 
 func (a *sessionActor) now() int64 {
 	return time.Since(a.server.start).Milliseconds()
 }
 
 func (a *sessionActor) run() {
-	defer close(a.done)
+	defer a.queue.close()
 	defer a.server.actors.Done()
 	a.load()
-	timer := time.NewTimer(time.Hour)
+	timer := time.NewTimer(idleTimerWait)
 	defer timer.Stop()
 	shutdown := a.server.shutdownRequested
 	held := false // the effects were held since the last flush
 	for {
 		select {
-		case <-a.ready:
+		case <-a.queue.ready:
 			a.stepQueued()
 			// Let the goroutines already runnable (readers, other
 			// sessions) run before writing: under load, the inputs that
@@ -166,10 +118,10 @@ func (a *sessionActor) run() {
 			// connection for several frames). With nothing else to run
 			// this returns at once; while inputs keep arriving it yields
 			// again, up to coalesceYieldsMax times.
-			for yields := 0; yields < coalesceYieldsMax && len(a.out.Outbound) > 0; yields++ {
+			for yields := 0; yields < coalesceYieldsMax && a.host.Pending().Frames > 0; yields++ {
 				runtime.Gosched()
 				select {
-				case <-a.ready:
+				case <-a.queue.ready:
 					a.stepQueued()
 				default:
 					yields = coalesceYieldsMax // nothing arrived: write now
@@ -177,14 +129,14 @@ func (a *sessionActor) run() {
 			}
 		case <-timer.C:
 			// The timer is the core's wake or the end of a hold.
-			if a.core != nil && a.core.NextWake() <= a.now() {
-				a.stepCore(reflector.Wake{})
+			if a.host.NextWake() <= a.now() {
+				a.host.Step(a.now(), reflector.Wake{})
 			}
 		case <-shutdown:
 			shutdown = nil
-			a.stepCore(reflector.Shutdown{})
+			a.host.Step(a.now(), reflector.Shutdown{})
 		}
-		if hold := a.holdFor(shutdown == nil); hold > 0 {
+		if hold := a.holdFor(a.host.Pending(), shutdown == nil); hold > 0 {
 			timer.Reset(min(hold, a.untilWake()))
 			held = true
 			continue
@@ -192,7 +144,7 @@ func (a *sessionActor) run() {
 		a.lastFlushFrames = len(a.receivedAt)
 		a.flush()
 		a.lastFlush, a.lastFlushHeld, held = time.Now(), held, false
-		if a.ended && a.unregister() {
+		if a.host.Ended() && a.unregister() {
 			return
 		}
 		timer.Reset(a.untilWake())
@@ -206,39 +158,31 @@ func (a *sessionActor) run() {
 // already) and after a write that answered several client frames without
 // being held: that session's inputs arrive together, they coalesce by
 // themselves, and holding the rest of a burst would only delay it. Only
-// frames are held: effects that close connections or look up pointers, an
-// ended session and a shutdown flush at once.
-func (a *sessionActor) holdFor(shuttingDown bool) time.Duration {
+// frames are held: effects that close connections, look up pointers or
+// end the session, and a shutdown, flush at once.
+func (a *sessionActor) holdFor(pending host.Pending, shuttingDown bool) time.Duration {
 	delay := a.server.overload.coalesceDelay()
-	if delay == 0 || shuttingDown || a.ended || a.core == nil || a.out.LookupPointer != "" || len(a.out.Outbound) == 0 {
+	if delay == 0 || shuttingDown || pending.Urgent || pending.Frames == 0 {
 		return 0
 	}
 	if a.lastFlushFrames > 1 && !a.lastFlushHeld {
 		return 0
-	}
-	for i := range a.out.Outbound {
-		if a.out.Outbound[i].CloseCode != 0 {
-			return 0
-		}
 	}
 	return max(delay-time.Since(a.lastFlush), 0)
 }
 
 // stepQueued steps a batch of queued events.
 func (a *sessionActor) stepQueued() {
-	for _, event := range a.takeEvents() {
+	for _, event := range a.queue.take() {
 		a.step(event)
-		<-a.slots
+		a.queue.release()
 	}
 }
 
 func (a *sessionActor) untilWake() time.Duration {
-	if a.core == nil || a.ended {
-		return time.Hour
-	}
-	wake := a.core.NextWake()
-	if wake == 1<<63-1 {
-		return time.Hour
+	wake := a.host.NextWake()
+	if wake == reflector.Never {
+		return idleTimerWait
 	}
 	return max(time.Duration(wake-a.now())*time.Millisecond, 0)
 }
@@ -256,31 +200,13 @@ func (a *sessionActor) unregister() bool {
 }
 
 func (a *sessionActor) load() {
-	ctx := context.Background()
-	stored, err := a.server.store.LoadSession(ctx, a.id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a.core = reflector.New(a.server.config.Reflector, a.id, newTimeline(), a.now())
-	case err != nil:
-		a.failed = err
-	default:
-		messages := make([]reflector.StoredMessage, len(stored.Messages))
-		for i, message := range stored.Messages {
-			messages[i] = reflector.StoredMessage{Seq: message.Seq, Data: message.Data}
-		}
-		a.core, err = reflector.Restore(a.server.config.Reflector, a.id, a.now(), stored.Record, messages)
-		if err != nil {
-			a.failed = err
-			a.core = nil
-			break
-		}
-		record := a.core.Record()
-		a.server.logger.Info("session resumed from storage", "session", a.id, "timeline", record.Timeline,
-			"time", record.Time, "seq", record.Seq, "messages", len(messages))
-	}
-	if a.failed != nil {
-		a.server.logger.Error("session storage unreadable; refusing connections", "session", a.id, "err", a.failed)
-	}
+	a.host = host.Open(context.Background(), a.id, a.now(), host.Options{
+		Config:   a.server.config.Reflector,
+		Timeline: newTimeline(),
+		Store:    a.server.hostStore,
+		Conns:    a,
+		Observer: (*sessionObserver)(a.server),
+	})
 }
 
 func (a *sessionActor) step(event actorEvent) {
@@ -291,164 +217,134 @@ func (a *sessionActor) step(event actorEvent) {
 		a.conns[event.conn.id] = event.conn
 		a.seenConnects++
 	}
-	if a.failed != nil || a.core == nil {
-		if event.conn != nil {
-			// Storage failed: ask the client to come back; a new actor will
-			// load the session from what is stored.
-			event.conn.close(protocol.CloseReconnect, "session storage failure, please reconnect")
-		}
-		a.ended = true
-		return
-	}
-	a.stepCore(event.event)
+	a.host.Step(a.now(), event.event)
 	if disconnect, ok := event.event.(reflector.Disconnect); ok {
 		delete(a.conns, disconnect.Conn)
 	}
 }
 
-func (a *sessionActor) stepCore(event reflector.Event) {
-	if a.core == nil {
-		return
+// flush executes the accumulated effects through the host (storage
+// durable, then frames), then starts the pointer lookups the core asked
+// for: they read the store, so they run beside the actor and come back
+// as events.
+func (a *sessionActor) flush() {
+	a.host.Flush(context.Background())
+	flushed := time.Now()
+	for _, received := range a.receivedAt {
+		a.server.metrics.reflect.observe(float64(flushed.Sub(received).Microseconds()) / 1000)
 	}
-	a.core.Step(a.now(), event, &a.out)
+	a.receivedAt = a.receivedAt[:0]
+	for _, key := range a.host.TakeLookups() {
+		go a.lookupPointer(a.host, key)
+	}
 }
 
-// flush executes the accumulated effects: storage first (durable before any
-// frame that depends on it is queued), then the frames, then notes.
-func (a *sessionActor) flush() {
-	if a.core == nil {
-		return
+func (a *sessionActor) lookupPointer(h *host.Session, key string) {
+	loaded, err := h.LookupPointer(context.Background(), key)
+	if err != nil {
+		a.server.logger.Warn("persisted pointer lookup failed", "session", a.id, "key", key, "err", err)
 	}
-	ctx := context.Background()
-	for a.out.LookupPointer != "" {
-		key := a.out.LookupPointer
-		a.out.LookupPointer = ""
-		url := ""
-		if value, err := a.server.store.GetPointer(ctx, key); err == nil {
-			url = pointerURL(value)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			a.server.logger.Warn("persisted pointer lookup failed", "session", a.id, "key", key, "err", err)
-		}
-		a.core.Step(a.now(), reflector.PointerLoaded{URL: url}, &a.out)
-	}
-	if err := a.commit(ctx); err != nil {
-		a.fail(err)
-		return
-	}
-	metrics := &a.server.metrics
-	for i := range a.out.Outbound {
-		outbound := &a.out.Outbound[i]
-		if outbound.CloseCode != 0 {
-			if c := a.conns[outbound.To[0]]; c != nil {
-				metrics.countClose(outbound.CloseCode)
-				c.close(outbound.CloseCode, outbound.CloseReason)
-			}
-			continue
-		}
-		for _, id := range outbound.To {
-			if c := a.conns[id]; c != nil {
-				c.enqueue(outbound.Frame, outbound.Parts, outbound.Tick)
-				if !c.flushPending {
-					c.flushPending = true
-					a.touched = append(a.touched, c)
-				}
+	a.deliver(actorEvent{event: loaded})
+}
+
+// Send, Close, CloseAll and Flush make the actor the host's transport
+// (host.Conns): frames are queued per connection during a flush and each
+// connection is written once at its end.
+
+func (a *sessionActor) Send(outbound *reflector.Outbound) {
+	for _, id := range outbound.To {
+		if c := a.conns[id]; c != nil {
+			c.enqueue(outbound.Frame, outbound.Parts, outbound.Tick)
+			if !c.flushPending {
+				c.flushPending = true
+				a.touched = append(a.touched, c)
 			}
 		}
 	}
-	// One write per connection for everything this batch queued to it.
+}
+
+func (a *sessionActor) Close(id reflector.ConnID, code int, reason string) {
+	if c := a.conns[id]; c != nil {
+		a.server.metrics.countClose(code)
+		c.close(code, reason)
+	}
+}
+
+func (a *sessionActor) CloseAll(code int, reason string) {
+	for id := range a.conns {
+		a.Close(id, code, reason)
+	}
+}
+
+func (a *sessionActor) Flush() {
 	for i, c := range a.touched {
 		c.flushPending = false
 		c.flush()
 		a.touched[i] = nil
 	}
 	a.touched = a.touched[:0]
-	flushed := time.Now()
-	for _, received := range a.receivedAt {
-		metrics.reflect.observe(float64(flushed.Sub(received).Microseconds()) / 1000)
-	}
-	a.receivedAt = a.receivedAt[:0]
-	for _, note := range a.out.Notes {
-		a.logNote(note)
-	}
-	metrics.messagesStamped.Add(uint64(a.out.MessagesStamped))
-	metrics.ticksSent.Add(uint64(a.out.TicksSent))
-	for _, latency := range a.out.LatencySamplesMs {
-		metrics.latency.observe(latency)
-	}
-	if a.out.Ended {
-		a.ended = true
-	}
-	a.out.Reset()
 }
 
-func (a *sessionActor) commit(ctx context.Context) error {
-	storage := &a.out.Storage
-	if len(storage.Append) > 0 || storage.DropFront > 0 || storage.Record != nil {
-		a.batch.Append = a.batch.Append[:0]
-		for _, message := range storage.Append {
-			a.batch.Append = append(a.batch.Append, store.Message{Seq: message.Seq, Data: message.Data})
-		}
-		a.batch.DropFront = storage.DropFront
-		a.batch.Record = storage.Record
-		started := time.Now()
-		err := a.server.store.Commit(ctx, a.id, a.batch)
-		a.server.metrics.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
-		clear(a.batch.Append)
-		if err != nil {
-			return err
-		}
+// sessionObserver logs and counts what the session hosts report.
+type sessionObserver Server
+
+func (o *sessionObserver) Opened(id string, record reflector.Record, messages int, resumed bool) {
+	if resumed {
+		o.logger.Info("session resumed from storage", "session", id, "timeline", record.Timeline,
+			"time", record.Time, "seq", record.Seq, "messages", messages)
 	}
-	for _, pointer := range storage.Pointers {
-		if err := a.server.store.PutPointer(ctx, pointer.Key, pointer.Value); err != nil {
-			// A pointer only matters for a future fresh session: log, go on.
-			a.server.logger.Warn("storing persisted pointer failed", "session", a.id, "key", pointer.Key, "err", err)
-		}
-	}
-	return nil
 }
 
-// fail handles a storage write failure: nothing of this batch is sent; every
-// client is asked to reconnect, and the session restarts from what is stored.
-func (a *sessionActor) fail(err error) {
-	a.server.metrics.storeErrors.Add(1)
-	a.server.logger.Error("session storage write failed; closing the session so clients resync from storage",
-		"session", a.id, "err", err)
-	for _, c := range a.conns {
-		c.close(protocol.CloseReconnect, "storage failure, please reconnect")
-	}
-	a.out.Reset()
-	a.receivedAt = a.receivedAt[:0]
-	a.core = nil
-	a.failed = err
-	a.ended = true
+func (o *sessionObserver) StorageFailed(id string, err error) {
+	o.metrics.storeErrors.Add(1)
+	o.logger.Error("session storage failed; closing the session so clients resync from storage",
+		"session", id, "err", err)
 }
 
-func (a *sessionActor) logNote(note reflector.Note) {
-	logger := a.server.logger
+func (o *sessionObserver) PointerFailed(id, key string, err error) {
+	o.logger.Warn("storing persisted pointer failed", "session", id, "key", key, "err", err)
+}
+
+func (o *sessionObserver) Flushed(id string, out *reflector.Effects) {
+	for _, note := range out.Notes {
+		o.logNote(id, note)
+	}
+	o.metrics.messagesStamped.Add(uint64(out.MessagesStamped))
+	o.metrics.ticksSent.Add(uint64(out.TicksSent))
+	for _, latency := range out.LatencySamplesMs {
+		o.metrics.latency.observe(latency)
+	}
+}
+
+func (o *sessionObserver) logNote(id string, note reflector.Note) {
+	logger := o.logger
 	switch note.Kind {
 	case reflector.NoteClientLog:
-		logger.Info("client log", "session", a.id, "conn", note.Conn, "text", note.Text)
+		logger.Info("client log", "session", id, "conn", note.Conn, "text", note.Text)
 	case reflector.NoteRejected:
-		logger.Info("frame rejected", "session", a.id, "conn", note.Conn, "why", note.Text)
+		logger.Info("frame rejected", "session", id, "conn", note.Conn, "why", note.Text)
 	case reflector.NoteBufferFull:
-		logger.Warn("message rejected", "session", a.id, "conn", note.Conn, "why", note.Text)
+		logger.Warn("message rejected", "session", id, "conn", note.Conn, "why", note.Text)
 	default:
-		logger.Info(note.Text, "session", a.id, "conn", note.Conn)
+		logger.Info(note.Text, "session", id, "conn", note.Conn)
 	}
 }
 
-// pointerURL extracts the url of a stored pointer value {"url": ...}.
-func pointerURL(value []byte) string {
-	var pointer struct {
-		URL string `json:"url"`
-	}
-	if err := jsonUnmarshal(value, &pointer); err != nil {
-		return ""
-	}
-	return pointer.URL
+// timedStore is the store as the session hosts see it: commits are timed
+// for the commit-latency histogram.
+type timedStore struct {
+	store.Store
+	commit *histogram
 }
 
-// newTimeline returns a random base-36 incarnation id (spec §7.1).
+func (t timedStore) Commit(ctx context.Context, sessionID string, batch store.Batch) error {
+	started := time.Now()
+	err := t.Store.Commit(ctx, sessionID, batch)
+	t.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
+	return err
+}
+
+// newTimeline returns a random base-36 incarnation id (docs/protocol.md §7.1).
 func newTimeline() string {
 	limit := new(big.Int).Exp(big.NewInt(36), big.NewInt(12), nil)
 	n, err := rand.Int(rand.Reader, limit)

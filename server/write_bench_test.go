@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 // Micro-benchmarks of the write path and one end-to-end benchmark. They
@@ -141,7 +142,7 @@ func BenchmarkWriteFrameFlush(b *testing.B) {
 func BenchmarkConnWriter(b *testing.B) {
 	for _, batch := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("frames=%d", batch), func(b *testing.B) {
-			srv, err := New(Config{Addr: "127.0.0.1:0"})
+			srv, err := New(Config{Addr: "127.0.0.1:0", Store: memstore.New()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -249,7 +250,7 @@ func (c *benchClient) next(buf []byte) ([]byte, error) {
 // message buffer (no snapshots are taken here).
 func BenchmarkEndToEnd(b *testing.B) {
 	const clients = 10
-	config := Config{Addr: "127.0.0.1:0", QueueFramesMax: 1 << 20, QueueBytesMax: 1 << 30}
+	config := Config{Addr: "127.0.0.1:0", Store: memstore.New(), QueueFramesMax: 1 << 20, QueueBytesMax: 1 << 30}
 	config.Reflector = benchReflectorConfig()
 	srv, err := New(config)
 	if err != nil {

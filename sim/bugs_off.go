@@ -5,13 +5,13 @@ package sim
 import (
 	"fmt"
 
-	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/host"
 )
 
-// ReflectorBugs lists the reflector bugs this build can re-introduce: none
-// (build with -tags simbugs).
+// ReflectorBugs lists the reflector and host bugs this build can
+// re-introduce: none (build with -tags simbugs).
 var ReflectorBugs []string
 
-func injectReflectorBug(*reflector.Config, string) error {
-	return fmt.Errorf("unknown bug; only %q is available without -tags simbugs", BugLostDurableWrite)
+func injectBug(*host.Options, string) error {
+	return fmt.Errorf("unknown bug; only %v are available without -tags simbugs", SimulatorBugs)
 }

@@ -2,11 +2,21 @@
 
 package sim
 
-import "github.com/metronome-sync/metronome/reflector"
+import (
+	"slices"
 
-// ReflectorBugs lists the reflector bugs this build can re-introduce.
-var ReflectorBugs = reflector.BugNames
+	"github.com/metronome-sync/metronome/host"
+	"github.com/metronome-sync/metronome/reflector"
+)
 
-func injectReflectorBug(config *reflector.Config, name string) error {
-	return reflector.InjectBug(config, name)
+// ReflectorBugs lists the bugs of the production code this build can
+// re-introduce: the core's (reflector.BugNames) and the host's
+// (host.BugNames).
+var ReflectorBugs = slices.Concat(reflector.BugNames, host.BugNames)
+
+func injectBug(options *host.Options, name string) error {
+	if slices.Contains(reflector.BugNames, name) {
+		return reflector.InjectBug(&options.Config, name)
+	}
+	return host.InjectBug(options, name)
 }

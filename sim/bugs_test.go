@@ -12,7 +12,8 @@ import (
 const bugSeedsMax = 200
 
 // TestSimFindsKnownBugs re-introduces known classes of bugs through the
-// test-only hooks (reflector.InjectBug and the simulated disk) and checks
+// test-only hooks (reflector.InjectBug, host.InjectBug and the simulated
+// disk) and checks
 // that the simulator reports each within bugSeedsMax seeds, as a violation
 // of the invariant the bug breaks. Run with: go test -tags simbugs ./sim
 func TestSimFindsKnownBugs(t *testing.T) {
@@ -23,6 +24,9 @@ func TestSimFindsKnownBugs(t *testing.T) {
 		"time-backwards-after-restart": {InvariantTime},
 		BugNoInputDedup:                {InvariantExactlyOnce},
 		BugSnapshotWrongSeq:            {InvariantJoin},
+		// Bugs of the one host the server and the simulator share.
+		"send-before-commit": {InvariantOrder},
+		"raw-pointer":        {InvariantJoin},
 	}
 	for _, bug := range append(slices.Clone(SimulatorBugs), ReflectorBugs...) {
 		t.Run(bug, func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"github.com/metronome-sync/metronome/protocol"
 )
 
-// The invariants (docs/simulation.md, ../shared/design/architecture.md).
+// The invariants (docs/simulation.md).
 const (
 	InvariantOrder       = "total order"
 	InvariantTime        = "monotonic time"
@@ -97,7 +97,7 @@ func (k *checker) reflectorSent(s *simSession, data []byte) {
 		k.w.violate(InvariantOrder, fmt.Sprintf("the reflector sent a frame clients cannot decode: %v: %.200s", err, data))
 		return
 	}
-	timeline := s.core.Record().Timeline
+	timeline := s.host.Core().Record().Timeline
 	if known, ok := k.timeline[s.id]; ok && known != timeline {
 		k.w.violate(InvariantOrder, fmt.Sprintf("session %s changed timeline from %s to %s: the reflector lost its durable state", s.id, known, timeline))
 		return

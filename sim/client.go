@@ -76,8 +76,8 @@ func (c *client) start() {
 		SessionID: c.session,
 		ViewID:    c.viewID,
 		Seed:      w.rand.Uint64(),
-		Join: protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: c.session,
-			URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, LeaveDelayMs: 1250},
+		Join: protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
+			URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, LeaveDelayMs: link.LeaveDelayMs},
 	})
 	if err != nil {
 		panic(err)
@@ -180,7 +180,16 @@ func (c *client) deliver(d *link.Delivery) bool {
 	switch d.Kind {
 	case link.DeliverReset:
 		sync := d.Sync
-		if sync.URL == "" {
+		if sync.Persisted {
+			// The models of this simulation keep no persisted state: the
+			// data must exist, and the model starts fresh.
+			if _, ok := w.files[sync.URL]; !ok {
+				w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names persisted data %s, which was never saved", c.viewID, sync.URL))
+				return false
+			}
+			w.tracef("%s: model starts fresh from persisted data %s on timeline %s", c.viewID, sync.URL, sync.Timeline)
+		}
+		if sync.URL == "" || sync.Persisted {
 			c.island = island.New(w.app, c.viewID, &c.islandOut)
 			c.fromSnapshot = false
 			w.tracef("%s: model starts fresh on timeline %s", c.viewID, sync.Timeline)
@@ -268,6 +277,12 @@ func (c *client) islandEffects() bool {
 		w.count(FaultSnapshot)
 		w.tracef("%s: uploads the snapshot at time %d seq %d", c.viewID, upload.Time, seq)
 		c.step(link.Snapshot{Time: upload.Time, Seq: seq, Hash: upload.Hash, URL: url})
+		if w.scenario.Persist {
+			persisted := fmt.Sprintf("sim://persisted/%s/%010d", c.session, upload.Time)
+			w.files[persisted] = upload.Data
+			w.count(FaultPersist)
+			c.step(link.Save{PersistTime: upload.Time, URL: persisted})
+		}
 	}
 	return true
 }
@@ -277,7 +292,7 @@ func (c *client) scheduleWake() {
 		return
 	}
 	wake := c.link.NextWake()
-	if wake == 1<<63-1 {
+	if wake == link.Never {
 		return
 	}
 	c.wakeToken++
@@ -330,8 +345,8 @@ func (c *client) receiveRogue(k *conn, p packet) {
 	switch p.kind {
 	case packetAccepted:
 		k.clientOpen = true
-		join := protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: c.session,
-			User: json.RawMessage(`"` + c.viewID + `"`), TickMs: w.scenario.TickMs, LeaveDelayMs: 1250}
+		join := protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
+			User: json.RawMessage(`"` + c.viewID + `"`), TickMs: w.scenario.TickMs, LeaveDelayMs: link.LeaveDelayMs}
 		w.send(k.toServer, packet{kind: packetFrame, data: protocol.AppendJoinFrame(nil, c.session, &join)})
 	case packetFrame:
 		if frame, err := protocol.DecodeServerFrame(p.data); err == nil && frame.Action == protocol.ActionSync {

@@ -1,14 +1,19 @@
 package sim
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
 )
 
-// Limits of the simulated reflector shell, mirroring what server/ does with
-// its per-connection queues (smaller, so the simulator reaches them).
+// Limits of the simulated reflector shell's connections, playing the part
+// of server/'s per-connection queues (smaller, so the simulator reaches
+// them).
 const (
 	// outboundBacklogFramesMax: a connection with more frames than this
 	// still unread counts as backlogged, and idle TICKs skip it.
@@ -18,27 +23,39 @@ const (
 	outboundFramesMax = 256
 )
 
-// simReflector is the shell around the production reflector.Session cores:
-// it routes connections to sessions, steps events, executes effects in the
-// documented order (storage durable, then frames, then end) and schedules
-// wakes, as server/session.go does with goroutines and sockets.
+// simReflector is the simulated reflector process: the same session host
+// (package host) the server runs, with the simulated network as its
+// transport and the fault-injecting store as its disk. What is left here
+// is the process's life — start, crash, pause, incarnations — and the
+// scheduling the server does with goroutines: when a batch of events is
+// flushed (group commit), when a session wakes, when a pointer lookup
+// answers.
 type simReflector struct {
 	w           *World
-	config      reflector.Config
+	options     host.Options // Config and bugs; Store, Conns and Observer per session
 	up          bool
 	incarnation int
 	startedAt   int64 // simulated time at which this process started
 	pausedUntil int64
 	sessions    map[string]*simSession
 	store       *store
+	// flushEventsMax is how many events at most are stepped before one
+	// flush, and flushHoldMs how long a session holds its effects for more
+	// events to join the batch (the server's group commit and hold
+	// policy); both chosen by the seed.
+	flushEventsMax int
+	flushHoldMs    int64
 }
 
+// simSession is one session in the reflector's memory: its host and its
+// connections (it is the host's transport).
 type simSession struct {
-	id        string
-	core      *reflector.Session
-	conns     map[reflector.ConnID]*conn
-	out       reflector.Effects
-	wakeToken uint64
+	r              *simReflector
+	id             string
+	host           *host.Session
+	conns          map[reflector.ConnID]*conn
+	wakeToken      uint64
+	flushScheduled bool
 }
 
 // now is the reflector process's monotonic clock: it starts at zero when
@@ -131,9 +148,6 @@ func (r *simReflector) receive(k *conn, p packet) {
 
 func (r *simReflector) accept(k *conn) {
 	s := r.session(k.session)
-	if s == nil {
-		return
-	}
 	k.incarnation = r.incarnation
 	k.serverOpen = true
 	s.conns[reflector.ConnID(k.id)] = k
@@ -141,89 +155,86 @@ func (r *simReflector) accept(k *conn) {
 	r.step(s, reflector.Connect{Conn: reflector.ConnID(k.id)})
 }
 
-// session returns the session in memory, loading it from the store.
+// session returns the session in memory, opening it from the store.
 func (r *simReflector) session(id string) *simSession {
 	if s := r.sessions[id]; s != nil {
 		return s
 	}
-	s := &simSession{id: id, conns: map[reflector.ConnID]*conn{}}
-	record, messages, ok := r.store.load(id)
-	if ok {
-		core, err := reflector.Restore(r.config, id, r.now(), record, messages)
-		if err != nil {
-			r.w.violate(InvariantLiveness, fmt.Sprintf("session %s cannot be restored from its store: %v", id, err))
-			return nil
-		}
-		s.core = core
-		rec := core.Record()
-		r.w.tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages", id, rec.Timeline, rec.Time, rec.Seq, len(messages))
-	} else {
-		timeline := fmt.Sprintf("t%08x", uint32(r.w.rand.Uint64()))
-		s.core = reflector.New(r.config, id, timeline, r.now())
-	}
+	s := &simSession{r: r, id: id, conns: map[reflector.ConnID]*conn{}}
+	options := r.options
+	options.Timeline = fmt.Sprintf("t%08x", uint32(r.w.rand.Uint64()))
+	options.Store, options.Conns, options.Observer = r.store, s, (*simObserver)(r.w)
+	s.host = host.Open(context.Background(), id, r.now(), options)
 	r.sessions[id] = s
 	return s
 }
 
-// step runs one event through a session's core and executes the effects.
+// step runs one event through a session's host. The effects are flushed
+// when flushEventsMax events accumulated, else after flushHoldMs (events
+// arriving meanwhile join the batch, as in the server's group commit).
 func (r *simReflector) step(s *simSession, event reflector.Event) {
-	s.core.Step(r.now(), event, &s.out)
-	r.execute(s)
+	s.host.Step(r.now(), event)
+	pending := s.host.Pending()
+	if pending.Events >= r.flushEventsMax || pending.Urgent {
+		r.flush(s)
+		return
+	}
+	if !s.flushScheduled {
+		s.flushScheduled = true
+		incarnation := r.incarnation
+		var run func()
+		run = func() {
+			if !r.up || r.incarnation != incarnation || r.sessions[s.id] != s || !s.flushScheduled {
+				return
+			}
+			if r.deferred(run) {
+				return
+			}
+			r.flush(s)
+		}
+		r.w.queue.schedule(r.w.now+r.flushHoldMs, run)
+	}
 }
 
-func (r *simReflector) execute(s *simSession) {
-	out := &s.out
-	for out.LookupPointer != "" {
-		key := out.LookupPointer
-		out.LookupPointer = ""
-		s.core.Step(r.now(), reflector.PointerLoaded{URL: string(r.store.pointers[key])}, out)
+// flush executes a session's accumulated effects through its host, then
+// schedules what the host leaves to the shell: pointer lookups (answered
+// later, as the server answers them from another goroutine), the end of
+// an ended session, and its next wake.
+func (r *simReflector) flush(s *simSession) {
+	s.flushScheduled = false
+	s.host.Flush(context.Background())
+	for _, key := range s.host.TakeLookups() {
+		r.lookupPointer(s, key)
 	}
-	if !out.Storage.Empty() {
-		if err := r.store.commit(s.id, &out.Storage); err != nil {
-			r.w.violate(InvariantOrder, err.Error())
-			out.Reset()
-			return
+	if s.host.Ended() {
+		if failed := s.host.Failed(); failed != nil {
+			r.w.tracef("reflector: session %s failed (storage: %v), out of memory", s.id, failed)
+		} else {
+			r.w.tracef("reflector: session %s ended (stored, out of memory)", s.id)
 		}
-	}
-	for i := range out.Outbound {
-		outbound := &out.Outbound[i]
-		if outbound.CloseCode != 0 {
-			r.close(s, outbound.To[0], outbound.CloseCode, outbound.CloseReason)
-			continue
-		}
-		frame := outbound.Bytes()
-		r.w.checker.reflectorSent(s, frame)
-		for _, id := range outbound.To {
-			k := s.conns[id]
-			if k == nil || k.serverClosed {
-				continue
-			}
-			if outbound.Tick && k.undelivered > outboundBacklogFramesMax {
-				continue
-			}
-			if k.undelivered >= outboundFramesMax {
-				r.w.count(FaultSlowClient)
-				r.close(s, id, protocol.CloseSlowClient, fmt.Sprintf("%d frames unread (outboundFramesMax)", k.undelivered))
-				continue
-			}
-			r.w.send(k.toClient, packet{kind: packetFrame, data: frame})
-		}
-	}
-	for _, note := range out.Notes {
-		if note.Kind != reflector.NoteClientLog {
-			r.w.tracef("reflector: %s: conn %d: %s", s.id, note.Conn, note.Text)
-		}
-	}
-	r.w.stats.Stamped += out.MessagesStamped
-	ended := out.Ended
-	out.Reset()
-	if ended {
-		r.w.tracef("reflector: session %s ended (stored, out of memory)", s.id)
 		delete(r.sessions, s.id)
 		return
 	}
 	r.scheduleWake(s)
 }
+
+// lookupPointer reads a persisted pointer beside the session's loop and
+// steps the answer back after a store latency the seed draws.
+func (r *simReflector) lookupPointer(s *simSession, key string) {
+	loaded, err := s.host.LookupPointer(context.Background(), key)
+	if err != nil {
+		r.w.tracef("reflector: %s: pointer %s unreadable: %v", s.id, key, err)
+	}
+	incarnation := r.incarnation
+	r.w.queue.schedule(r.w.now+r.w.rand.Between(0, pointerLookupMaxMs), func() {
+		if r.up && r.incarnation == incarnation && r.sessions[s.id] == s {
+			r.step(s, loaded)
+		}
+	})
+}
+
+// pointerLookupMaxMs bounds the simulated latency of a pointer lookup.
+const pointerLookupMaxMs = 50
 
 // close sends a close frame after the frames queued before it, then tells
 // the core the connection is gone (the server's reader ends).
@@ -243,8 +254,8 @@ func (r *simReflector) close(s *simSession, id reflector.ConnID, code int, reaso
 }
 
 func (r *simReflector) scheduleWake(s *simSession) {
-	wake := s.core.NextWake()
-	if wake == 1<<63-1 {
+	wake := s.host.NextWake()
+	if wake == reflector.Never {
 		return
 	}
 	s.wakeToken++
@@ -261,4 +272,79 @@ func (r *simReflector) scheduleWake(s *simSession) {
 		r.step(s, reflector.Wake{})
 	}
 	r.w.queue.schedule(max(r.w.now, wake+r.startedAt), run)
+}
+
+// Send, Close, CloseAll and Flush make a simSession the host's transport
+// (host.Conns) on the simulated network.
+
+func (s *simSession) Send(outbound *reflector.Outbound) {
+	w := s.r.w
+	frame := outbound.Bytes()
+	w.checker.reflectorSent(s, frame)
+	for _, id := range outbound.To {
+		k := s.conns[id]
+		if k == nil || k.serverClosed {
+			continue
+		}
+		if outbound.Tick && k.undelivered > outboundBacklogFramesMax {
+			continue
+		}
+		if k.undelivered >= outboundFramesMax {
+			w.count(FaultSlowClient)
+			s.r.close(s, id, protocol.CloseSlowClient, fmt.Sprintf("%d frames unread (outboundFramesMax)", k.undelivered))
+			continue
+		}
+		w.send(k.toClient, packet{kind: packetFrame, data: frame})
+	}
+}
+
+func (s *simSession) Close(id reflector.ConnID, code int, reason string) {
+	s.r.close(s, id, code, reason)
+}
+
+func (s *simSession) CloseAll(code int, reason string) {
+	ids := make([]reflector.ConnID, 0, len(s.conns))
+	for id := range s.conns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s.r.close(s, id, code, reason)
+	}
+}
+
+// Flush: the simulated network sends each frame as it is queued.
+func (s *simSession) Flush() {}
+
+// simObserver is what the simulator makes of the host's reports: trace
+// lines, counters, and a violation for a failure no fault explains.
+type simObserver World
+
+func (o *simObserver) Opened(id string, record reflector.Record, messages int, resumed bool) {
+	if resumed {
+		(*World)(o).tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages",
+			id, record.Timeline, record.Time, record.Seq, messages)
+	}
+}
+
+func (o *simObserver) StorageFailed(id string, err error) {
+	w := (*World)(o)
+	w.tracef("reflector: session %s: storage failed: %v", id, err)
+	if !errors.Is(err, errInjected) {
+		w.violate(InvariantLiveness, fmt.Sprintf("session %s: storage failed without an injected fault: %v", id, err))
+	}
+}
+
+func (o *simObserver) PointerFailed(id, key string, err error) {
+	(*World)(o).tracef("reflector: %s: storing pointer %s failed: %v", id, key, err)
+}
+
+func (o *simObserver) Flushed(id string, out *reflector.Effects) {
+	w := (*World)(o)
+	for _, note := range out.Notes {
+		if note.Kind != reflector.NoteClientLog {
+			w.tracef("reflector: %s: conn %d: %s", id, note.Conn, note.Text)
+		}
+	}
+	w.stats.Stamped += out.MessagesStamped
 }

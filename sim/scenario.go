@@ -22,12 +22,15 @@ const (
 	FaultLateJoin        = "late-join"        // clients that join while the session runs, from a snapshot and replay
 	FaultSnapshot        = "snapshot"         // clients upload snapshots; the reflector trims its buffer
 	FaultReflectorPaused = "reflector-paused" // the reflector stalls (a long GC or a stopped VM), then resumes
+	FaultStorageFailure  = "storage-failure"  // a commit or a load fails (full or failing disk): the session restarts from its store
+	FaultPersist         = "persist"          // clients save persisted data (SAVE); sessions of the same app started later begin from it
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
 	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
+	FaultStorageFailure, FaultPersist,
 }
 
 // ParseFaults parses a comma-separated list of fault kinds; "all" and
@@ -90,6 +93,22 @@ type Scenario struct {
 	LateJoiners     int   // clients per session that start later in the fault phase
 	InputEveryMs    int64 // mean time between inputs of one client
 	SnapshotEveryMs int64 // session time between snapshots (the model's snapshot interval)
+
+	// Persist: the sessions are versions of one application (one
+	// persistentId); clients save persisted data with every snapshot, and
+	// a session started later begins from the latest (its SYNC names it).
+	Persist bool
+	// SessionStartMs is when each session's first clients start.
+	SessionStartMs []int64
+
+	// StorageFailureChance is the chance that one commit or load of a
+	// session fails.
+	StorageFailureChance float64
+	// FlushEventsMax is how many events a session steps at most before
+	// one flush (its group commit), FlushHoldMs how long it holds effects
+	// for more events to join.
+	FlushEventsMax int
+	FlushHoldMs    int64
 }
 
 // chooseScenario draws a scenario from r, with the kinds in faults enabled.
@@ -162,6 +181,22 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 	if on(FaultSnapshot) {
 		s.SnapshotEveryMs = r.Between(5_000, 20_000)
 	}
+	if on(FaultStorageFailure) && r.Chance(0.3) {
+		s.StorageFailureChance = 0.01 * r.Float64()
+	}
+	s.SessionStartMs = make([]int64, s.Sessions)
+	if on(FaultPersist) && on(FaultSnapshot) && r.Chance(0.5) {
+		s.Persist = true
+		for i := 1; i < s.Sessions; i++ {
+			s.SessionStartMs[i] = r.Between(0, s.FaultPhaseMs/2)
+		}
+	}
+	// Group commit: one event per flush (every step flushed at once), a
+	// few, or the server's batch; held up to a few milliseconds.
+	s.FlushEventsMax = []int{1, 2, 8, 256}[r.Intn(4)]
+	if s.FlushEventsMax > 1 {
+		s.FlushHoldMs = r.Between(0, 5)
+	}
 	return s
 }
 
@@ -210,5 +245,12 @@ func (s Scenario) String() string {
 	if s.SnapshotEveryMs > 0 {
 		add("snapshot every ~%d ms", s.SnapshotEveryMs)
 	}
+	if s.StorageFailureChance > 0 {
+		add("storage failures %.2f%%", 100*s.StorageFailureChance)
+	}
+	if s.Persist {
+		add("persisted data; sessions start at %v ms", s.SessionStartMs)
+	}
+	add("flush after %d event(s) or %d ms", s.FlushEventsMax, s.FlushHoldMs)
 	return b.String()
 }

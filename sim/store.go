@@ -1,24 +1,32 @@
 package sim
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
-	"github.com/metronome-sync/metronome/reflector"
+	metronomestore "github.com/metronome-sync/metronome/store"
 )
 
-// store is the reflector's disk as the simulator sees it. A commit is
-// durable when it returns (the production server commits durably before it
-// sends any frame that depends on it). A crash can tear the commit in
-// progress: the torn-commit fault keeps its new record but loses its drop
-// of the messages a snapshot covered — the state reflector.Restore must
-// repair. The "lost-durable-write" bug loses the whole last commit although
-// it was acknowledged, which no correct disk does; the simulator must
-// notice.
+// store is the reflector's disk as the simulator sees it, behind the
+// host.Store interface the server's stores implement. A commit is durable
+// when it returns (the host sends no frame that depends on it before). A
+// crash can tear the commit in progress: the torn-commit fault keeps its
+// new record but loses its drop of the messages a snapshot covered — the
+// state reflector.Restore must repair. The storage-failure fault makes a
+// commit or a load fail (a full or failing disk): the host must then send
+// nothing of the batch and restart the session from what is stored. The
+// "lost-durable-write" bug loses the whole last commit although it was
+// acknowledged, which no correct disk does; the simulator must notice.
 type store struct {
+	w        *World
 	sessions map[string]*storedSession
 	pointers map[string][]byte
+	// failChance is the chance that a commit or a load fails
+	// (storage-failure fault).
+	failChance float64
 	// unsynced lists the commits not yet synced to the disk, oldest first,
 	// when the store runs without durability (Options.NonDurable): the
 	// operating system holds them until its next flush; a machine crash
@@ -27,6 +35,9 @@ type store struct {
 	unsynced   []unsyncedCommit
 }
 
+// errInjected is the error of a storage failure the simulator injected.
+var errInjected = errors.New("sim store: injected storage failure")
+
 type unsyncedCommit struct {
 	session string
 	undo    *commitUndo
@@ -34,64 +45,104 @@ type unsyncedCommit struct {
 
 type storedSession struct {
 	record   []byte
-	messages []reflector.StoredMessage
+	messages []metronomestore.Message
 	// last is how to undo the most recent commit (for crash faults).
 	last *commitUndo
 }
 
 type commitUndo struct {
 	appended int
-	dropped  []reflector.StoredMessage
+	dropped  []metronomestore.Message
 	record   []byte // the record before the commit
 	replaced bool   // the commit wrote a record
 }
 
-func newStore() *store {
-	return &store{sessions: map[string]*storedSession{}, pointers: map[string][]byte{}}
+func newStore(w *World) *store {
+	return &store{w: w, sessions: map[string]*storedSession{}, pointers: map[string][]byte{}}
 }
 
-// load returns what is stored for a session (ok false if nothing).
-func (s *store) load(id string) (record []byte, messages []reflector.StoredMessage, ok bool) {
+// fails draws whether the next operation hits an injected storage failure.
+func (s *store) fails(what, id string) bool {
+	if s.failChance == 0 || !s.w.rand.Chance(s.failChance) {
+		return false
+	}
+	s.w.count(FaultStorageFailure)
+	s.w.tracef("store: %s of session %s fails (injected)", what, id)
+	return true
+}
+
+// LoadSession returns what is stored for a session.
+func (s *store) LoadSession(_ context.Context, id string) (metronomestore.Session, error) {
+	if s.fails("load", id) {
+		return metronomestore.Session{}, errInjected
+	}
 	stored := s.sessions[id]
 	if stored == nil || stored.record == nil {
-		return nil, nil, false
+		return metronomestore.Session{}, metronomestore.ErrNotFound
 	}
-	return stored.record, slices.Clone(stored.messages), true
+	return metronomestore.Session{Record: stored.record, Messages: slices.Clone(stored.messages)}, nil
 }
 
-// commit applies a reflector Storage effect: Append, then DropFront, then
-// Record, then Pointers.
-func (s *store) commit(id string, storage *reflector.Storage) error {
+// Commit applies a batch: Append, then DropFront, then Record. A batch the
+// store cannot apply (a sequence gap, a drop beyond the log) is a bug of
+// the host or the core: a violation.
+func (s *store) Commit(_ context.Context, id string, batch metronomestore.Batch) error {
+	if s.fails("commit", id) {
+		return errInjected
+	}
 	stored := s.sessions[id]
 	if stored == nil {
 		stored = &storedSession{}
 		s.sessions[id] = stored
 	}
-	undo := &commitUndo{appended: len(storage.Append), record: stored.record, replaced: storage.Record != nil}
-	for _, message := range storage.Append {
-		if n := len(stored.messages); n > 0 && message.Seq != stored.messages[n-1].Seq+1 {
-			return fmt.Errorf("store: session %s: appending seq %d after %d", id, message.Seq, stored.messages[n-1].Seq)
+	undo := &commitUndo{appended: len(batch.Append), record: stored.record, replaced: batch.Record != nil}
+	last, any := uint32(0), len(stored.messages) > 0
+	if any {
+		last = stored.messages[len(stored.messages)-1].Seq
+	}
+	for _, message := range batch.Append {
+		if any && message.Seq != last+1 {
+			err := fmt.Errorf("store: session %s: appending seq %d after %d", id, message.Seq, last)
+			s.w.violate(InvariantOrder, err.Error())
+			return err
 		}
-		stored.messages = append(stored.messages, reflector.StoredMessage{Seq: message.Seq, Data: slices.Clone(message.Data)})
+		last, any = message.Seq, true
 	}
-	if storage.DropFront > 0 {
-		if storage.DropFront > len(stored.messages) {
-			return fmt.Errorf("store: session %s: dropping %d of %d messages", id, storage.DropFront, len(stored.messages))
-		}
-		undo.dropped = slices.Clone(stored.messages[:storage.DropFront])
-		stored.messages = slices.Clone(stored.messages[storage.DropFront:])
+	if batch.DropFront > len(stored.messages)+len(batch.Append) {
+		err := fmt.Errorf("store: session %s: dropping %d of %d messages", id, batch.DropFront, len(stored.messages)+len(batch.Append))
+		s.w.violate(InvariantOrder, err.Error())
+		return err
 	}
-	if storage.Record != nil {
-		stored.record = slices.Clone(storage.Record)
+	for _, message := range batch.Append {
+		stored.messages = append(stored.messages, metronomestore.Message{Seq: message.Seq, Data: slices.Clone(message.Data)})
 	}
-	for _, pointer := range storage.Pointers {
-		s.pointers[pointer.Key] = slices.Clone(pointer.Value)
+	if batch.DropFront > 0 {
+		undo.dropped = slices.Clone(stored.messages[:batch.DropFront])
+		stored.messages = slices.Clone(stored.messages[batch.DropFront:])
+	}
+	if batch.Record != nil {
+		stored.record = slices.Clone(batch.Record)
 	}
 	stored.last = undo
 	if s.nonDurable {
 		s.unsynced = append(s.unsynced, unsyncedCommit{session: id, undo: undo})
 	}
 	return nil
+}
+
+// PutPointer stores a persisted-data pointer.
+func (s *store) PutPointer(_ context.Context, key string, value []byte) error {
+	s.pointers[key] = slices.Clone(value)
+	return nil
+}
+
+// GetPointer reads a persisted-data pointer.
+func (s *store) GetPointer(_ context.Context, key string) ([]byte, error) {
+	value, ok := s.pointers[key]
+	if !ok {
+		return nil, metronomestore.ErrNotFound
+	}
+	return slices.Clone(value), nil
 }
 
 // sync flushes the unsynced commits to the disk (the operating system's

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/metronome-sync/metronome/client/island"
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/reflector"
 )
 
@@ -159,13 +160,15 @@ func newWorld(options Options) (*World, error) {
 	w.app = simApp(snapshotIntervalMs)
 	config := reflector.DefaultConfig()
 	config.ReflectorName = "sim"
+	w.reflector = &simReflector{w: w, options: host.Options{Config: config}, store: newStore(w),
+		flushEventsMax: w.scenario.FlushEventsMax, flushHoldMs: w.scenario.FlushHoldMs}
+	w.reflector.store.nonDurable = options.NonDurable
+	w.reflector.store.failChance = w.scenario.StorageFailureChance
 	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
-		if err := injectReflectorBug(&config, options.Bug); err != nil {
+		if err := injectBug(&w.reflector.options, options.Bug); err != nil {
 			return nil, err
 		}
 	}
-	w.reflector = &simReflector{w: w, config: config, store: newStore()}
-	w.reflector.store.nonDurable = options.NonDurable
 	return w, nil
 }
 
@@ -179,9 +182,9 @@ func (w *World) run() Result {
 			c := &client{w: w, name: fmt.Sprintf("%sc%d", session, j+1), session: session}
 			w.link(c)
 			w.clients = append(w.clients, c)
-			at := w.rand.Between(0, 2000)
+			at := s.SessionStartMs[i] + w.rand.Between(0, 2000)
 			if j >= s.ClientsPerSession[i] {
-				at = w.rand.Between(5_000, max(5_000, s.FaultPhaseMs))
+				at = s.SessionStartMs[i] + w.rand.Between(5_000, max(5_000, s.FaultPhaseMs))
 				w.count(FaultLateJoin)
 			}
 			if j == 0 && i < s.SlowClients {
@@ -430,8 +433,11 @@ func (w *World) lagging() string {
 			lag = append(lag, fmt.Sprintf("%s is %s (joined: %v)", c.viewID, c.link.Phase(), c.joined))
 		case session == nil:
 			lag = append(lag, fmt.Sprintf("%s: session %s is not running", c.viewID, c.session))
-		case !ok || timeline != session.core.Record().Timeline || seq != session.core.Record().Seq:
-			lag = append(lag, fmt.Sprintf("%s at %s/%d, reflector at %s/%d", c.viewID, timeline, seq, session.core.Record().Timeline, session.core.Record().Seq))
+		case session.host.Core() == nil:
+			lag = append(lag, fmt.Sprintf("%s: session %s failed: %v", c.viewID, c.session, session.host.Failed()))
+		case !ok || timeline != session.host.Core().Record().Timeline || seq != session.host.Core().Record().Seq:
+			record := session.host.Core().Record()
+			lag = append(lag, fmt.Sprintf("%s at %s/%d, reflector at %s/%d", c.viewID, timeline, seq, record.Timeline, record.Seq))
 		case c.link.PendingInputs() > 0:
 			lag = append(lag, fmt.Sprintf("%s has %d inputs not seen reflected", c.viewID, c.link.PendingInputs()))
 		}
@@ -469,6 +475,15 @@ func describeApplied(a *appliedInputs) string {
 }
 
 func (w *World) count(kind string) { w.faults[kind]++ }
+
+// persistentID is the persistentId of a session's JOINs: one for all
+// sessions when they are versions of one application (Scenario.Persist).
+func (w *World) persistentID(session string) string {
+	if w.scenario.Persist {
+		return "app"
+	}
+	return session
+}
 
 func (w *World) sortedConns() []*conn {
 	ids := make([]uint64, 0, len(w.conns))

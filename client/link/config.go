@@ -8,7 +8,7 @@ import (
 	"github.com/metronome-sync/metronome/protocol"
 )
 
-// Defaults (spec §16.2 for the values the standard client uses).
+// Defaults (docs/protocol.md §16.2 for the values the standard client uses).
 const (
 	// SyncTimeoutMsDefault: reconnect if no SYNC arrives this long after
 	// dialling (opening plus JOIN).
@@ -29,10 +29,16 @@ const (
 	// inputs are re-sent at once after a reconnect.
 	SendRatePerSecondDefault = 100
 	SendBurstMaxDefault      = 200
+	// LeaveDelayMs is the JOIN leaveDelay Go clients send: how long the
+	// reflector waits, after a view's connection drops, before it announces
+	// that the view left, so that a reconnect within it goes unnoticed. 1250
+	// is what the standard Croquet client sends by default: its rejoinLimit
+	// (1000 ms, how long it tries to rejoin seamlessly) plus 250 ms.
+	LeaveDelayMs = 1250
 	// ViewIDBytesMax bounds a view id.
 	ViewIDBytesMax = 64
 	// PollMsgID and PollDebounceMs tag snapshot polls so the reflector
-	// forwards at most one per PollDebounceMs (spec §9.1).
+	// forwards at most one per PollDebounceMs (docs/protocol.md §9.1).
 	PollMsgID      = "pollForSnapshot"
 	PollDebounceMs = 5000
 )
@@ -69,13 +75,18 @@ func (c *Config) Validate() error {
 	if !validViewID(c.ViewID) {
 		return fmt.Errorf("link: Config.ViewID %q must be 1 to %d letters, digits, '-' or '_' (ViewIDBytesMax)", c.ViewID, ViewIDBytesMax)
 	}
-	for name, value := range map[string]int64{
-		"SyncTimeoutMs": c.SyncTimeoutMs, "SilenceTimeoutMs": c.SilenceTimeoutMs, "PulseAfterMs": c.PulseAfterMs,
-		"ReconnectDelayMaxMs": c.ReconnectDelayMaxMs, "PendingInputsMax": int64(c.PendingInputsMax),
-		"SendRatePerSecond": c.SendRatePerSecond, "SendBurstMax": c.SendBurstMax,
+	// A slice, not a map: with several negative fields, the error names the
+	// first in this order every time.
+	for _, field := range []struct {
+		name  string
+		value int64
+	}{
+		{"SyncTimeoutMs", c.SyncTimeoutMs}, {"SilenceTimeoutMs", c.SilenceTimeoutMs}, {"PulseAfterMs", c.PulseAfterMs},
+		{"ReconnectDelayMaxMs", c.ReconnectDelayMaxMs}, {"PendingInputsMax", int64(c.PendingInputsMax)},
+		{"SendRatePerSecond", c.SendRatePerSecond}, {"SendBurstMax", c.SendBurstMax},
 	} {
-		if value < 0 {
-			return fmt.Errorf("link: Config.%s must not be negative, got %d", name, value)
+		if field.value < 0 {
+			return fmt.Errorf("link: Config.%s must not be negative, got %d", field.name, field.value)
 		}
 	}
 	return nil

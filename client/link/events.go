@@ -45,7 +45,7 @@ type Wake struct{}
 // each one until it sees it reflected, re-sending it after reconnects.
 type Submit struct{ Payload json.RawMessage }
 
-// Snapshot announces a snapshot the model uploaded (spec §6.5).
+// Snapshot announces a snapshot the model uploaded (docs/protocol.md §6.5).
 type Snapshot struct {
 	Time int64
 	Seq  uint32
@@ -53,15 +53,22 @@ type Snapshot struct {
 	URL  string
 }
 
+// Save announces persisted data the model uploaded (SAVE): a later fresh
+// session of the same application starts from it.
+type Save struct {
+	PersistTime int64
+	URL         string
+}
+
 // Leave ends the link deliberately (close 1000, no reconnect).
 type Leave struct{}
 
 // Poll sends a snapshot poll: a SEND tagged for the reflector's debounce
-// (spec §9.1). Polls are not inputs: they are not numbered or re-sent, and
+// (docs/protocol.md §9.1). Polls are not inputs: they are not numbered or re-sent, and
 // are dropped while the link is not synced.
 type Poll struct{ Payload json.RawMessage }
 
-// Vote sends a TUTTI vote (spec §6.3) with wantsVote true; dropped while
+// Vote sends a TUTTI vote (docs/protocol.md §6.3) with wantsVote true; dropped while
 // the link is not synced.
 type Vote struct {
 	SendTime    int64
@@ -77,6 +84,7 @@ func (Closed) isEvent()   {}
 func (Wake) isEvent()     {}
 func (Submit) isEvent()   {}
 func (Snapshot) isEvent() {}
+func (Save) isEvent()     {}
 func (Leave) isEvent()    {}
 func (Poll) isEvent()     {}
 func (Vote) isEvent()     {}

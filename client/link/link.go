@@ -1,7 +1,7 @@
 // Package link is the pure state machine of one client's connection to a
 // Croquet-protocol reflector: join, sync, sequence continuity, keep-alive,
 // reconnect with back-off, and re-sending inputs that were not seen
-// reflected (spec §17B).
+// reflected (docs/protocol.md §17B).
 //
 // Like the reflector core it does no I/O: the caller steps events (a frame
 // arrived, a connection opened or closed, time passed) and executes the
@@ -63,7 +63,10 @@ func (p Phase) String() string {
 	return "phase(" + strconv.Itoa(int(p)) + ")"
 }
 
-const never = int64(1<<63 - 1)
+const never = Never
+
+// Never is the wake time of a link that needs no Wake (NextWake).
+const Never = int64(1<<63 - 1)
 
 // pendingInput is a submitted input not yet seen reflected.
 type pendingInput struct {
@@ -154,7 +157,7 @@ func (l *Link) PendingInputs() int { return len(l.pending) }
 // Stats returns the link's counters.
 func (l *Link) Stats() Stats { return l.stats }
 
-// NextWake returns when the link next needs a Wake (never: 1<<63-1).
+// NextWake returns when the link next needs a Wake (Never when none).
 func (l *Link) NextWake() int64 {
 	return min(l.syncDeadline, l.silenceAt, l.pulseAt, l.reconnectAt, l.flushAt)
 }
@@ -191,6 +194,10 @@ func (l *Link) Step(now int64, event Event, out *Effects) {
 	case Snapshot:
 		if l.phase == PhaseSynced {
 			l.sendFrame(now, protocol.AppendSnapFrame(nil, l.config.SessionID, e.Time, e.Seq, e.Hash, e.URL), out)
+		}
+	case Save:
+		if l.phase == PhaseSynced {
+			l.sendFrame(now, protocol.AppendSaveFrame(nil, l.config.SessionID, e.PersistTime, e.URL), out)
 		}
 	case Poll:
 		if l.Joined() {
@@ -265,7 +272,7 @@ func (l *Link) fault(now int64, reason string, out *Effects) {
 }
 
 func (l *Link) closed(now int64, code int, reason string, out *Effects) {
-	if code >= 4100 && code != 4110 {
+	if protocol.CloseIsFatal(code) {
 		err := fmt.Errorf("the reflector closed the connection with %d (%s): %s; not reconnecting", code, protocol.CloseCodeText(code), reason)
 		out.Notes = append(out.Notes, err.Error())
 		out.Failed = err
@@ -277,13 +284,13 @@ func (l *Link) closed(now int64, code int, reason string, out *Effects) {
 }
 
 // waitToReconnect schedules the next attempt: at once after a connection
-// that had synced, then with growing, jittered delays (spec §5.3).
+// that had synced, then with growing, jittered delays (docs/protocol.md §5.3).
 func (l *Link) waitToReconnect(now int64) {
 	l.phase = PhaseWaiting
 	l.syncDeadline, l.silenceAt, l.pulseAt, l.flushAt = never, never, never, never
 	l.reconnectAt = now + l.backoffMs
 	jitter := float64(l.nextRandom()>>11) / (1 << 53) // [0, 1)
-	l.backoffMs = min(l.config.ReconnectDelayMaxMs, int64(float64(l.backoffMs+100)*(1+jitter)+0.5))
+	l.backoffMs = min(l.config.ReconnectDelayMaxMs, int64(float64(float64(l.backoffMs+100)*(1+jitter))+0.5))
 }
 
 // nextRandom is splitmix64.
@@ -365,7 +372,7 @@ func (l *Link) sync(now int64, sync *protocol.ServerSync, out *Effects) {
 }
 
 // seamless reports whether the model can continue across this SYNC
-// (spec §8.2): the SYNC covers everything after our last seq.
+// (docs/protocol.md §8.2): the SYNC covers everything after our last seq.
 func (l *Link) seamless(sync *protocol.ServerSync) bool {
 	oldest := sync.Seq
 	switch {

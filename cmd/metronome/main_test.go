@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/metronome-sync/metronome/server"
 )
 
 func TestHelpTeachesTheFlags(t *testing.T) {
@@ -38,5 +41,29 @@ func TestVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "metronome ") {
 		t.Errorf("version: exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestCoalesceMaxFlag: --coalesce-max 0 turns holding off, although the
+// zero value of server.Config.CoalesceMax means the default.
+func TestCoalesceMaxFlag(t *testing.T) {
+	for _, tc := range []struct {
+		flag time.Duration
+		want time.Duration
+	}{
+		{0, server.CoalesceOff},
+		{server.DefaultCoalesceMax, server.DefaultCoalesceMax},
+		{5 * time.Millisecond, 5 * time.Millisecond},
+	} {
+		if got, err := coalesceMaxConfig(tc.flag); err != nil || got != tc.want {
+			t.Errorf("coalesceMaxConfig(%s) = %s, %v; want %s", tc.flag, got, err, tc.want)
+		}
+	}
+	if _, err := coalesceMaxConfig(-time.Millisecond); err == nil {
+		t.Errorf("coalesceMaxConfig(-1ms) accepted a negative duration")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"serve", "--data-dir", "", "--coalesce-max", "-1ns"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--coalesce-max") {
+		t.Errorf("serve --coalesce-max -1ns: exit %d, stderr %q; want 2 naming the flag", code, stderr.String())
 	}
 }

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/metronome-sync/metronome/server"
+	"github.com/metronome-sync/metronome/store"
+	"github.com/metronome-sync/metronome/store/diskstore"
+	"github.com/metronome-sync/metronome/store/memstore"
 )
 
 const serveUsage = `Usage: metronome serve [flags]
@@ -56,18 +59,29 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 2
 	}
+	coalesce, err := coalesceMaxConfig(*coalesceMax)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
+	st, err := openStore(*dataDir, *durable, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 1
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
 	config := server.Config{
 		Addr:           *addr,
-		DataDir:        *dataDir,
-		Durable:        *durable,
+		Store:          st,
 		WebRoot:        *webRoot,
 		Logger:         logger,
 		FileBytesMax:   *fileBytesMax,
 		ConnectionsMax: *connectionsMax,
-		CoalesceMax:    *coalesceMax,
-	}
-	if *coalesceMax == 0 {
-		config.CoalesceMax = server.CoalesceOff
+		CoalesceMax:    coalesce,
 	}
 	srv, err := server.New(config)
 	if err != nil {
@@ -84,6 +98,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	logger.Info("metronome serving", "addr", srv.Addr(), "data_dir", *dataDir, "durable", *durable, "web_root", *webRoot)
 	fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
 
 	signals := make(chan os.Signal, 1)
@@ -102,6 +117,36 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// openStore opens the sessions' and files' store: on disk in dataDir, or
+// in memory when dataDir is empty.
+func openStore(dataDir string, durable bool, logger *slog.Logger) (store.Store, error) {
+	if dataDir == "" {
+		return memstore.New(), nil
+	}
+	diskStore, err := diskstore.Open(dataDir, diskstore.Options{Durable: durable})
+	if err != nil {
+		return nil, fmt.Errorf("opening data dir: %w", err)
+	}
+	if replayed := diskStore.Replayed(); replayed > 0 {
+		logger.Warn("data dir was not closed cleanly: recovered the sessions from the journal",
+			"dir", dataDir, "entries", replayed)
+	}
+	return diskStore, nil
+}
+
+// coalesceMaxConfig turns --coalesce-max into server.Config.CoalesceMax. The
+// flag's 0 turns holding off: it becomes server.CoalesceOff, because the
+// Config's zero value means server.DefaultCoalesceMax.
+func coalesceMaxConfig(flag time.Duration) (time.Duration, error) {
+	switch {
+	case flag < 0:
+		return 0, fmt.Errorf("--coalesce-max must not be negative (0 turns holding off), got %s", flag)
+	case flag == 0:
+		return server.CoalesceOff, nil
+	}
+	return flag, nil
 }
 
 // parseFlags parses a command's flags with a teaching usage text. done

@@ -1,0 +1,336 @@
+// Package host drives one reflector session: it is the one implementation
+// of executing the effects of the pure core (package reflector), shared by
+// every shell — the server (sockets and goroutines), the simulator (a
+// virtual clock, a faulty network and disk) and, next, the cluster node.
+//
+// A shell owns a Session per session id and does four things with it:
+//
+//	h := host.Open(ctx, id, now, options) // restore from the store, or start fresh
+//	h.Step(now, event)                    // any number of events: effects accumulate
+//	h.Flush(ctx)                          // storage durable, then frames, then notes
+//	h.NextWake()                          // step a reflector.Wake at that time
+//
+// and it answers the work the host does not do inside its loop: every key
+// of TakeLookups is read with LookupPointer (in the background: it may
+// block) and stepped back as the event that returns.
+//
+// Flush is where the guarantees live: nothing is handed to a connection
+// before the Store's Commit of the same batch has returned; a failed commit
+// sends nothing of the batch, asks every client to reconnect and ends the
+// session, so that the next Open resumes from what is really stored.
+//
+// Like the core, the host reads no clock, starts no goroutine, opens no
+// socket and logs nothing: time comes in as arguments, I/O goes through the
+// Store and Conns interfaces, and what is worth logging or counting goes to
+// an Observer. A Session is not safe for concurrent use.
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/metronome-sync/metronome/protocol"
+	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store"
+)
+
+// Store is what a session host needs of the persistence layer (a subset of
+// store.Store; every store.Store is one).
+type Store interface {
+	LoadSession(ctx context.Context, sessionID string) (store.Session, error)
+	Commit(ctx context.Context, sessionID string, batch store.Batch) error
+	PutPointer(ctx context.Context, key string, value []byte) error
+	GetPointer(ctx context.Context, key string) ([]byte, error)
+}
+
+// Conns is the shell's transport: the connections of one session. The
+// host calls it only from Flush, after the batch's storage is durable.
+type Conns interface {
+	// Send queues a frame (o.Frame followed by o.Parts) to every
+	// connection of o.To the shell still has. A frame with o.Tick set is
+	// an idle heartbeat: the shell skips recipients that still have unsent
+	// frames. The frame is shared and immutable.
+	Send(o *reflector.Outbound)
+	// Close closes a connection with a close code and reason, after the
+	// frames queued to it before.
+	Close(conn reflector.ConnID, code int, reason string)
+	// CloseAll closes every connection of the session (storage failed).
+	CloseAll(code int, reason string)
+	// Flush ends a batch: write what Send and Close queued (one write per
+	// connection for all of its frames).
+	Flush()
+}
+
+// Observer learns what happened, for logs and metrics. Its methods are
+// called synchronously from Open and Flush and must not call back.
+type Observer interface {
+	// Opened reports the session loaded: resumed from storage (messages
+	// is the number of stored messages) or fresh.
+	Opened(sessionID string, record reflector.Record, messages int, resumed bool)
+	// StorageFailed reports that the session's storage could not be read
+	// (at Open) or written (at Flush): the session ends and every client
+	// is asked to reconnect.
+	StorageFailed(sessionID string, err error)
+	// PointerFailed reports a persisted-data pointer that could not be
+	// stored or read; the session goes on (a pointer only matters to a
+	// future fresh session of the same application).
+	PointerFailed(sessionID, key string, err error)
+	// Flushed reports the effects of a batch after they were executed:
+	// notes and counters. out is valid only during the call.
+	Flushed(sessionID string, out *reflector.Effects)
+}
+
+// Options configure a Session.
+type Options struct {
+	// Config holds the session's limits.
+	Config reflector.Config
+	// Timeline is the incarnation id used if nothing is stored for the
+	// session (random: chosen by the shell, so the host stays
+	// deterministic).
+	Timeline string
+	Store    Store
+	Conns    Conns
+	Observer Observer
+
+	// bugs are switched on only by the simulator's self-test (bugs.go).
+	bugs bugSwitches
+}
+
+// Session is one session, driven: the core, its accumulated effects and
+// the storage failure state.
+type Session struct {
+	id      string
+	options Options
+	// core is nil when the session's storage failed.
+	core   *reflector.Session
+	failed error
+	out    reflector.Effects
+	// batch is reused to commit the core's Storage effect.
+	batch store.Batch
+	// lookups are pointer keys waiting for the shell (TakeLookups).
+	lookups []string
+	// stepped counts events stepped since the last Flush.
+	stepped int
+	ended   bool
+}
+
+// Open loads a session from the store, or starts it fresh if nothing is
+// stored. If the store cannot be read, the session is failed: every
+// connection that arrives is asked to reconnect (4003) and the session
+// ends at its first Flush.
+func Open(ctx context.Context, sessionID string, now int64, options Options) *Session {
+	s := &Session{id: sessionID, options: options}
+	stored, err := options.Store.LoadSession(ctx, sessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.core = reflector.New(options.Config, sessionID, options.Timeline, now)
+		options.Observer.Opened(sessionID, s.core.Record(), 0, false)
+		return s
+	case err != nil:
+		s.failed = err
+	default:
+		messages := make([]reflector.StoredMessage, len(stored.Messages))
+		for i, message := range stored.Messages {
+			messages[i] = reflector.StoredMessage{Seq: message.Seq, Data: message.Data}
+		}
+		s.core, s.failed = reflector.Restore(options.Config, sessionID, now, stored.Record, messages)
+		if s.failed == nil {
+			options.Observer.Opened(sessionID, s.core.Record(), len(messages), true)
+			return s
+		}
+	}
+	s.core = nil
+	options.Observer.StorageFailed(sessionID, s.failed)
+	return s
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// Core returns the session's state machine for inspection (nil when its
+// storage failed). Never step it directly.
+func (s *Session) Core() *reflector.Session { return s.core }
+
+// Failed returns the storage error that stopped the session, or nil.
+func (s *Session) Failed() error { return s.failed }
+
+// Ended reports whether the session is over: the shell forgets it (a later
+// connection opens it again from the store).
+func (s *Session) Ended() bool { return s.ended }
+
+// Step applies one event at monotonic time now (ms); its effects
+// accumulate until Flush. A failed session answers a Connect with 4003.
+func (s *Session) Step(now int64, event reflector.Event) {
+	s.stepped++
+	if s.core == nil {
+		if connect, ok := event.(reflector.Connect); ok {
+			s.out.Outbound = append(s.out.Outbound, reflector.Outbound{To: []reflector.ConnID{connect.Conn},
+				CloseCode: protocol.CloseReconnect, CloseReason: "session storage failure, please reconnect"})
+		}
+		s.ended = true
+		return
+	}
+	s.core.Step(now, event, &s.out)
+}
+
+// Pending describes the effects accumulated since the last Flush, for a
+// shell's policy of when to flush.
+type Pending struct {
+	// Events is the number of events stepped.
+	Events int
+	// Frames is the number of frames to send (closes not counted).
+	Frames int
+	// Urgent: the effects close connections, look up a pointer or end the
+	// session; holding them gains nothing.
+	Urgent bool
+}
+
+// Pending returns what a Flush would execute.
+func (s *Session) Pending() Pending {
+	p := Pending{Events: s.stepped, Urgent: s.ended || s.out.Ended || len(s.out.LookupPointers) > 0}
+	for i := range s.out.Outbound {
+		if s.out.Outbound[i].CloseCode != 0 {
+			p.Urgent = true
+		} else {
+			p.Frames++
+		}
+	}
+	return p
+}
+
+// NextWake returns the monotonic time at which the shell must step a
+// reflector.Wake, or reflector.Never.
+func (s *Session) NextWake() int64 {
+	if s.core == nil || s.ended {
+		return reflector.Never
+	}
+	return s.core.NextWake()
+}
+
+// Flush executes the accumulated effects in this order: (1) storage, made
+// durable by the Store's Commit, then persisted pointers; (2) frames and
+// closes, handed to Conns, then Conns.Flush; (3) pointer lookups queued for
+// TakeLookups; (4) notes and counters to the Observer. If the commit fails,
+// nothing of the batch is sent: every connection is closed with 4003 and
+// the session ends.
+func (s *Session) Flush(ctx context.Context) {
+	s.stepped = 0
+	out := &s.out
+	if s.options.bugs.sendBeforeCommit {
+		s.send()
+	}
+	if err := s.commit(ctx); err != nil {
+		s.fail(err)
+		return
+	}
+	if !s.options.bugs.sendBeforeCommit {
+		s.send()
+	}
+	s.lookups = append(s.lookups, out.LookupPointers...)
+	s.options.Observer.Flushed(s.id, out)
+	if out.Ended {
+		s.ended = true
+	}
+	out.Reset()
+}
+
+// send hands the frames and closes to the connections, in order.
+func (s *Session) send() {
+	conns := s.options.Conns
+	for i := range s.out.Outbound {
+		outbound := &s.out.Outbound[i]
+		if outbound.CloseCode != 0 {
+			conns.Close(outbound.To[0], outbound.CloseCode, outbound.CloseReason)
+		} else {
+			conns.Send(outbound)
+		}
+	}
+	conns.Flush()
+}
+
+// commit makes the batch's storage durable: messages and record in one
+// Commit, then the persisted pointers (a pointer that cannot be stored is
+// reported and skipped: it only matters to a future fresh session).
+func (s *Session) commit(ctx context.Context) error {
+	storage := &s.out.Storage
+	if len(storage.Append) > 0 || storage.DropFront > 0 || storage.Record != nil {
+		batch := &s.batch
+		batch.Append = batch.Append[:0]
+		for _, message := range storage.Append {
+			batch.Append = append(batch.Append, store.Message{Seq: message.Seq, Data: message.Data})
+		}
+		batch.DropFront = storage.DropFront
+		batch.Record = storage.Record
+		err := s.options.Store.Commit(ctx, s.id, *batch)
+		clear(batch.Append)
+		batch.Record = nil
+		if err != nil {
+			return err
+		}
+	}
+	for _, pointer := range storage.Pointers {
+		if err := s.options.Store.PutPointer(ctx, pointer.Key, pointer.Value); err != nil {
+			s.options.Observer.PointerFailed(s.id, pointer.Key, err)
+		}
+	}
+	return nil
+}
+
+// fail handles a storage write failure: nothing of the batch is sent, every
+// client is asked to reconnect, and the session ends; the next Open
+// restarts it from what is stored.
+func (s *Session) fail(err error) {
+	s.options.Observer.StorageFailed(s.id, err)
+	s.options.Conns.CloseAll(protocol.CloseReconnect, "storage failure, please reconnect")
+	s.options.Conns.Flush()
+	s.out.Reset()
+	s.lookups = s.lookups[:0]
+	s.core = nil
+	s.failed = err
+	s.ended = true
+}
+
+// TakeLookups returns the persisted-pointer keys the shell must look up
+// (LookupPointer) and step back as events, and forgets them. The slice is
+// valid until the next Flush.
+func (s *Session) TakeLookups() []string {
+	keys := s.lookups
+	s.lookups = s.lookups[:0]
+	return keys
+}
+
+// LookupPointer reads the persisted-data pointer stored under key and
+// returns the event that answers the core's lookup. It may block (it reads
+// the store): servers call it outside the session's loop and deliver the
+// event like any other. It reads only what Open set, so it may run on any
+// goroutine. A pointer that is missing or unreadable is answered with an
+// empty URL (the session starts without persisted data); err reports an
+// unreadable one.
+func (s *Session) LookupPointer(ctx context.Context, key string) (reflector.PointerLoaded, error) {
+	value, err := s.options.Store.GetPointer(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return reflector.PointerLoaded{}, nil
+	case err != nil:
+		return reflector.PointerLoaded{}, err
+	}
+	if s.options.bugs.rawPointer {
+		return reflector.PointerLoaded{URL: string(value)}, nil
+	}
+	url, err := PointerURL(value)
+	return reflector.PointerLoaded{URL: url}, err
+}
+
+// PointerURL decodes a stored persisted-data pointer: the JSON object
+// {"url": ...} that the core writes for a SAVE. This is the only place
+// that knows the encoding besides the core that writes it.
+func PointerURL(value []byte) (string, error) {
+	var pointer struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(value, &pointer); err != nil {
+		return "", errors.New("host: stored pointer is not {\"url\": ...}: " + err.Error())
+	}
+	return pointer.URL, nil
+}
