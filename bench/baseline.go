@@ -19,7 +19,7 @@ const (
 	baselineQueueFramesMax = 1024
 	baselineWriteTimeout   = 10 * time.Second
 	// baselineFirstSeq is the "last assigned" seq of a new room, as the
-	// reflector's (spec §4.5), so that the client's wraparound is exercised.
+	// reflector's (docs/protocol.md §4.5), so that the client's wraparound is exercised.
 	baselineFirstSeq = uint32(0xFFFFFFF0)
 )
 

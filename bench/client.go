@@ -16,7 +16,7 @@ import (
 )
 
 // pulseInterval is how often an otherwise silent client sends PULSE (the
-// standard client does after 25 s, spec §6.8).
+// standard client does after 25 s, docs/protocol.md §6.8).
 const pulseInterval = 20 * time.Second
 
 // payloadPrefix marks the payloads of this generator: "b:<member>:<index>:<sendNs>:".
@@ -67,7 +67,7 @@ func (c *loadClient) write(opCode ws.OpCode, payload []byte) error {
 	return err
 }
 
-// connect dials, sends JOIN (spec §6.1) and waits for SYNC.
+// connect dials, sends JOIN (docs/protocol.md §6.1) and waits for SYNC.
 func (c *loadClient) connect(ctx context.Context) error {
 	if err := c.dial(ctx); err != nil {
 		return err

@@ -3,7 +3,7 @@
 // to any reflector URL, measures the latency of every client's own messages
 // (send → the RECV that carries them back), and checks that every client
 // received every message of its session exactly once, in seq order, with
-// no gap (spec §4.5). It also holds Baseline, the simplest possible
+// no gap (docs/protocol.md §4.5). It also holds Baseline, the simplest possible
 // WebSocket broadcast server with the same frame shapes, to measure what
 // the machine can do with the same client and no reflector logic.
 //

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Client actions (spec §6).
+// Client actions (docs/protocol.md §6).
 const (
 	ActionJoin  = "JOIN"
 	ActionSend  = "SEND"
@@ -25,12 +25,12 @@ const (
 
 // ClientFrame is the envelope of one client frame:
 // {"id": ..., "action": ..., "args": ..., "tags": ...}. The id is ignored
-// (the session is the one from the connection URL, spec §3.4).
+// (the session is the one from the connection URL, docs/protocol.md §3.4).
 type ClientFrame struct {
 	Action string
 	// Args is the raw JSON of "args", nil when absent.
 	Args json.RawMessage
-	// Tags are the SEND tags (spec §6.2); zero when absent.
+	// Tags are the SEND tags (docs/protocol.md §6.2); zero when absent.
 	Tags Tags
 }
 
@@ -137,7 +137,7 @@ func decodeTags(raw json.RawMessage) (Tags, error) {
 	return tags, nil
 }
 
-// Join is the decoded JOIN args (spec §6.1).
+// Join is the decoded JOIN args (docs/protocol.md §6.1).
 type Join struct {
 	Name, AppID, PersistentID, URL, SDK, DeveloperID, CodeHash string
 	// Tove is the password-check token, stored from the session-creating JOIN.
@@ -156,7 +156,7 @@ type Join struct {
 	Flags Flags
 }
 
-// Flags are the JOIN feature flags Metronome knows (spec §6.1).
+// Flags are the JOIN feature flags Metronome knows (docs/protocol.md §6.1).
 type Flags struct {
 	Microverse bool
 }
@@ -277,7 +277,7 @@ func decodeJoinTicks(raw json.RawMessage, join *Join) error {
 }
 
 // Message is a client message array [time, seq, payload, ...extra]
-// (spec §4.4). Time and seq are overwritten by the reflector.
+// (docs/protocol.md §4.4). Time and seq are overwritten by the reflector.
 type Message struct {
 	// Payload is the raw JSON string token of element 2 (quotes included),
 	// relayed verbatim.
@@ -287,7 +287,7 @@ type Message struct {
 	Extra []json.RawMessage
 }
 
-// LatencyMs returns the sender's measured latency (the last element, spec
+// LatencyMs returns the sender's measured latency (the last element, docs/protocol.md
 // §6.2) if it is a number in (0, 60000).
 func (m *Message) LatencyMs() (float64, bool) {
 	if len(m.Extra) == 0 {
@@ -344,7 +344,7 @@ func decodeMessage(field string, raw json.RawMessage, fast bool) (Message, error
 	return message, nil
 }
 
-// Tutti is a decoded TUTTI vote (spec §6.3).
+// Tutti is a decoded TUTTI vote (docs/protocol.md §6.3).
 type Tutti struct {
 	SendTime int64
 	// Vote is the vote payload, tallied by exact string equality.
@@ -401,7 +401,7 @@ func DecodeTutti(args json.RawMessage) (Tutti, error) {
 	return tutti, nil
 }
 
-// Snap is a decoded SNAP (spec §6.5).
+// Snap is a decoded SNAP (docs/protocol.md §6.5).
 type Snap struct {
 	Time      int64
 	Seq       uint32
@@ -451,7 +451,7 @@ func DecodeSnap(args json.RawMessage) (Snap, error) {
 	return snap, nil
 }
 
-// Save is a decoded SAVE (spec §6.6).
+// Save is a decoded SAVE (docs/protocol.md §6.6).
 type Save struct {
 	PersistTime int64
 	URL         string
@@ -486,7 +486,7 @@ func DecodeSave(args json.RawMessage) (Save, error) {
 	return save, nil
 }
 
-// Ticks is a decoded TICKS (spec §6.4). Zero fields were absent.
+// Ticks is a decoded TICKS (docs/protocol.md §6.4). Zero fields were absent.
 type Ticks struct {
 	TickMs  float64
 	DelayMs float64

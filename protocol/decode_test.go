@@ -186,7 +186,7 @@ func TestDecodeClientFrameRejects(t *testing.T) {
 	})
 }
 
-// join2 is the JOIN of a 2.0.4 client from spec §6.1.
+// join2 is the JOIN of a 2.0.4 client from docs/protocol.md §6.1.
 const join2 = `{
     "name": "com.example.app/room1",
     "apiKey": "none",
@@ -225,7 +225,7 @@ func TestDecodeJoinSpecExample(t *testing.T) {
 		LeaveDelayMs: 1250,
 	}
 	if !reflect.DeepEqual(join, want) {
-		t.Errorf("DecodeJoin(spec §6.1)\n got %+v\nwant %+v", join, want)
+		t.Errorf("DecodeJoin(docs/protocol.md §6.1)\n got %+v\nwant %+v", join, want)
 	}
 }
 
@@ -516,7 +516,7 @@ func TestMessageLatencyMs(t *testing.T) {
 	}
 }
 
-// tuttiVote is the TUTTI of spec §6.3.
+// tuttiVote is the TUTTI of docs/protocol.md §6.3.
 const tuttiVote = `[18615, 0, "{\"cpuTime\":0.7,\"hash\":\"...\",\"viewId\":\"k2j4h5g6f7\"}", null, true,
            ["handleSnapshotVote"], "snapshot@18615"]`
 
@@ -533,7 +533,7 @@ func TestDecodeTuttiSpecExample(t *testing.T) {
 		Key:         "snapshot@18615",
 	}
 	if !reflect.DeepEqual(tutti, want) {
-		t.Errorf("DecodeTutti(spec §6.3)\n got %+v\nwant %+v", tutti, want)
+		t.Errorf("DecodeTutti(docs/protocol.md §6.3)\n got %+v\nwant %+v", tutti, want)
 	}
 }
 
@@ -602,7 +602,7 @@ func TestDecodeTuttiRejects(t *testing.T) {
 	})
 }
 
-// snapExample is the SNAP of spec §6.5.
+// snapExample is the SNAP of docs/protocol.md §6.5.
 const snapExample = `{
     "time": 6218, "seq": 4294967283, "hash": "kzR8...43chars",
     "url": "http://localhost:8888/files/snapshots/<sid>/0000006218_4294967283-kzR8....snap",

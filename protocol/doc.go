@@ -9,6 +9,6 @@
 // it. Encoding appends to caller-owned buffers so that a reflector can encode
 // a RECV once and send the same bytes to every member of a session.
 //
-// The specification is ../shared/spec/croquet-protocol.md; section numbers in
-// comments (§6.2 etc.) refer to it.
+// The protocol is described in docs/protocol.md at the root of the
+// repository; section numbers in comments (§6.2 etc.) refer to it.
 package protocol

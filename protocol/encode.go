@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Reflector actions (spec §6B).
+// Reflector actions (docs/protocol.md §6B).
 const (
 	ActionSync = "SYNC"
 	ActionRecv = "RECV"
@@ -85,7 +85,7 @@ func AppendInfo(dst []byte, sessionID, code, message, level string) []byte {
 	return append(dst, "}}}"...)
 }
 
-// AppendPong appends {"action":"PONG","args":args} (no id, spec §3.4).
+// AppendPong appends {"action":"PONG","args":args} (no id, docs/protocol.md §3.4).
 func AppendPong(dst []byte, args json.RawMessage) []byte {
 	dst = append(dst, `{"action":"PONG"`...)
 	if len(args) > 0 {
@@ -95,7 +95,7 @@ func AppendPong(dst []byte, args json.RawMessage) []byte {
 	return append(dst, '}')
 }
 
-// Sync is the content of a SYNC frame (spec §8.1).
+// Sync is the content of a SYNC frame (docs/protocol.md §8.1).
 type Sync struct {
 	URL string
 	// Messages are encoded message arrays, in seq order.
@@ -168,7 +168,7 @@ func AppendSyncTail(dst []byte, sync *Sync) []byte {
 	return append(dst, "}}"...)
 }
 
-// UsersPayload encodes a users payload object (spec §7.3). joined and left
+// UsersPayload encodes a users payload object (docs/protocol.md §7.3). joined and left
 // hold the raw JSON user values; empty lists are omitted.
 func UsersPayload(active, total int, joined, left []json.RawMessage) []byte {
 	payload := make([]byte, 0, 64)
@@ -203,7 +203,7 @@ type VoteCount struct {
 	Count int
 }
 
-// TallyPayload encodes a tally payload object (spec §7.4).
+// TallyPayload encodes a tally payload object (docs/protocol.md §7.4).
 func TallyPayload(sendTime int64, votes []VoteCount, tallyTarget json.RawMessage, key string, missingClients int) []byte {
 	payload := make([]byte, 0, 128)
 	payload = append(payload, `{"what":"tally","sendTime":`...)
@@ -231,7 +231,7 @@ func TallyPayload(sendTime int64, votes []VoteCount, tallyTarget json.RawMessage
 }
 
 // appendSize closes an object payload with "_size": the length, in UTF-16
-// code units as JavaScript counts, of its JSON without _size (spec §7.2).
+// code units as JavaScript counts, of its JSON without _size (docs/protocol.md §7.2).
 // payload must be an object missing its final '}'.
 func appendSize(payload []byte) []byte {
 	size := utf16Length(payload) + 1 // the closing brace

@@ -31,7 +31,7 @@ func message(time int64, seq uint32, payload string, extra ...string) []byte {
 	return protocol.AppendMessage(nil, time, seq, json.RawMessage(payload), rawList(extra))
 }
 
-// TestEncodeTranscript checks the reflector frames of the spec §19
+// TestEncodeTranscript checks the reflector frames of the docs/protocol.md §19
 // transcript (and the §8.1 SYNC) byte for byte.
 func TestEncodeTranscript(t *testing.T) {
 	usersV1 := message(201, 4294967281, string(users(1, 1, []string{`"v1"`}, nil)))

@@ -7,7 +7,7 @@ package reflector
 type bugSwitches struct {
 	// syncNotAtomic: a joining client enters the broadcast set only at the
 	// next timer wake after its SYNC, so messages stamped in between are
-	// neither in its SYNC nor sent to it (breaks spec §17 MUST 5).
+	// neither in its SYNC nor sent to it (breaks docs/protocol.md §17 MUST 5).
 	syncNotAtomic bool
 	// seqBeforeValidation: a SEND takes a sequence number before its
 	// message array is validated, so a rejected SEND leaves a gap (the

@@ -101,7 +101,7 @@ func newConn(server *Server, id reflector.ConnID, netConn net.Conn, rw *bufio.Re
 }
 
 // enqueue queues a frame (frame followed by parts) for sending; the caller
-// flushes. Ticks are skipped while the queue holds unsent frames (spec
+// flushes. Ticks are skipped while the queue holds unsent frames (docs/protocol.md
 // §4.2). A full queue closes the connection with CloseSlowClient (the
 // client reconnects and resyncs).
 func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {

@@ -11,7 +11,7 @@ import (
 	"github.com/metronome-sync/metronome/store"
 )
 
-// The file server of Croquet-in-a-Box (spec §12.2): PUT creates or replaces
+// The file server of Croquet-in-a-Box (docs/protocol.md §12.2): PUT creates or replaces
 // a file, GET reads it; CORS is open so browser apps on other origins work.
 func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 	header := w.Header()

@@ -42,7 +42,7 @@ type metrics struct {
 	reflect histogram
 }
 
-// latencyBucketsMs are the reference reflector's latency buckets (spec §3.2).
+// latencyBucketsMs are the reference reflector's latency buckets (docs/protocol.md §3.2).
 var latencyBucketsMs = []float64{8, 10, 13, 17, 22, 29, 38, 50, 66, 87, 115, 153, 203, 270, 360}
 
 // commitBucketsMs cover a memory commit (µs) to a slow fsync (100 ms).

@@ -85,7 +85,7 @@ func TestIdleConnectionsParkAndWake(t *testing.T) {
 			break
 		}
 	}
-	b.ping("protocol ping") // a PING frame (spec §6.7) after the WebSocket one
+	b.ping("protocol ping") // a PING frame (docs/protocol.md §6.7) after the WebSocket one
 	awaitParked(t, server, 2)
 
 	shutdownDone := make(chan struct{})

@@ -74,7 +74,7 @@ const (
 	// FutureDelayMaxMs bounds how far ahead a future message may be.
 	FutureDelayMaxMs = 365 * 24 * 3600 * 1000
 	// SnapshotPollGapMs: islands ignore a snapshot poll less than this much
-	// session time after the previous one (spec §9.1).
+	// session time after the previous one (docs/protocol.md §9.1).
 	SnapshotPollGapMs = 5000
 	// SnapshotIntervalMsDefault: session time between snapshots when
 	// App.SnapshotIntervalMs is zero.
