@@ -1,6 +1,6 @@
 package protocol
 
-// WebSocket close codes (spec §5). Codes below 4100 tell the client to
+// WebSocket close codes (docs/protocol.md §5). Codes below 4100 tell the client to
 // reconnect; codes from 4100 on are fatal for the standard client.
 const (
 	// CloseNormal is a deliberate leave by the client. A server never uses
@@ -34,16 +34,31 @@ const (
 	CloseNeverJoined = 4121
 )
 
-// Close codes sent by clients (spec §5.2).
+// Close codes sent by clients (docs/protocol.md §5.2).
 const (
 	// CloseClientError: a client-side error (no SYNC in time, reflector
 	// silent, a frame the client cannot use, a sequence gap); the client
 	// reconnects. Same number as CloseUnknownSession, sent the other way.
 	CloseClientError = 4000
+	// CloseClientDormant: the standard client went dormant (its page was
+	// hidden) and left; it rejoins when it wakes. Although it is above 4100,
+	// it is not fatal (CloseIsFatal).
+	CloseClientDormant = 4110
 	// CloseClientFatal: a fatal client-side error (wrong password, a
 	// payload that cannot be decrypted); the client does not reconnect.
 	CloseClientFatal = 4200
 )
+
+// CloseFatalMin is the lowest fatal close code: the standard client does not
+// reconnect after a close with a code from CloseFatalMin on, except
+// CloseClientDormant.
+const CloseFatalMin = 4100
+
+// CloseIsFatal reports whether the standard client gives up (rather than
+// reconnects) after a close with code, as the Croquet client decides it.
+func CloseIsFatal(code int) bool {
+	return code >= CloseFatalMin && code != CloseClientDormant
+}
 
 // CloseCodeText returns the standard reason text for a close code.
 func CloseCodeText(code int) string {

@@ -4,7 +4,7 @@ package protocol
 // package or by the reflector core, and every violation produces an *Error
 // naming the limit.
 const (
-	// FrameBytesMax is the largest client frame accepted (spec §13.2 suggests
+	// FrameBytesMax is the largest client frame accepted (docs/protocol.md §13.2:
 	// 1 MiB; legitimate frames are below ~40 KB except JOINs with large
 	// viewData).
 	FrameBytesMax = 1 << 20
@@ -58,24 +58,19 @@ const (
 	// CloseReasonBytesMax is the longest close reason a WebSocket close frame
 	// can carry (125 bytes of control payload minus the 2-byte code).
 	CloseReasonBytesMax = 123
-
-	// ChunkCharsMax is the size of outgoing chunks for frames that exceed it
-	// (spec §3.3). Metronome does not chunk (WebSocket clients accept large
-	// frames), but a frame above this size is worth a warning.
-	ChunkCharsMax = 1_000_000
 )
 
 // Protocol constants that are not limits.
 const (
 	// SeqInitial is the "last assigned" sequence number of a new session;
-	// the first stamped message gets SeqInitial+1 (spec §4.5).
+	// the first stamped message gets SeqInitial+1 (docs/protocol.md §4.5).
 	SeqInitial uint32 = 0xFFFFFFF0
 
 	// TickMsDefault is the tick interval when the first JOIN has none
-	// (spec §4.2; the reference crashes instead, quirk Q1).
+	// (docs/protocol.md §4.2; the reference crashes instead, quirk Q1).
 	TickMsDefault = 200
 
-	// ScaleMin and ScaleMax clamp the time scale (spec §4.1).
+	// ScaleMin and ScaleMax clamp the time scale (docs/protocol.md §4.1).
 	ScaleMin = 1.0 / 64
 	ScaleMax = 64.0
 )

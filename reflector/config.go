@@ -1,9 +1,13 @@
 package reflector
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+)
 
 // Config holds the tunable limits and intervals of a session. The zero value
-// is not valid; start from DefaultConfig.
+// is not valid; start from DefaultConfig, or set the fields you need and
+// call WithDefaults for the rest.
 type Config struct {
 	// ReflectorName is echoed in SYNC "reflector" (informational).
 	ReflectorName string
@@ -11,9 +15,9 @@ type Config struct {
 	// bugs are switched on only by the simulator's self-test (bugs.go).
 	bugs bugSwitches
 
-	// UsersIntervalMs batches users join/leave announcements (spec §10.1).
+	// UsersIntervalMs batches users join/leave announcements (docs/protocol.md §10.1).
 	UsersIntervalMs int64
-	// TallyTimeoutMs is how long a TUTTI tally waits for votes (spec §6.3).
+	// TallyTimeoutMs is how long a TUTTI tally waits for votes (docs/protocol.md §6.3).
 	TallyTimeoutMs int64
 	// TallyHistoryMs and TalliesCompletedMax bound the memory of completed
 	// TUTTI keys, used to reject late votes.
@@ -23,12 +27,12 @@ type Config struct {
 	TalliesOpenMax int
 
 	// DeletionDelayMs keeps a session alive after its last connection
-	// closed, so that clients can rejoin seamlessly (spec §11.3, ≥ 10 s).
+	// closed, so that clients can rejoin seamlessly (docs/protocol.md §11.3, ≥ 10 s).
 	DeletionDelayMs int64
 
 	// MessagesSinceSnapshotMax is the hard limit of the message buffer: a
 	// message arriving when the buffer is full is rejected with an INFO to
-	// its sender and a REQU to all members (spec §8.3).
+	// its sender and a REQU to all members (docs/protocol.md §8.3).
 	MessagesSinceSnapshotMax int
 	// MessagesRequestSnapshotFrom is the buffer size from which the
 	// reflector asks clients for a snapshot (REQU).
@@ -39,10 +43,11 @@ type Config struct {
 	MessagesSnapshotReserve int
 
 	// InactivityTimeoutMs closes a connection (4002) from which nothing was
-	// received for this long; 0 disables the watchdog.
+	// received for this long; 0 disables the watchdog (Off for
+	// WithDefaults).
 	InactivityTimeoutMs int64
 	// NeverJoinedTimeoutMs closes a connection (4121) that sent no JOIN for
-	// this long; 0 disables it.
+	// this long; 0 disables it (Off for WithDefaults).
 	NeverJoinedTimeoutMs int64
 	// WatchdogIntervalMs is how often the watchdog looks at connections.
 	WatchdogIntervalMs int64
@@ -82,6 +87,48 @@ func DefaultConfig() Config {
 		DebounceKeysMax:             1024,
 		TimeLeaseMs:                 10_000,
 	}
+}
+
+// Off, as InactivityTimeoutMs, NeverJoinedTimeoutMs or
+// MessagesSnapshotReserve of a Config given to WithDefaults, asks for 0 (no
+// watchdog, no reserve), which a zero field cannot ask for there.
+const Off = -1
+
+// WithDefaults returns c with each zero field set to its DefaultConfig value,
+// so that a configuration that sets only some fields keeps the defaults of
+// the others; a field set to Off becomes 0. Fields already set are kept as
+// they are (Validate checks them).
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	c.ReflectorName = cmp.Or(c.ReflectorName, d.ReflectorName)
+	c.UsersIntervalMs = cmp.Or(c.UsersIntervalMs, d.UsersIntervalMs)
+	c.TallyTimeoutMs = cmp.Or(c.TallyTimeoutMs, d.TallyTimeoutMs)
+	c.TallyHistoryMs = cmp.Or(c.TallyHistoryMs, d.TallyHistoryMs)
+	c.TalliesCompletedMax = cmp.Or(c.TalliesCompletedMax, d.TalliesCompletedMax)
+	c.TalliesOpenMax = cmp.Or(c.TalliesOpenMax, d.TalliesOpenMax)
+	c.DeletionDelayMs = cmp.Or(c.DeletionDelayMs, d.DeletionDelayMs)
+	c.MessagesSinceSnapshotMax = cmp.Or(c.MessagesSinceSnapshotMax, d.MessagesSinceSnapshotMax)
+	c.MessagesRequestSnapshotFrom = cmp.Or(c.MessagesRequestSnapshotFrom, d.MessagesRequestSnapshotFrom)
+	c.MessagesSnapshotReserve = orOff(c.MessagesSnapshotReserve, d.MessagesSnapshotReserve)
+	c.InactivityTimeoutMs = orOff(c.InactivityTimeoutMs, d.InactivityTimeoutMs)
+	c.NeverJoinedTimeoutMs = orOff(c.NeverJoinedTimeoutMs, d.NeverJoinedTimeoutMs)
+	c.WatchdogIntervalMs = cmp.Or(c.WatchdogIntervalMs, d.WatchdogIntervalMs)
+	c.FramesPerSecondMax = cmp.Or(c.FramesPerSecondMax, d.FramesPerSecondMax)
+	c.FramesBurstMax = cmp.Or(c.FramesBurstMax, d.FramesBurstMax)
+	c.DebounceKeysMax = cmp.Or(c.DebounceKeysMax, d.DebounceKeysMax)
+	c.TimeLeaseMs = cmp.Or(c.TimeLeaseMs, d.TimeLeaseMs)
+	return c
+}
+
+// orOff is value, or fallback when value is zero, or 0 when value is Off.
+func orOff[T int | int64](value, fallback T) T {
+	switch value {
+	case 0:
+		return fallback
+	case Off:
+		return 0
+	}
+	return value
 }
 
 // Validate checks the relations between limits.

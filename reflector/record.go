@@ -3,10 +3,12 @@ package reflector
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/metronome-sync/metronome/protocol"
 )
 
 // Record is the durable state of a session (the "savable" island fields of
-// spec §7.1, without the messages, which are stored as a log beside it).
+// docs/protocol.md §7.1, without the messages, which are stored as a log beside it).
 type Record struct {
 	ID           string `json:"id"`
 	Name         string `json:"name,omitempty"`
@@ -35,7 +37,6 @@ type Record struct {
 	// TalliesForgottenSendTime is the newest sendTime of a completed tally
 	// dropped from CompletedTallies; votes up to it are refused.
 	TalliesForgottenSendTime int64 `json:"talliesForgottenSendTime,omitempty"`
-	Microverse               bool  `json:"microverse,omitempty"`
 }
 
 // CompletedTally remembers a finished TUTTI so late votes are ignored.
@@ -66,7 +67,7 @@ func DecodeRecord(data []byte) (Record, error) {
 		record.Scale = 1
 	}
 	if record.TickMs <= 0 {
-		record.TickMs = 200
+		record.TickMs = protocol.TickMsDefault
 	}
 	return record, nil
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // snap records an uploaded snapshot and trims the message buffer
-// (spec §6.5). Unlike the reference, a SNAP whose seq is not the current
+// (docs/protocol.md §6.5). Unlike the reference, a SNAP whose seq is not the current
 // snapshot's or a buffered message's is ignored: accepting it would give
 // later joiners a sequence gap.
 func (s *Session) snap(now int64, m *member, frame protocol.ClientFrame, out *Effects) {
@@ -27,7 +27,7 @@ func (s *Session) snap(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot at time %d is not newer than the current one at %d", snap.Time, s.record.SnapshotTime))
 		return
 	}
-	if current := s.advance(now, out); snap.Time > current {
+	if current := s.advanceTimeAndLease(now, out); snap.Time > current {
 		out.note(NoteSnapshotIgnored, m.id, fmt.Sprintf("snapshot time %d is ahead of the session time %d", snap.Time, current))
 		return
 	}
@@ -51,7 +51,7 @@ func (s *Session) snap(now int64, m *member, frame protocol.ClientFrame, out *Ef
 	s.trySync(now, out)
 }
 
-// save stores a persisted-data pointer (spec §6.6). It does not change the
+// save stores a persisted-data pointer (docs/protocol.md §6.6). It does not change the
 // running session; a fresh session with the same persistentId starts from it.
 func (s *Session) save(m *member, frame protocol.ClientFrame, out *Effects) {
 	if !s.requireIsland(m, protocol.ActionSave, out) {

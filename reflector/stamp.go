@@ -10,18 +10,18 @@ import (
 
 // delayGuardMs is added to the delay computation, as the reference does, so
 // that a message is never stamped at the exact time of a synthesised tick
-// (spec §4.3).
+// (docs/protocol.md §4.3).
 const delayGuardMs = 0.1
 
 // submit stamps a client message now, or holds it in the delayed batch
-// when the session has a "cheat beat" delay (spec §4.3).
+// when the session has a "cheat beat" delay (docs/protocol.md §4.3).
 //
 // reserved marks messages that keep a session able to recover when its
 // buffer is full — snapshot polls and TUTTI first messages — which may use
 // MessagesSnapshotReserve beyond MessagesSinceSnapshotMax.
 func (s *Session) submit(now int64, message protocol.Message, sender ConnID, reserved bool, out *Effects) {
 	if s.record.DelayMs > 0 {
-		current := s.advance(now, out)
+		current := s.advanceTimeAndLease(now, out)
 		wait := float64(s.record.LastTick) + s.record.DelayMs + delayGuardMs - float64(current)
 		if wait > 0 || len(s.delayed) > 0 {
 			if s.bufferFull(sender, len(s.delayed), reserved, out) {
@@ -35,11 +35,11 @@ func (s *Session) submit(now int64, message protocol.Message, sender ConnID, res
 			return
 		}
 	}
-	t := s.advance(now, out)
+	t := s.advanceTimeAndLease(now, out)
 	s.stamp(now, t, message.Payload, message.Extra, sender, reserved, out)
 }
 
-// delayedMessage is a client message held by the delay (spec §4.3).
+// delayedMessage is a client message held by the delay (docs/protocol.md §4.3).
 type delayedMessage struct {
 	message  protocol.Message
 	reserved bool
@@ -51,7 +51,7 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 	if len(s.delayed) == 0 {
 		return
 	}
-	t := s.advance(now, out)
+	t := s.advanceTimeAndLease(now, out)
 	batch := s.delayed
 	s.delayed = nil
 	for _, held := range batch {
@@ -61,7 +61,7 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 }
 
 // bufferFull applies the message buffer limits before a message is
-// accepted (spec §8.3). It returns true when the message must be rejected;
+// accepted (docs/protocol.md §8.3). It returns true when the message must be rejected;
 // the sender (if any) is told so explicitly, unlike the reference (Q5).
 func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Effects) bool {
 	n := s.buffer.len() + pending
@@ -124,13 +124,13 @@ func (s *Session) tick(now int64, out *Effects) {
 	if len(to) == 0 {
 		return
 	}
-	t := s.advance(now, out)
+	t := s.advanceTimeAndLease(now, out)
 	out.Outbound = append(out.Outbound, Outbound{To: to, Frame: protocol.AppendTick(nil, s.id, t), Tick: true})
 	out.TicksSent += len(to)
 	s.record.LastTick = t
 }
 
-// --- users (spec §10) ---
+// --- users (docs/protocol.md §10) ---
 
 func (s *Session) userJoined(now int64, m *member) {
 	change := userChange{key: m.userKey, user: m.user}
@@ -191,7 +191,7 @@ func (s *Session) flushUsers(now int64, out *Effects) {
 	active, total := s.userCounts()
 	if active > 0 {
 		payload := protocol.UsersPayload(active, total, users(s.pendingJoined), users(s.pendingLeft))
-		t := s.advance(now, out)
+		t := s.advanceTimeAndLease(now, out)
 		s.stamp(now, t, payload, nil, 0, true, out)
 	}
 	s.pendingJoined = nil

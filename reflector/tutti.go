@@ -6,7 +6,7 @@ import (
 	"github.com/metronome-sync/metronome/protocol"
 )
 
-// tally is an open TUTTI vote (spec §6.3).
+// tally is an open TUTTI vote (docs/protocol.md §6.3).
 type tally struct {
 	key         string
 	sendTime    int64
@@ -95,7 +95,7 @@ func (s *Session) completeTally(now int64, done *tally, out *Effects) {
 	}
 	if done.wantsVote || len(done.votes) > 1 {
 		payload := protocol.TallyPayload(done.sendTime, done.votes, done.tallyTarget, done.key, max(0, done.expecting))
-		t := s.advance(now, out)
+		t := s.advanceTimeAndLease(now, out)
 		s.stamp(now, t, payload, nil, 0, true, out)
 	}
 	completed := append(s.record.CompletedTallies, CompletedTally{Key: done.key, SendTime: done.sendTime})

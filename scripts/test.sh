@@ -25,6 +25,7 @@ go run ./cmd/metronome sim --seeds 500
 go test -tags simbugs -count=1 -run 'TestSimFindsKnownBugs|TestSimWithoutBugsIsClean' ./sim
 step "dmath: bit-identical on amd64 v1/v3, arm64 (qemu), wasm (Node)"; ./scripts/crosstarget.sh
 step "metronome vet: the examples' models (views and bots may use time and goroutines)"; go run ./cmd/metronome vet ./examples/*/model
+step "metronome vet: the pure cores (reflector, client link and island replay the same on every platform)"; go run ./cmd/metronome vet ./reflector ./client/link ./client/island
 
 step "JS compatibility tests (@croquet/croquet 2.0.4 in Node.js and Chromium)"
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

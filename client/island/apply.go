@@ -3,6 +3,7 @@ package island
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -209,7 +210,7 @@ func userViewID(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// snapshotVote is the vote payload (spec §9.1), stable key order.
+// snapshotVote is the vote payload (docs/protocol.md §9.1), stable key order.
 type snapshotVote struct {
 	CPUTime float64 `json:"cpuTime"`
 	Hash    string  `json:"hash"`
@@ -255,7 +256,8 @@ func (i *Island[M]) tally(m Message, out *Effects) {
 	}
 	groups := map[string][]voter{}
 	var hashes []string
-	for payload, count := range tally.Votes {
+	for _, payload := range slices.Sorted(maps.Keys(tally.Votes)) {
+		count := tally.Votes[payload]
 		var vote snapshotVote
 		if json.Unmarshal([]byte(payload), &vote) != nil || vote.Hash == "" || count < 1 {
 			continue
@@ -429,10 +431,5 @@ func (i *Island[M]) publish(name string, data []byte) error {
 }
 
 func (i *Island[M]) views() []string {
-	views := make([]string, 0, len(i.state.Views))
-	for view := range i.state.Views {
-		views = append(views, view)
-	}
-	slices.Sort(views)
-	return views
+	return slices.Sorted(maps.Keys(i.state.Views))
 }

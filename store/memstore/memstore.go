@@ -1,10 +1,18 @@
 // Package memstore is an in-memory store.Store for tests, the simulator and
 // servers that need no persistence. Nothing survives the process.
 //
-// The store copies every byte slice it is given and every byte slice it hands
-// out, so callers may reuse or modify their buffers freely. Session ids are
-// checked with store.ValidateSessionID, file paths and pointer keys with
-// store.ValidatePath, as in every store.
+// Records and pointer values are copied on the way in and on the way out, and
+// LoadSession returns copies of the messages, so callers may reuse or modify
+// those buffers freely. Committed message data is the exception: the
+// store.Store contract makes it immutable, so Commit keeps the slices without
+// copying them (in-memory mode holds each message once), and the caller must
+// not modify them afterwards. A session's messages are kept in blocks of 256
+// (messageList): appending never copies the messages already held, and
+// dropping from the front frees whole blocks. PutFile reads a file into a
+// buffer of its own; OpenFile reads from that buffer without copying it.
+//
+// Session ids are checked with store.ValidateSessionID, file paths and
+// pointer keys with store.ValidatePath, as in every store.
 package memstore
 
 import (
