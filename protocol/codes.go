@@ -90,3 +90,13 @@ func CloseCodeText(code int) string {
 	}
 	return "closed"
 }
+
+// INFO codes the reflector sends (docs/protocol.md §6B).
+const (
+	// InfoSnapshotNeeded: the message buffer is filling up; a snapshot
+	// would empty it.
+	InfoSnapshotNeeded = "SNAPSHOT_NEEDED"
+	// InfoMessageRejected: the sender's message was not stamped because
+	// the buffer is full.
+	InfoMessageRejected = "MESSAGE_REJECTED"
+)

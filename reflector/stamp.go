@@ -71,10 +71,10 @@ func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Eff
 	}
 	if n >= limit {
 		out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
-		out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, "SNAPSHOT_NEEDED",
+		out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, protocol.InfoSnapshotNeeded,
 			fmt.Sprintf("message buffer full: %d messages since the last snapshot (MessagesSinceSnapshotMax)", n), protocol.LevelWarning))
 		if sender != 0 {
-			out.send([]ConnID{sender}, protocol.AppendInfo(nil, s.id, "MESSAGE_REJECTED",
+			out.send([]ConnID{sender}, protocol.AppendInfo(nil, s.id, protocol.InfoMessageRejected,
 				fmt.Sprintf("your message was not accepted: %d messages since the last snapshot (MessagesSinceSnapshotMax); a snapshot is needed", n), protocol.LevelError))
 		}
 		out.note(NoteBufferFull, sender, fmt.Sprintf("message rejected: buffer holds %d messages", n))
@@ -86,7 +86,7 @@ func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Eff
 		if n%every == 0 {
 			out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
 			if headroom < s.config.MessagesSinceSnapshotMax/10 {
-				out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, "SNAPSHOT_NEEDED",
+				out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, protocol.InfoSnapshotNeeded,
 					fmt.Sprintf("%d messages since the last snapshot; the limit is %d", n, s.config.MessagesSinceSnapshotMax), protocol.LevelWarning))
 			}
 		}

@@ -29,6 +29,13 @@ const (
 	// inputs are re-sent at once after a reconnect.
 	SendRatePerSecondDefault = 100
 	SendBurstMaxDefault      = 200
+	// RejectedResendDelayMs is how long after the reflector rejected an
+	// input (INFO MESSAGE_REJECTED: its message buffer is full until a
+	// snapshot empties it) the link sends its unconfirmed inputs again.
+	// The reflector's INFO does not say which input it rejected; copies of
+	// inputs that were stamped after all are dropped by the model runtime
+	// by their tags, as after a reconnect.
+	RejectedResendDelayMs = 1000
 	// LeaveDelayMs is the JOIN leaveDelay Go clients send: how long the
 	// reflector waits, after a view's connection drops, before it announces
 	// that the view left, so that a reconnect within it goes unnoticed. 1250

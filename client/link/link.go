@@ -106,6 +106,9 @@ type Link struct {
 	pulseAt      int64 // send PULSE if nothing was sent by then
 	reconnectAt  int64
 	flushAt      int64 // pending inputs wait for rate tokens until then
+	// rejectedResendAt is when inputs marked after a rejection are sent
+	// again (resendAfterRejection).
+	rejectedResendAt int64
 
 	stats Stats
 }
@@ -329,6 +332,9 @@ func (l *Link) received(now int64, data []byte, out *Effects) {
 		}
 	case protocol.ActionInfo:
 		out.Notes = append(out.Notes, fmt.Sprintf("reflector INFO %s: %s", frame.Info.Code, frame.Info.Message))
+		if frame.Info.Code == protocol.InfoMessageRejected {
+			l.resendAfterRejection(now)
+		}
 	case protocol.ActionRequ:
 		out.SnapshotRequested = true
 	}
@@ -487,7 +493,7 @@ func (l *Link) flush(now int64, out *Effects) {
 	l.refill(now)
 	for i := range l.pending {
 		input := &l.pending[i]
-		if input.sentOn == l.conn {
+		if input.sentOn == l.conn || (input.sentOn == rejectedConn && now < l.rejectedResendAt) {
 			continue
 		}
 		if l.tokensMilli < 1000 {
@@ -505,6 +511,23 @@ func (l *Link) flush(now int64, out *Effects) {
 			[]json.RawMessage{tag.encode(), json.RawMessage("0")}), out)
 	}
 }
+
+// resendAfterRejection marks every unconfirmed input for sending again
+// RejectedResendDelayMs from now: one of them was rejected, and nothing
+// but a re-send would ever deliver it.
+func (l *Link) resendAfterRejection(now int64) {
+	for i := range l.pending {
+		if l.pending[i].sentOn == l.conn {
+			l.pending[i].sentOn = rejectedConn
+		}
+	}
+	l.rejectedResendAt = now + RejectedResendDelayMs
+	l.flushAt = min(l.flushAt, l.rejectedResendAt)
+}
+
+// rejectedConn marks an input sent on the current connection whose
+// outcome is unknown after a rejection: flush sends it again.
+const rejectedConn = ConnID(1<<64 - 1)
 
 func (l *Link) refill(now int64) {
 	if elapsed := now - l.refilledAt; elapsed > 0 {

@@ -210,3 +210,33 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectedInputsAreSentAgain: after INFO MESSAGE_REJECTED the link
+// sends its unconfirmed inputs again, RejectedResendDelayMs later and not
+// before (a submit meanwhile sends only itself); a confirmed input is not
+// sent again.
+func TestRejectedInputsAreSentAgain(t *testing.T) {
+	h := newHarness(t)
+	h.join()
+	h.step(Submit{Payload: json.RawMessage(`"a"`)})
+	h.step(Submit{Payload: json.RawMessage(`"b"`)})
+	// "a" is stamped; "b" was rejected.
+	h.frame(protocol.AppendRecv(nil, "S", message(300, firstSeq+2, `"a"`, `"view1:1"`, "0")))
+	h.frame(protocol.AppendInfo(nil, "S", protocol.InfoMessageRejected, "buffer full", "error"))
+	if wake := h.link.NextWake(); wake > h.now+RejectedResendDelayMs {
+		t.Fatalf("next wake %d, want the re-send at %d", wake, h.now+RejectedResendDelayMs)
+	}
+	h.now += RejectedResendDelayMs / 2
+	out := h.step(Submit{Payload: json.RawMessage(`"c"`)})
+	if len(out.Frames) != 1 || !strings.Contains(string(out.Frames[0].Data), `"c"`) {
+		t.Fatalf("a submit right after the rejection sent %q, want only c", out.Frames)
+	}
+	h.now += RejectedResendDelayMs / 2
+	out = h.step(Wake{})
+	if len(out.Frames) != 1 || !strings.Contains(string(out.Frames[0].Data), `"b"`) {
+		t.Fatalf("the re-send after the delay sent %q, want b again", out.Frames)
+	}
+	if h.link.Stats().InputsResent != 1 {
+		t.Errorf("InputsResent %d, want 1", h.link.Stats().InputsResent)
+	}
+}
