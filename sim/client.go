@@ -156,17 +156,20 @@ func (c *client) execute(out *link.Effects) {
 		w.tracef("%s: input rejected: %v", c.viewID, err)
 	}
 	if out.SnapshotRequested {
+		// The reflector asks for a snapshot (REQU): poll even if the
+		// model's interval has not passed, as the SDK does.
 		c.lastPollAt = -1 << 40
 	}
-	c.maybePoll()
+	c.maybePoll(out.SnapshotRequested)
 	c.scheduleWake()
 }
 
-// maybePoll sends a snapshot poll when the model's snapshot is due, at
-// most once per snapshot interval per process (as the SDK does).
-func (c *client) maybePoll() {
+// maybePoll sends a snapshot poll when the model's snapshot is due (or
+// forced by a REQU), at most once per snapshot interval per process (as
+// the SDK does).
+func (c *client) maybePoll(force bool) {
 	interval := c.w.app.SnapshotIntervalMs
-	if c.island == nil || !c.link.Joined() || !c.island.WantsSnapshot() || c.now()-c.lastPollAt < interval {
+	if c.island == nil || !c.link.Joined() || !(force || c.island.WantsSnapshot()) || c.now()-c.lastPollAt < interval {
 		return
 	}
 	c.lastPollAt = c.now()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/metronome-sync/metronome/reflector"
 )
 
 // Fault kinds the simulator can inject. Options.Faults enables a subset.
@@ -101,6 +103,17 @@ type Scenario struct {
 	// SessionStartMs is when each session's first clients start.
 	SessionStartMs []int64
 
+	// Limits of the reflector, shrunk per seed so that the paths behind
+	// them are reached (0: the default): the message buffer (REQU, INFO,
+	// rejected messages and their re-send), tallies, users batching, the
+	// time lease and the debounce table.
+	BufferMax       int
+	TallyTimeoutMs  int64
+	UsersIntervalMs int64
+	TimeLeaseMs     int64
+	DebounceKeysMax int
+	TalliesOpenMax  int
+
 	// StorageFailureChance is the chance that one commit or load of a
 	// session fails.
 	StorageFailureChance float64
@@ -184,6 +197,16 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 	if on(FaultStorageFailure) && r.Chance(0.3) {
 		s.StorageFailureChance = 0.01 * r.Float64()
 	}
+	if on(FaultSnapshot) && r.Chance(0.5) {
+		s.BufferMax = int(r.Between(40, 400))
+	}
+	if r.Chance(0.5) {
+		s.TallyTimeoutMs = r.Between(100, 2000)
+		s.UsersIntervalMs = r.Between(1, 500)
+		s.TimeLeaseMs = r.Between(500, 5000)
+		s.DebounceKeysMax = int(r.Between(1, 8))
+		s.TalliesOpenMax = int(r.Between(1, 4))
+	}
 	s.SessionStartMs = make([]int64, s.Sessions)
 	if on(FaultPersist) && on(FaultSnapshot) && r.Chance(0.5) {
 		s.Persist = true
@@ -245,6 +268,13 @@ func (s Scenario) String() string {
 	if s.SnapshotEveryMs > 0 {
 		add("snapshot every ~%d ms", s.SnapshotEveryMs)
 	}
+	if s.BufferMax > 0 {
+		add("message buffer %d", s.BufferMax)
+	}
+	if s.TallyTimeoutMs > 0 {
+		add("tally timeout %d ms, users every %d ms, time lease %d ms, %d debounce keys, %d open tallies",
+			s.TallyTimeoutMs, s.UsersIntervalMs, s.TimeLeaseMs, s.DebounceKeysMax, s.TalliesOpenMax)
+	}
 	if s.StorageFailureChance > 0 {
 		add("storage failures %.2f%%", 100*s.StorageFailureChance)
 	}
@@ -253,4 +283,27 @@ func (s Scenario) String() string {
 	}
 	add("flush after %d event(s) or %d ms", s.FlushEventsMax, s.FlushHoldMs)
 	return b.String()
+}
+
+// reflectorConfig is the reflector's configuration for the scenario: the
+// defaults with the scenario's shrunk limits (validated, as the server
+// validates its own).
+func (s *Scenario) reflectorConfig() (reflector.Config, error) {
+	config := reflector.DefaultConfig()
+	config.ReflectorName = "sim"
+	if s.BufferMax > 0 {
+		config.MessagesSinceSnapshotMax = s.BufferMax
+		config.MessagesRequestSnapshotFrom = s.BufferMax / 2
+		// Room for the snapshot flow of a full buffer: a poll, a vote per
+		// client, the tally, users messages.
+		config.MessagesSnapshotReserve = 20
+	}
+	if s.TallyTimeoutMs > 0 {
+		config.TallyTimeoutMs = s.TallyTimeoutMs
+		config.UsersIntervalMs = s.UsersIntervalMs
+		config.TimeLeaseMs = s.TimeLeaseMs
+		config.DebounceKeysMax = s.DebounceKeysMax
+		config.TalliesOpenMax = s.TalliesOpenMax
+	}
+	return config, config.Validate()
 }

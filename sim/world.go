@@ -26,7 +26,6 @@ import (
 
 	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/host"
-	"github.com/metronome-sync/metronome/reflector"
 )
 
 // BugLostDurableWrite makes the simulated disk lose the last acknowledged
@@ -158,8 +157,10 @@ func newWorld(options Options) (*World, error) {
 		snapshotIntervalMs = 1 << 50 // snapshots off
 	}
 	w.app = simApp(snapshotIntervalMs)
-	config := reflector.DefaultConfig()
-	config.ReflectorName = "sim"
+	config, err := w.scenario.reflectorConfig()
+	if err != nil {
+		return nil, err
+	}
 	w.reflector = &simReflector{w: w, options: host.Options{Config: config}, store: newStore(w),
 		flushEventsMax: w.scenario.FlushEventsMax, flushHoldMs: w.scenario.FlushHoldMs}
 	w.reflector.store.nonDurable = options.NonDurable

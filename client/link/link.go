@@ -493,7 +493,11 @@ func (l *Link) flush(now int64, out *Effects) {
 	l.refill(now)
 	for i := range l.pending {
 		input := &l.pending[i]
-		if input.sentOn == l.conn || (input.sentOn == rejectedConn && now < l.rejectedResendAt) {
+		if input.sentOn == l.conn {
+			continue
+		}
+		if input.sentOn == rejectedConn && now < l.rejectedResendAt {
+			l.flushAt = min(l.flushAt, l.rejectedResendAt)
 			continue
 		}
 		if l.tokensMilli < 1000 {

@@ -240,3 +240,27 @@ func TestRejectedInputsAreSentAgain(t *testing.T) {
 		t.Errorf("InputsResent %d, want 1", h.link.Stats().InputsResent)
 	}
 }
+
+// TestRejectedInputSurvivesAReconnect: a rejected input whose re-send is
+// still waiting when the connection breaks is sent on the next connection
+// once its delay has passed (the simulator found it waiting forever: a
+// reconnect cleared the wake that would have sent it).
+func TestRejectedInputSurvivesAReconnect(t *testing.T) {
+	h := newHarness(t)
+	h.join()
+	h.step(Submit{Payload: json.RawMessage(`"a"`)})
+	h.frame(protocol.AppendInfo(nil, "S", protocol.InfoMessageRejected, "buffer full", "error"))
+	h.step(Closed{Conn: 1, Code: 1006})
+	h.step(Wake{})
+	h.step(Opened{Conn: 2})
+	sync := &protocol.Sync{Time: 20, Seq: firstSeq + 1, Timeline: "tl", Messages: [][]byte{message(200, firstSeq+1, usersJoined("view1"))}}
+	h.frame(protocol.AppendSync(nil, "S", sync))
+	if wake := h.link.NextWake(); wake > RejectedResendDelayMs {
+		t.Fatalf("after the rejoin the next wake is %d, want the re-send at %d", wake, RejectedResendDelayMs)
+	}
+	h.now = RejectedResendDelayMs
+	out := h.step(Wake{})
+	if len(out.Frames) != 1 || !strings.Contains(string(out.Frames[0].Data), `"view1:1"`) {
+		t.Fatalf("the rejected input was not sent again: %q", out.Frames)
+	}
+}
