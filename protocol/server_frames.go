@@ -210,8 +210,10 @@ func AppendJoinFrame(dst []byte, sessionID string, join *JoinRequest) []byte {
 	dst = AppendJSString(dst, join.URL)
 	dst = append(dst, `,"sdk":`...)
 	dst = AppendJSString(dst, join.SDK)
-	dst = append(dst, `,"user":`...)
-	dst = append(dst, join.User...)
+	if len(join.User) > 0 {
+		dst = append(dst, `,"user":`...)
+		dst = append(dst, join.User...)
+	}
 	dst = append(dst, `,"ticks":{"tick":`...)
 	dst = strconv.AppendInt(dst, join.TickMs, 10)
 	dst = append(dst, `,"delay":`...)

@@ -81,6 +81,15 @@ func TestClientFramesDecodeAsTheReflectorDoes(t *testing.T) {
 		t.Fatalf("JOIN args: %+v, %v", decoded, err)
 	}
 
+	// A JOIN without a user value (a view that is not announced) omits it.
+	frame, err = DecodeClientFrame(AppendJoinFrame(nil, "S", &JoinRequest{Name: "app/s", TickMs: 50}))
+	if err != nil || frame.Action != ActionJoin {
+		t.Fatalf("JOIN without user: %+v, %v", frame, err)
+	}
+	if decoded, err = DecodeJoin(frame.Args); err != nil || decoded.User != nil {
+		t.Fatalf("JOIN without user args: %+v, %v", decoded, err)
+	}
+
 	frame, err = DecodeClientFrame(AppendSendFrame(nil, "S", 5, json.RawMessage(`"p"`), []json.RawMessage{json.RawMessage(`"view1/7"`), json.RawMessage(`0`)}))
 	if err != nil || frame.Action != ActionSend {
 		t.Fatalf("SEND: %+v, %v", frame, err)

@@ -38,9 +38,17 @@ type Config struct {
 	// reflector asks clients for a snapshot (REQU).
 	MessagesRequestSnapshotFrom int
 	// MessagesSnapshotReserve is extra room beyond MessagesSinceSnapshotMax
-	// for the messages that lead to a snapshot (polls, votes, tallies) and
-	// users announcements, so that a full buffer can still be emptied.
+	// for the messages that lead to a snapshot (polls, TUTTI first
+	// messages, tallies) and users announcements, so that a full buffer can
+	// still be emptied. Users announcements may take only half of it (they
+	// wait while it is used up), so that churn cannot take the room the
+	// snapshot needs.
 	MessagesSnapshotReserve int
+	// BufferFullNoticeIntervalMs spaces the REQU and SNAPSHOT_NEEDED that a
+	// full buffer broadcasts: one per interval, not one per rejected
+	// message (which would multiply every rejected input by the number of
+	// members). The sender of each rejected message is still told.
+	BufferFullNoticeIntervalMs int64
 
 	// InactivityTimeoutMs closes a connection (4002) from which nothing was
 	// received for this long; 0 disables the watchdog (Off for
@@ -79,6 +87,7 @@ func DefaultConfig() Config {
 		MessagesSinceSnapshotMax:    100_000,
 		MessagesRequestSnapshotFrom: 60_000,
 		MessagesSnapshotReserve:     1_000,
+		BufferFullNoticeIntervalMs:  1_000,
 		InactivityTimeoutMs:         60_000,
 		NeverJoinedTimeoutMs:        35_000,
 		WatchdogIntervalMs:          5_000,
@@ -110,6 +119,7 @@ func (c Config) WithDefaults() Config {
 	c.MessagesSinceSnapshotMax = cmp.Or(c.MessagesSinceSnapshotMax, d.MessagesSinceSnapshotMax)
 	c.MessagesRequestSnapshotFrom = cmp.Or(c.MessagesRequestSnapshotFrom, d.MessagesRequestSnapshotFrom)
 	c.MessagesSnapshotReserve = orOff(c.MessagesSnapshotReserve, d.MessagesSnapshotReserve)
+	c.BufferFullNoticeIntervalMs = cmp.Or(c.BufferFullNoticeIntervalMs, d.BufferFullNoticeIntervalMs)
 	c.InactivityTimeoutMs = orOff(c.InactivityTimeoutMs, d.InactivityTimeoutMs)
 	c.NeverJoinedTimeoutMs = orOff(c.NeverJoinedTimeoutMs, d.NeverJoinedTimeoutMs)
 	c.WatchdogIntervalMs = cmp.Or(c.WatchdogIntervalMs, d.WatchdogIntervalMs)
@@ -144,6 +154,7 @@ func (c *Config) Validate() error {
 		{"TalliesOpenMax", int64(c.TalliesOpenMax)},
 		{"MessagesSinceSnapshotMax", int64(c.MessagesSinceSnapshotMax)},
 		{"MessagesRequestSnapshotFrom", int64(c.MessagesRequestSnapshotFrom)},
+		{"BufferFullNoticeIntervalMs", c.BufferFullNoticeIntervalMs},
 		{"WatchdogIntervalMs", c.WatchdogIntervalMs},
 		{"FramesPerSecondMax", c.FramesPerSecondMax},
 		{"FramesBurstMax", c.FramesBurstMax},

@@ -273,7 +273,11 @@ func (s *Session) send(now int64, m *member, frame protocol.ClientFrame, out *Ef
 		out.LatencySamplesMs = append(out.LatencySamplesMs, latency)
 	}
 	// A debounced, tagged SEND is a snapshot poll: it may use the reserve.
-	s.submit(now, message, m.id, frame.Tags.DebounceMs > 0 && frame.Tags.MsgID != "", out)
+	room := roomNone
+	if frame.Tags.DebounceMs > 0 && frame.Tags.MsgID != "" {
+		room = roomSnapshot
+	}
+	s.submit(now, message, m.id, room, out)
 }
 
 func (s *Session) rememberDebounce(now int64, msgID string) {

@@ -66,9 +66,12 @@ type Session struct {
 	pendingLeft   []userChange
 	usersAt       int64
 
-	tickAt    int64
-	delayed   []delayedMessage
-	delayedAt int64
+	tickAt int64
+	// fullNoticeAt is when a full buffer may broadcast its next REQU and
+	// SNAPSHOT_NEEDED (BufferFullNoticeIntervalMs).
+	fullNoticeAt int64
+	delayed      []delayedMessage
+	delayedAt    int64
 
 	tallies    map[string]*tally
 	tallyOrder []string

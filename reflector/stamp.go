@@ -16,18 +16,16 @@ const delayGuardMs = 0.1
 // submit stamps a client message now, or holds it in the delayed batch
 // when the session has a "cheat beat" delay (docs/protocol.md §4.3).
 //
-// reserved marks messages that keep a session able to recover when its
-// buffer is full — snapshot polls and TUTTI first messages — which may use
-// MessagesSnapshotReserve beyond MessagesSinceSnapshotMax.
-func (s *Session) submit(now int64, message protocol.Message, sender ConnID, reserved bool, out *Effects) {
+// room says how far beyond MessagesSinceSnapshotMax the message may go.
+func (s *Session) submit(now int64, message protocol.Message, sender ConnID, room room, out *Effects) {
 	if s.record.DelayMs > 0 {
 		current := s.advanceTimeAndLease(now, out)
 		wait := float64(s.record.LastTick) + s.record.DelayMs + delayGuardMs - float64(current)
 		if wait > 0 || len(s.delayed) > 0 {
-			if s.bufferFull(sender, len(s.delayed), reserved, out) {
+			if s.bufferFull(now, sender, len(s.delayed), room, out) {
 				return
 			}
-			s.delayed = append(s.delayed, delayedMessage{message: message, reserved: reserved})
+			s.delayed = append(s.delayed, delayedMessage{message: message, room: room})
 			if s.delayedAt == never {
 				// wait is session time; the timer runs in monotonic time.
 				s.delayedAt = now + int64(math.Ceil(wait/s.record.Scale))
@@ -36,14 +34,29 @@ func (s *Session) submit(now int64, message protocol.Message, sender ConnID, res
 		}
 	}
 	t := s.advanceTimeAndLease(now, out)
-	s.stamp(now, t, message.Payload, message.Extra, sender, reserved, out)
+	s.stamp(now, t, message.Payload, message.Extra, sender, room, out)
 }
 
 // delayedMessage is a client message held by the delay (docs/protocol.md §4.3).
 type delayedMessage struct {
-	message  protocol.Message
-	reserved bool
+	message protocol.Message
+	room    room
 }
+
+// room is how much of the message buffer's reserve a message may use.
+type room int
+
+const (
+	// roomNone: client messages stop at MessagesSinceSnapshotMax.
+	roomNone room = iota
+	// roomUsers: users announcements may use half of
+	// MessagesSnapshotReserve, so that joins and leaves while the buffer is
+	// full can never take the room the snapshot flow needs.
+	roomUsers
+	// roomSnapshot: what leads to a snapshot — snapshot polls (debounced
+	// tagged SENDs), TUTTI first messages and tallies — may use all of it.
+	roomSnapshot
+)
 
 // stampDelayed stamps the held batch with one time and consecutive seqs.
 func (s *Session) stampDelayed(now int64, out *Effects) {
@@ -55,7 +68,7 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 	batch := s.delayed
 	s.delayed = nil
 	for _, held := range batch {
-		s.stamp(now, t, held.message.Payload, held.message.Extra, 0, held.reserved, out)
+		s.stamp(now, t, held.message.Payload, held.message.Extra, 0, held.room, out)
 	}
 	s.tickAt = now + s.tickIntervalMs()
 }
@@ -63,16 +76,22 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 // bufferFull applies the message buffer limits before a message is
 // accepted (docs/protocol.md §8.3). It returns true when the message must be rejected;
 // the sender (if any) is told so explicitly, unlike the reference (Q5).
-func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Effects) bool {
+func (s *Session) bufferFull(now int64, sender ConnID, pending int, room room, out *Effects) bool {
 	n := s.buffer.len() + pending
 	limit := s.config.MessagesSinceSnapshotMax
-	if reserved {
+	switch room {
+	case roomUsers:
+		limit += s.config.MessagesSnapshotReserve / 2
+	case roomSnapshot:
 		limit += s.config.MessagesSnapshotReserve
 	}
 	if n >= limit {
-		out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
-		out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, protocol.InfoSnapshotNeeded,
-			fmt.Sprintf("message buffer full: %d messages since the last snapshot (MessagesSinceSnapshotMax)", n), protocol.LevelWarning))
+		if now >= s.fullNoticeAt {
+			s.fullNoticeAt = now + s.config.BufferFullNoticeIntervalMs
+			out.send(s.activeRecipients(), protocol.AppendRequ(nil, s.id))
+			out.send(s.connectedMembers(), protocol.AppendInfo(nil, s.id, protocol.InfoSnapshotNeeded,
+				fmt.Sprintf("message buffer full: %d messages since the last snapshot (MessagesSinceSnapshotMax)", n), protocol.LevelWarning))
+		}
 		if sender != 0 {
 			out.send([]ConnID{sender}, protocol.AppendInfo(nil, s.id, protocol.InfoMessageRejected,
 				fmt.Sprintf("your message was not accepted: %d messages since the last snapshot (MessagesSinceSnapshotMax); a snapshot is needed", n), protocol.LevelError))
@@ -96,8 +115,8 @@ func (s *Session) bufferFull(sender ConnID, pending int, reserved bool, out *Eff
 
 // stamp assigns the next seq and time t to a message, stores it, and sends
 // it to every synced connected member.
-func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawMessage, sender ConnID, reserved bool, out *Effects) bool {
-	if s.bufferFull(sender, 0, reserved, out) {
+func (s *Session) stamp(now, t int64, payload json.RawMessage, extra []json.RawMessage, sender ConnID, room room, out *Effects) bool {
+	if s.bufferFull(now, sender, 0, room, out) {
 		return false
 	}
 	s.record.Seq++
@@ -192,7 +211,12 @@ func (s *Session) flushUsers(now int64, out *Effects) {
 	if active > 0 {
 		payload := protocol.UsersPayload(active, total, users(s.pendingJoined), users(s.pendingLeft))
 		t := s.advanceTimeAndLease(now, out)
-		s.stamp(now, t, payload, nil, 0, true, out)
+		if !s.stamp(now, t, payload, nil, 0, roomUsers, out) {
+			// The buffer is full: keep the changes (a joiner completes its
+			// join only when it sees itself announced) and try again.
+			s.usersAt = now + s.config.UsersIntervalMs
+			return
+		}
 	}
 	s.pendingJoined = nil
 	s.pendingLeft = nil

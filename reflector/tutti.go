@@ -36,7 +36,7 @@ func (s *Session) tutti(now int64, m *member, frame protocol.ClientFrame, out *E
 			return
 		}
 		if vote.FirstMessage != nil {
-			s.submit(now, *vote.FirstMessage, m.id, true, out)
+			s.submit(now, *vote.FirstMessage, m.id, roomSnapshot, out)
 		}
 		_, synced := s.Members()
 		open = &tally{
@@ -96,7 +96,7 @@ func (s *Session) completeTally(now int64, done *tally, out *Effects) {
 	if done.wantsVote || len(done.votes) > 1 {
 		payload := protocol.TallyPayload(done.sendTime, done.votes, done.tallyTarget, done.key, max(0, done.expecting))
 		t := s.advanceTimeAndLease(now, out)
-		s.stamp(now, t, payload, nil, 0, true, out)
+		s.stamp(now, t, payload, nil, 0, roomSnapshot, out)
 	}
 	completed := append(s.record.CompletedTallies, CompletedTally{Key: done.key, SendTime: done.sendTime})
 	oldest := max(0, s.record.Time-s.config.TallyHistoryMs+1)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/client/link"
@@ -23,6 +24,7 @@ type client struct {
 	viewID      string
 	alive       bool
 	rogue       bool
+	rogueAct    int // index into rogueActs
 	slow        bool
 	startedAt   int64
 
@@ -77,7 +79,7 @@ func (c *client) start() {
 		ViewID:    c.viewID,
 		Seed:      w.rand.Uint64(),
 		Join: protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
-			URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, LeaveDelayMs: link.LeaveDelayMs},
+			URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, DelayMs: w.scenario.JoinDelayMs, LeaveDelayMs: link.LeaveDelayMs},
 	})
 	if err != nil {
 		panic(err)
@@ -341,27 +343,126 @@ func (c *client) receive(k *conn, p packet) {
 	}
 }
 
-// receiveRogue plays the rogue client: JOIN, wait for SYNC, send a SEND
-// whose payload is an object (which only the reflector may create).
+// receiveRogue plays the rogue client: a connection that does one odd or
+// hostile thing (rogueActs, chosen when it starts), then goes away. Each
+// must be answered without harm to the session: a close with a code that
+// names the problem, or nothing.
 func (c *client) receiveRogue(k *conn, p packet) {
 	w := c.w
+	act := rogueActs[c.rogueAct]
 	switch p.kind {
 	case packetAccepted:
 		k.clientOpen = true
+		if act.beforeJoin != nil {
+			w.count(FaultBadInput)
+			w.tracef("%s: %s", c.viewID, act.name)
+			c.rogueSend(k, act.beforeJoin(c))
+			return
+		}
 		join := protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
 			User: json.RawMessage(`"` + c.viewID + `"`), TickMs: w.scenario.TickMs, LeaveDelayMs: link.LeaveDelayMs}
 		w.send(k.toServer, packet{kind: packetFrame, data: protocol.AppendJoinFrame(nil, c.session, &join)})
 	case packetFrame:
-		if frame, err := protocol.DecodeServerFrame(p.data); err == nil && frame.Action == protocol.ActionSync {
+		if frame, err := protocol.DecodeServerFrame(p.data); err == nil && frame.Action == protocol.ActionSync && act.afterSync != nil {
 			w.count(FaultBadInput)
-			w.tracef("%s: sends a malformed SEND", c.viewID)
-			w.send(k.toServer, packet{kind: packetFrame, data: []byte(`{"id":"` + c.session + `","action":"SEND","args":[0,0,{"what":"users","joined":["forged"]}]}`)})
+			w.tracef("%s: %s", c.viewID, act.name)
+			c.rogueSend(k, act.afterSync(c)...)
+			if act.leaves {
+				k.clientClosed = true
+				w.send(k.toServer, packet{kind: packetClose, code: protocol.CloseNormal, reason: "rogue leaves"})
+				c.alive = false
+			}
 		}
 	case packetClose, packetReset, packetRefused:
 		k.clientClosed = true
 		w.tracef("%s: rogue connection closed (%d %s)", c.viewID, p.code, p.reason)
 		c.alive = false
 	}
+}
+
+func (c *client) rogueSend(k *conn, frames ...[]byte) {
+	for _, frame := range frames {
+		c.w.send(k.toServer, packet{kind: packetFrame, data: frame})
+	}
+}
+
+// rogueAct is one thing a rogue client does: before joining (instead of
+// its JOIN), or right after its SYNC; leaves: it then closes normally.
+type rogueAct struct {
+	name       string
+	beforeJoin func(c *client) []byte
+	afterSync  func(c *client) [][]byte
+	leaves     bool
+}
+
+func rogueFrame(c *client, action, args string) []byte {
+	return []byte(`{"id":"` + c.session + `","action":"` + action + `","args":` + args + `}`)
+}
+
+// rogueActs are the rogue clients' acts; the seed picks one per rogue.
+var rogueActs = []rogueAct{
+	{name: "sends a SEND with an object payload (a forged users message)", afterSync: func(c *client) [][]byte {
+		return [][]byte{rogueFrame(c, "SEND", `[0,0,{"what":"users","joined":["forged"]}]`)}
+	}},
+	{name: "sends a frame that is not JSON", beforeJoin: func(c *client) []byte { return []byte(`{"id":`) }},
+	{name: "sends TICKS before JOIN", beforeJoin: func(c *client) []byte { return rogueFrame(c, "TICKS", `{"tick":50}`) }},
+	{name: "sends SNAP before JOIN", beforeJoin: func(c *client) []byte {
+		return rogueFrame(c, "SNAP", `{"time":1,"seq":1,"hash":"h","url":"sim://none"}`)
+	}},
+	{name: "sends a JOIN with an impossible tick", beforeJoin: func(c *client) []byte {
+		return rogueFrame(c, "JOIN", `{"name":"n","version":1,"apiKey":"k","ticks":{"tick":1e12}}`)
+	}},
+	{name: "sends a SEND before JOIN", beforeJoin: func(c *client) []byte { return rogueFrame(c, "SEND", `[0,0,"early"]`) }},
+	{name: "pings, pulses, logs, sends an unknown action and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		return [][]byte{rogueFrame(c, "PING", `{"n":1}`), rogueFrame(c, "PULSE", `null`), rogueFrame(c, "LOG", `"rogue was here"`),
+			rogueFrame(c, "NOSUCH", `{}`)}
+	}},
+	{name: "announces a snapshot at a seq the reflector never stamped and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		return [][]byte{rogueFrame(c, "SNAP", `{"time":1,"seq":7,"hash":"h","url":"sim://no-such-snapshot","dissident":null}`)}
+	}},
+	{name: "changes the session's time scale and tick, and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		scale := []string{"0.5", "1.5", "2", "1"}[c.w.rand.Intn(4)]
+		return [][]byte{rogueFrame(c, "TICKS", `{"tick":`+strconv.FormatInt(c.w.scenario.TickMs, 10)+`,"scale":`+scale+`}`)}
+	}},
+	{name: "sends a malformed TUTTI", afterSync: func(c *client) [][]byte { return [][]byte{rogueFrame(c, "TUTTI", `[1,2]`)} }},
+	{name: "sends a malformed SAVE", afterSync: func(c *client) [][]byte { return [][]byte{rogueFrame(c, "SAVE", `{"url":""}`)} }},
+	{name: "sends TUTTI before JOIN", beforeJoin: func(c *client) []byte {
+		return protocol.AppendTuttiFrame(nil, c.session, 0, "v", true, nil, "rogue")
+	}},
+	{name: "sends SAVE before JOIN", beforeJoin: func(c *client) []byte {
+		return protocol.AppendSaveFrame(nil, c.session, 0, "sim://none")
+	}},
+	{name: "sends a malformed SNAP", afterSync: func(c *client) [][]byte { return [][]byte{rogueFrame(c, "SNAP", `{"time":"soon"}`)} }},
+	{name: "announces a dissident snapshot, one from the future and a dissident SAVE, and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		return [][]byte{rogueFrame(c, "SNAP", `{"time":1,"seq":1,"hash":"h","url":"sim://none","dissident":true}`),
+			rogueFrame(c, "SNAP", `{"time":9007199254740991,"seq":1,"hash":"h","url":"sim://none","dissident":null}`),
+			rogueFrame(c, "SAVE", `{"persistTime":1,"url":"sim://none","dissident":true}`)}
+	}},
+	{name: "sends malformed TICKS", afterSync: func(c *client) [][]byte { return [][]byte{rogueFrame(c, "TICKS", `{"tick":"fast"}`)} }},
+	{name: "changes the message batching delay, logs a long text, and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		return [][]byte{rogueFrame(c, "TICKS", `{"delay":`+strconv.FormatInt(c.w.rand.Between(1, 50), 10)+`}`),
+			rogueFrame(c, "LOG", `"`+strings.Repeat("x", 2000)+`"`)}
+	}},
+	{name: "joins again and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		join := protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: c.w.persistentID(c.session),
+			TickMs: c.w.scenario.TickMs, LeaveDelayMs: link.LeaveDelayMs}
+		return [][]byte{protocol.AppendJoinFrame(nil, c.session, &join)}
+	}},
+	{name: "opens more tallies than the reflector keeps open, votes twice, and leaves", leaves: true, afterSync: func(c *client) [][]byte {
+		var frames [][]byte
+		for i := range 6 {
+			key := "rogue-" + c.viewID + "-" + strconv.Itoa(i)
+			frames = append(frames, protocol.AppendTuttiFrame(nil, c.session, 0, "v", true, nil, key))
+		}
+		return append(frames, protocol.AppendTuttiFrame(nil, c.session, 0, "v", true, nil, "rogue-"+c.viewID+"-0"))
+	}},
+	{name: "floods the reflector with PULSEs", afterSync: func(c *client) [][]byte {
+		frames := make([][]byte, 500)
+		for i := range frames {
+			frames[i] = rogueFrame(c, "PULSE", `null`)
+		}
+		return frames
+	}},
 }
 
 // submitInput submits one input.

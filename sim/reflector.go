@@ -70,9 +70,9 @@ func (r *simReflector) start() {
 	r.w.tracef("reflector: process %d started", r.incarnation)
 }
 
-// crash kills the process: sessions in memory are gone, connections break,
-// the store keeps what was committed (possibly torn).
-func (r *simReflector) crash(torn bool) {
+// down ends the process: sessions in memory are gone, the connections
+// still open break.
+func (r *simReflector) down() {
 	r.up = false
 	for _, k := range r.w.sortedConns() {
 		if k.incarnation == r.incarnation && k.serverOpen && !k.serverClosed {
@@ -84,6 +84,27 @@ func (r *simReflector) crash(torn bool) {
 		}
 	}
 	r.sessions = nil
+}
+
+// shutdown stops the process gracefully, as SIGTERM stops the server:
+// every session steps a Shutdown (it persists its exact state and asks
+// its clients to reconnect with 4003) and is flushed, then the process
+// exits.
+func (r *simReflector) shutdown() {
+	for _, id := range sortedKeys(r.sessions) {
+		s := r.sessions[id]
+		s.host.Step(r.now(), reflector.Shutdown{})
+		r.flush(s)
+	}
+	r.down()
+	r.w.count(FaultReflectorRestart)
+	r.w.tracef("reflector: process %d shut down", r.incarnation)
+}
+
+// crash kills the process: sessions in memory are gone, connections break,
+// the store keeps what was committed (possibly torn).
+func (r *simReflector) crash(torn bool) {
+	r.down()
 	detail := ""
 	if torn {
 		if n := r.store.tearLastCommits(); n > 0 {

@@ -10,29 +10,30 @@ import (
 
 // Fault kinds the simulator can inject. Options.Faults enables a subset.
 const (
-	FaultDelay           = "delay"            // per-frame latency spikes and clogged links
-	FaultLoss            = "loss"             // lost packets: retransmitted after a timeout (head-of-line delay)
-	FaultDuplicate       = "duplicate"        // duplicated packets: dropped by the transport's reassembly
-	FaultReorder         = "reorder"          // packets overtaking each other: reassembled in order
-	FaultPartition       = "partition"        // one-way and two-way partitions between a client and the reflector
-	FaultReset           = "reset"            // a connection broken by the network; each side learns at its own time
-	FaultClientCrash     = "client-crash"     // a client process dies; it may come back as a new view
-	FaultReflectorCrash  = "reflector-crash"  // the reflector process dies; it restarts from its store
-	FaultTornCommit      = "torn-commit"      // a reflector crash inside a commit: the new record is stored, the drop of covered messages is not
-	FaultSlowClient      = "slow-client"      // a client that reads slowly: ticks skipped, closed with 4001 when far behind
-	FaultBadInput        = "bad-input"        // a rogue client that joins and then sends a malformed SEND
-	FaultLateJoin        = "late-join"        // clients that join while the session runs, from a snapshot and replay
-	FaultSnapshot        = "snapshot"         // clients upload snapshots; the reflector trims its buffer
-	FaultReflectorPaused = "reflector-paused" // the reflector stalls (a long GC or a stopped VM), then resumes
-	FaultStorageFailure  = "storage-failure"  // a commit or a load fails (full or failing disk): the session restarts from its store
-	FaultPersist         = "persist"          // clients save persisted data (SAVE); sessions of the same app started later begin from it
+	FaultDelay            = "delay"             // per-frame latency spikes and clogged links
+	FaultLoss             = "loss"              // lost packets: retransmitted after a timeout (head-of-line delay)
+	FaultDuplicate        = "duplicate"         // duplicated packets: dropped by the transport's reassembly
+	FaultReorder          = "reorder"           // packets overtaking each other: reassembled in order
+	FaultPartition        = "partition"         // one-way and two-way partitions between a client and the reflector
+	FaultReset            = "reset"             // a connection broken by the network; each side learns at its own time
+	FaultClientCrash      = "client-crash"      // a client process dies; it may come back as a new view
+	FaultReflectorCrash   = "reflector-crash"   // the reflector process dies; it restarts from its store
+	FaultTornCommit       = "torn-commit"       // a reflector crash inside a commit: the new record is stored, the drop of covered messages is not
+	FaultSlowClient       = "slow-client"       // a client that reads slowly: ticks skipped, closed with 4001 when far behind
+	FaultBadInput         = "bad-input"         // rogue clients: malformed, early, forged, flooding or odd frames (sim/client.go rogueActs)
+	FaultLateJoin         = "late-join"         // clients that join while the session runs, from a snapshot and replay
+	FaultSnapshot         = "snapshot"          // clients upload snapshots; the reflector trims its buffer
+	FaultReflectorPaused  = "reflector-paused"  // the reflector stalls (a long GC or a stopped VM), then resumes
+	FaultStorageFailure   = "storage-failure"   // a commit or a load fails (full or failing disk): the session restarts from its store
+	FaultReflectorRestart = "reflector-restart" // the reflector is stopped gracefully (SIGTERM: sessions persisted, clients asked to reconnect) and restarts
+	FaultPersist          = "persist"           // clients save persisted data (SAVE); sessions of the same app started later begin from it
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
 	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
-	FaultStorageFailure, FaultPersist,
+	FaultStorageFailure, FaultPersist, FaultReflectorRestart,
 }
 
 // ParseFaults parses a comma-separated list of fault kinds; "all" and
@@ -85,9 +86,14 @@ type Scenario struct {
 	ClientCrashEveryMs    int64
 	ReflectorCrashEveryMs int64
 	ReflectorPauseEveryMs int64
-	TornCommitChance      float64 // per reflector crash
-	ClientDownMaxMs       int64
-	ReflectorDownMaxMs    int64
+	// ReflectorRestartEveryMs: graceful restarts (reflector-restart).
+	ReflectorRestartEveryMs int64
+	// JoinDelayMs is the JOINs' ticks.delay: the reflector stamps
+	// messages in batches this long (0: at once).
+	JoinDelayMs        int64
+	TornCommitChance   float64 // per reflector crash
+	ClientDownMaxMs    int64
+	ReflectorDownMaxMs int64
 
 	SlowClients     int
 	SlowFrameGapMs  int64 // a slow client takes this long per frame
@@ -186,7 +192,7 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 		s.SlowFrameGapMs = r.Between(5, 100)
 	}
 	if on(FaultBadInput) && r.Chance(0.3) {
-		s.RogueClients = 1
+		s.RogueClients = int(r.Between(1, 4))
 	}
 	if on(FaultLateJoin) {
 		s.LateJoiners = int(r.Between(0, 2))
@@ -206,6 +212,12 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 		s.TimeLeaseMs = r.Between(500, 5000)
 		s.DebounceKeysMax = int(r.Between(1, 8))
 		s.TalliesOpenMax = int(r.Between(1, 4))
+	}
+	if on(FaultReflectorRestart) && r.Chance(0.4) {
+		s.ReflectorRestartEveryMs = r.Between(10_000, 60_000)
+	}
+	if r.Chance(0.3) {
+		s.JoinDelayMs = r.Between(1, 100)
 	}
 	s.SessionStartMs = make([]int64, s.Sessions)
 	if on(FaultPersist) && on(FaultSnapshot) && r.Chance(0.5) {
@@ -268,6 +280,12 @@ func (s Scenario) String() string {
 	if s.SnapshotEveryMs > 0 {
 		add("snapshot every ~%d ms", s.SnapshotEveryMs)
 	}
+	if s.ReflectorRestartEveryMs > 0 {
+		add("graceful reflector restart every ~%d ms", s.ReflectorRestartEveryMs)
+	}
+	if s.JoinDelayMs > 0 {
+		add("messages stamped in batches of %d ms", s.JoinDelayMs)
+	}
 	if s.BufferMax > 0 {
 		add("message buffer %d", s.BufferMax)
 	}
@@ -286,11 +304,10 @@ func (s Scenario) String() string {
 }
 
 // reflectorConfig is the reflector's configuration for the scenario: the
-// defaults with the scenario's shrunk limits (validated, as the server
-// validates its own).
+// scenario's shrunk limits, every other field its default, filled and
+// validated as the server fills and validates its own.
 func (s *Scenario) reflectorConfig() (reflector.Config, error) {
-	config := reflector.DefaultConfig()
-	config.ReflectorName = "sim"
+	config := reflector.Config{ReflectorName: "sim"}
 	if s.BufferMax > 0 {
 		config.MessagesSinceSnapshotMax = s.BufferMax
 		config.MessagesRequestSnapshotFrom = s.BufferMax / 2
@@ -305,5 +322,6 @@ func (s *Scenario) reflectorConfig() (reflector.Config, error) {
 		config.DebounceKeysMax = s.DebounceKeysMax
 		config.TalliesOpenMax = s.TalliesOpenMax
 	}
+	config = config.WithDefaults()
 	return config, config.Validate()
 }

@@ -194,7 +194,8 @@ func (w *World) run() Result {
 			w.queue.schedule(at, w.startClient(c))
 		}
 		for j := range s.RogueClients {
-			c := &client{w: w, name: fmt.Sprintf("%srogue%d", session, j+1), session: session, rogue: true}
+			c := &client{w: w, name: fmt.Sprintf("%srogue%d", session, j+1), session: session, rogue: true,
+				rogueAct: w.rand.Intn(len(rogueActs))}
 			w.link(c)
 			w.clients = append(w.clients, c)
 			w.queue.schedule(w.rand.Between(1000, max(1000, s.FaultPhaseMs)), func() { c.start() })
@@ -360,6 +361,17 @@ func (w *World) faultLoops() {
 		}
 		w.reflector.crash(w.rand.Chance(s.TornCommitChance))
 		w.queue.schedule(w.now+w.rand.Between(0, s.ReflectorDownMaxMs), func() {
+			if !w.reflector.up {
+				w.reflector.start()
+			}
+		})
+	})
+	w.every(s.ReflectorRestartEveryMs, func() {
+		if !w.reflector.up || w.now < w.reflector.pausedUntil {
+			return
+		}
+		w.reflector.shutdown()
+		w.queue.schedule(w.now+w.rand.Between(0, 5_000), func() {
 			if !w.reflector.up {
 				w.reflector.start()
 			}

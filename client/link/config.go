@@ -36,6 +36,9 @@ const (
 	// inputs that were stamped after all are dropped by the model runtime
 	// by their tags, as after a reconnect.
 	RejectedResendDelayMs = 1000
+	// RejectedResendDelayMaxMs bounds the re-send delay, which doubles
+	// while the inputs keep being rejected.
+	RejectedResendDelayMaxMs = 16_000
 	// LeaveDelayMs is the JOIN leaveDelay Go clients send: how long the
 	// reflector waits, after a view's connection drops, before it announces
 	// that the view left, so that a reconnect within it goes unnoticed. 1250

@@ -108,7 +108,8 @@ type Link struct {
 	flushAt      int64 // pending inputs wait for rate tokens until then
 	// rejectedResendAt is when inputs marked after a rejection are sent
 	// again (resendAfterRejection).
-	rejectedResendAt int64
+	rejectedResendAt  int64
+	rejectedBackoffMs int64
 
 	stats Stats
 }
@@ -452,6 +453,7 @@ func (l *Link) advanceTime(t int64, out *Effects) {
 }
 
 func (l *Link) acknowledge(seq uint64) {
+	l.rejectedBackoffMs = 0 // the buffer takes this link's inputs again
 	for i, input := range l.pending {
 		if input.seq == seq {
 			l.pending = append(l.pending[:i], l.pending[i+1:]...)
@@ -516,16 +518,22 @@ func (l *Link) flush(now int64, out *Effects) {
 	}
 }
 
-// resendAfterRejection marks every unconfirmed input for sending again
-// RejectedResendDelayMs from now: one of them was rejected, and nothing
-// but a re-send would ever deliver it.
+// resendAfterRejection marks every unconfirmed input for sending again:
+// one of them was rejected, and nothing but a re-send would ever deliver
+// it. The first rejection after a re-send starts an episode: the re-send
+// waits RejectedResendDelayMs, doubling with every episode up to
+// RejectedResendDelayMaxMs until one of this link's inputs is stamped
+// again, so that a buffer that stays full is not hammered.
 func (l *Link) resendAfterRejection(now int64) {
 	for i := range l.pending {
 		if l.pending[i].sentOn == l.conn {
 			l.pending[i].sentOn = rejectedConn
 		}
 	}
-	l.rejectedResendAt = now + RejectedResendDelayMs
+	if now >= l.rejectedResendAt {
+		l.rejectedBackoffMs = min(max(2*l.rejectedBackoffMs, RejectedResendDelayMs), RejectedResendDelayMaxMs)
+		l.rejectedResendAt = now + l.rejectedBackoffMs
+	}
 	l.flushAt = min(l.flushAt, l.rejectedResendAt)
 }
 

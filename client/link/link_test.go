@@ -239,6 +239,16 @@ func TestRejectedInputsAreSentAgain(t *testing.T) {
 	if h.link.Stats().InputsResent != 1 {
 		t.Errorf("InputsResent %d, want 1", h.link.Stats().InputsResent)
 	}
+	// Rejected again: the next re-send waits twice as long.
+	h.frame(protocol.AppendInfo(nil, "S", protocol.InfoMessageRejected, "buffer full", "error"))
+	h.now += 2*RejectedResendDelayMs - 1
+	if out := h.step(Wake{}); len(out.Frames) != 0 {
+		t.Fatalf("re-sent before the doubled delay: %q", out.Frames)
+	}
+	h.now++
+	if out := h.step(Wake{}); len(out.Frames) != 2 {
+		t.Fatalf("after the doubled delay sent %q, want b and c again", out.Frames)
+	}
 }
 
 // TestRejectedInputSurvivesAReconnect: a rejected input whose re-send is

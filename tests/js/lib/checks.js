@@ -100,7 +100,7 @@ function assertCleanRun(state, context = "") {
     assert.deepEqual(complaints, [], `${context}client ${state.label} logged errors`);
 }
 
-/** 32-bit "b comes after a" as the client sees it (spec §4.5). */
+/** 32-bit "b comes after a" as the client sees it (docs/protocol.md §4.5). */
 function seqAfter(a, b) {
     return ((b - a) | 0) > 0;
 }

@@ -2,7 +2,7 @@
 // One real Croquet 2.0.4 client (Node.js), run as a child process by lib/node-client.js.
 //
 // Each client lives in its own process because the 2.0.4 Node build needs a global
-// `window` shim (spec §15) and keeps module-level state (controllers, upload worker),
+// `window` shim (docs/protocol.md §15) and keeps module-level state (controllers, upload worker),
 // so clients in one process would interfere with each other.
 //
 // Configuration arrives in the environment variable CROQUET_CLIENT_CONFIG (JSON), not on
@@ -15,7 +15,7 @@
 
 const config = JSON.parse(process.env.CROQUET_CLIENT_CONFIG || "{}");
 
-// --- the 2.0.4 Node workaround (spec §15): `box`/`files` are resolved against window.location
+// --- the 2.0.4 Node workaround (docs/protocol.md §15): `box`/`files` are resolved against window.location
 globalThis.window = { location: new URL(config.box) };
 
 function send(message) {
@@ -131,7 +131,7 @@ function safeJson(value) {
 
 const Croquet = require("@croquet/croquet");
 
-// A code-version constant: Constants are hashed into the session id (spec §2.3), so a
+// A code-version constant: Constants are hashed into the session id (docs/protocol.md §2.3), so a
 // different value is a "new version of the app": new session id, same persistentId.
 if (config.codeVersion !== undefined) Croquet.Constants.APP_CODE_VERSION = config.codeVersion;
 
@@ -163,7 +163,7 @@ class CounterModel extends Croquet.Model {
     }
 
     persistNow() {
-        // Croquet's persistence API (spec §9.2): the root model hands over a plain object.
+        // Croquet's persistence API (docs/protocol.md §9.2): the root model hands over a plain object.
         this.persistSession(() => ({ counter: this.counter, applied: this.applied }));
     }
 
@@ -265,7 +265,7 @@ const commands = {
         return true;
     },
     forceSnapshot: async () => {
-        // spec §15: triggers the full poll -> vote -> upload -> SNAP flow
+        // docs/protocol.md §15: triggers the full poll -> vote -> upload -> SNAP flow
         session.view.realm.vm.forceSnapshot();
         return true;
     },

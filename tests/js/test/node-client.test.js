@@ -1,6 +1,6 @@
 "use strict";
 // The real Croquet 2.0.4 client (Node.js build) against `metronome serve`.
-// Every client is its own `node lib/client-process.js` process (spec §15: `window` shim,
+// Every client is its own `node lib/client-process.js` process (docs/protocol.md §15: `window` shim,
 // step: "manual" stepped every 50 ms) running a counter model that records every increment
 // as [sender, index], so loss, duplication and reordering are visible in the model state.
 
@@ -104,7 +104,7 @@ test("(b) a late joiner syncs from a forced snapshot plus replay", { timeout: 12
         assert.equal(sync.persisted, false, "SYNC of a running session must not be marked persisted");
         assert.equal(sync.snapshotSeq, latestSnap.seq, "SYNC snapshotSeq");
         assert.equal(sync.snapshotTime, latestSnap.time, "SYNC snapshotTime");
-        // The replayed part: a gap-free run of every message stamped after the snapshot (spec §6B),
+        // The replayed part: a gap-free run of every message stamped after the snapshot (docs/protocol.md §6B),
         // at least the increments sent after it.
         assert.ok(sync.messageSeqs.length >= 1, "SYNC must carry the messages sent after the snapshot");
         sync.messageSeqs.forEach((seq, i) => {
@@ -143,7 +143,7 @@ test("(b) a late joiner syncs from a forced snapshot plus replay", { timeout: 12
 
 test("(c) persistSession data and session state survive the session ending and a server restart", { timeout: 150000 }, (t) =>
     runScenario(t, async ctx => {
-        // What a user expects (spec §9.2, §8.1, §11.3):
+        // What a user expects (docs/protocol.md §9.2, §8.1, §11.3):
         //  1. all clients leave; once the server dropped the idle session (≥ 10 s later), joining
         //     again with the SAME code resumes the SAME session (same id and timeline) from the
         //     server's stored state — the model is not re-initialised from persisted data;
@@ -161,7 +161,7 @@ test("(c) persistSession data and session state survive the session ending and a
         const persistedState = states[0].model;
         const original = { sessionId: states[0].sessionId, persistentId: states[0].persistentId, timeline: states[0].frameStats.syncs[0].timeline };
 
-        // The server may list sessions at /sessions (optional, spec §3.2); use it only if it lists ours.
+        // The server may list sessions at /sessions (optional, docs/protocol.md §3.2); use it only if it lists ours.
         const sessionsListing = await server.get("sessions").catch(() => null);
         const canWatchSessions = !!(sessionsListing && sessionsListing.status === 200 && sessionsListing.body.toString().includes(original.sessionId));
 
@@ -179,7 +179,7 @@ test("(c) persistSession data and session state survive the session ending and a
         await Promise.all([a.close(), b.close()]);
         const leftAt = Date.now();
 
-        // Wait until the server has dropped the idle session: leave delay (1.25 s) + 10 s (spec §11.3).
+        // Wait until the server has dropped the idle session: leave delay (1.25 s) + 10 s (docs/protocol.md §11.3).
         if (canWatchSessions) {
             await waitFor(async () => {
                 const listing = await server.get("sessions");
@@ -197,7 +197,7 @@ test("(c) persistSession data and session state survive the session ending and a
         const resumeSync = s2.frameStats.syncs[0];
         ctx.note(`SYNC of the resumed session: ${JSON.stringify(resumeSync)}`);
         assert.equal(resumeSync.persisted, false, "a session with stored state must resume from it, not from persisted data");
-        assert.equal(resumeSync.timeline, original.timeline, "a resumed session keeps its timeline (spec §8.1)");
+        assert.equal(resumeSync.timeline, original.timeline, "a resumed session keeps its timeline (docs/protocol.md §8.1)");
         s2 = (await waitForCounter([a2], 7, CONVERGE_MS))[0];
         assert.deepEqual(s2.model.applied, persistedState.applied, "resumed session must have the same model state");
         assert.equal(s2.model.restoredFromPersisted, null, "resumed session must not re-run init with persisted data");
@@ -278,7 +278,7 @@ async function restartWhileSending(ctx, { kill }) {
             assert.equal(sync.timeline, timeline, `client ${s.label}: SYNC after the restart has another timeline (server lost the session): ${JSON.stringify(sync)}`);
         }
         assert.equal(s.viewsConstructed, 1,
-            `client ${s.label} rebooted its model (no seamless rejoin; spec §8.2). SYNCs seen: ${JSON.stringify(syncs.map(({ messageSeqs, ...rest }) => rest))}`);
+            `client ${s.label} rebooted its model (no seamless rejoin; docs/protocol.md §8.2). SYNCs seen: ${JSON.stringify(syncs.map(({ messageSeqs, ...rest }) => rest))}`);
     }
 
     assertIdenticalModels(final, `after ${how}: `);
