@@ -21,13 +21,10 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -38,6 +35,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/client/link"
+	"github.com/metronome-sync/metronome/client/replica"
 	"github.com/metronome-sync/metronome/protocol"
 )
 
@@ -122,16 +120,13 @@ type Session[M any] struct {
 	closing  sync.Once
 
 	// Owned by the run goroutine.
-	link        *link.Link
-	island      *island.Island[M]
-	islandOut   island.Effects
+	replica     *replica.Replica[M]
 	conns       map[link.ConnID]*transport
 	start       time.Time
 	subscribers map[string][]func(data []byte)
 	joinedOnce  chan struct{}
 	joinErr     error
 	err         error
-	lastPoll    time.Time
 	// snapshotURL is the snapshot the replica was last rebuilt from.
 	snapshotURL string
 }
@@ -147,7 +142,7 @@ type Stats struct {
 // Stats returns the session's counters.
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
-	s.do(func() { stats = Stats{Stats: s.link.Stats(), SnapshotURL: s.snapshotURL} })
+	s.do(func() { stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL} })
 	return stats
 }
 
@@ -175,9 +170,11 @@ func (t *transport) closeWith(code int, reason string) {
 	})
 }
 
+// inboxItem is what the connections and the file transfers hand to the
+// session goroutine: a frame read on conn, or a replica event.
 type inboxItem struct {
 	conn   link.ConnID
-	event  link.Event
+	event  replica.Event
 	frames []byte
 }
 
@@ -235,10 +232,17 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 		s.http = &http.Client{Timeout: httpTimeout}
 	}
 	s.tove = seal.sealString(purposeTove, []byte(id))
-	s.link, err = link.New(link.Config{
-		SessionID: id, ViewID: s.viewID, Seed: randomSeed(),
-		Join: protocol.JoinRequest{Name: app.ID + "/" + options.Name, AppID: app.ID, PersistentID: id,
-			URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: link.LeaveDelayMs},
+	s.replica, err = replica.New(replica.Options[M]{
+		App: app,
+		Link: link.Config{
+			SessionID: id, ViewID: s.viewID, Seed: randomSeed(),
+			Join: protocol.JoinRequest{Name: app.ID + "/" + options.Name, AppID: app.ID, PersistentID: id,
+				URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: link.LeaveDelayMs},
+		},
+		Transport: (*sessionTransport[M])(s),
+		Files:     (*sessionFiles[M])(s),
+		Codec:     (*sessionCodec[M])(s),
+		Observer:  (*sessionObserver[M])(s),
 	})
 	if err != nil {
 		return nil, err
@@ -304,28 +308,14 @@ func (s *Session[M]) Publish(name string, data any) error {
 	if err != nil {
 		return fmt.Errorf("client: Publish(%q): %w", name, err)
 	}
-	payload, err := s.payload(island.Envelope{Kind: island.KindEvent, Name: name, Data: encoded})
-	if err != nil {
-		return err
-	}
 	var rejected error
 	err = s.do(func() {
-		if out := s.stepLink(link.Submit{Payload: payload}); len(out.Rejected) > 0 {
-			rejected = out.Rejected[0]
-		}
+		rejected = s.replica.Publish(s.now(), island.Envelope{Kind: island.KindEvent, Name: name, Data: encoded})
 	})
 	if err != nil {
 		return err
 	}
 	return rejected
-}
-
-func (s *Session[M]) payload(envelope island.Envelope) (json.RawMessage, error) {
-	plaintext, err := island.Encode(envelope)
-	if err != nil {
-		return nil, err
-	}
-	return json.RawMessage(`"` + s.sealer.sealString(purposePayload, plaintext) + `"`), nil
 }
 
 // Subscribe calls fn (on the session goroutine) with the data of every
@@ -339,8 +329,8 @@ func (s *Session[M]) Subscribe(name string, fn func(data []byte)) {
 // change the model or keep it.
 func (s *Session[M]) Read(fn func(m *M, now int64)) error {
 	return s.do(func() {
-		if s.island != nil {
-			fn(s.island.Model(), s.island.Time())
+		if i := s.replica.Island(); i != nil {
+			fn(i.Model(), i.Time())
 		}
 	})
 }
@@ -349,10 +339,10 @@ func (s *Session[M]) Read(fn func(m *M, now int64)) error {
 // the state hash of the replica.
 func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 	err = s.do(func() {
-		if s.island != nil {
-			now = s.island.Time()
-			seq, _ = s.island.Seq()
-			hash = s.island.Hash()
+		if i := s.replica.Island(); i != nil {
+			now = i.Time()
+			seq, _ = i.Seq()
+			hash = i.Hash()
 		}
 	})
 	return now, seq, hash, err
@@ -363,8 +353,8 @@ func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 // LastVotes mean equal states at that time ("" before the first vote).
 func (s *Session[M]) LastVote() (time int64, hash string) {
 	s.do(func() {
-		if s.island != nil {
-			time, hash = s.island.LastVote()
+		if i := s.replica.Island(); i != nil {
+			time, hash = i.LastVote()
 		}
 	})
 	return time, hash
@@ -373,7 +363,7 @@ func (s *Session[M]) LastVote() (time int64, hash string) {
 // Leave leaves the session (close 1000) and stops the session goroutine.
 func (s *Session[M]) Leave() error {
 	s.do(func() {
-		s.stepLink(link.Leave{})
+		s.replica.Leave(s.now())
 		s.finish(nil)
 	})
 	<-s.done
@@ -402,11 +392,12 @@ func (s *Session[M]) finish(err error) {
 
 func (s *Session[M]) now() int64 { return time.Since(s.start).Milliseconds() }
 
-// run is the session goroutine: it owns the link and the island.
+// run is the session goroutine: it owns the replica (the link and the
+// island, package client/replica).
 func (s *Session[M]) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	s.stepLink(link.Start{})
+	s.replica.Step(s.now(), link.Start{})
 	for {
 		select {
 		case <-s.done:
@@ -415,256 +406,23 @@ func (s *Session[M]) run() {
 			f()
 		case item := <-s.inbox:
 			if item.frames != nil {
-				s.stepLink(link.Received{Conn: item.conn, Data: item.frames})
+				s.replica.Step(s.now(), link.Received{Conn: item.conn, Data: item.frames})
 			} else {
-				s.stepLink(item.event)
+				s.replica.Step(s.now(), item.event)
 			}
 		case <-timer.C:
-			s.stepLink(link.Wake{})
+			s.replica.Step(s.now(), link.Wake{})
 		}
-		s.maybePoll(false)
-		wake := s.link.NextWake()
+		wake := s.replica.NextWake()
 		wait := time.Hour
 		if wake != link.Never {
 			wait = max(time.Duration(wake-s.now())*time.Millisecond, 0)
 		}
-		if s.island != nil && s.link.Joined() {
+		if s.replica.Island() != nil && s.replica.Link().Joined() {
 			wait = min(wait, time.Second) // check for snapshot polls
 		}
 		timer.Reset(wait)
 	}
-}
-
-// maybePoll sends a snapshot poll when the model's snapshot is due, or
-// when the reflector asked for one (force): each client at most once per
-// snapshot interval; the reflector forwards at most one per 5 s.
-func (s *Session[M]) maybePoll(force bool) {
-	if s.island == nil || !s.link.Joined() || !(force || s.island.WantsSnapshot()) {
-		return
-	}
-	interval := time.Duration(s.app.SnapshotIntervalMs) * time.Millisecond
-	if interval <= 0 {
-		interval = island.SnapshotIntervalMsDefault * time.Millisecond
-	}
-	if time.Since(s.lastPoll) < interval {
-		return
-	}
-	s.lastPoll = time.Now()
-	payload, err := s.payload(island.Envelope{Kind: island.KindPoll})
-	if err == nil {
-		s.stepLink(link.Poll{Payload: payload})
-	}
-}
-
-// stepLink steps the link and executes its effects (which may step the
-// link again, for votes: each step has its own effects).
-func (s *Session[M]) stepLink(event link.Event) *link.Effects {
-	out := &link.Effects{}
-	s.link.Step(s.now(), event, out)
-	if out.Close != nil {
-		if t := s.conns[out.Close.Conn]; t != nil {
-			delete(s.conns, t.id)
-			t.closeWith(out.Close.Code, out.Close.Reason)
-		}
-	}
-	if out.Dial != 0 {
-		s.dial(out.Dial)
-	}
-	for _, frame := range out.Frames {
-		if t := s.conns[frame.Conn]; t != nil {
-			select {
-			case t.writes <- frame.Data:
-			default:
-				s.logger.Warn("outbound queue full; dropping the connection", "frames", cap(t.writes))
-				t.cancel()
-			}
-		}
-	}
-	for _, note := range out.Notes {
-		s.logger.Debug(note)
-	}
-	for i := range out.Deliveries {
-		if err := s.deliver(&out.Deliveries[i]); err != nil {
-			s.logger.Error("session failed", "err", err)
-			// A fatal local error: close with 4200 (docs/protocol.md §5.2), no reconnect.
-			leave := &link.Effects{}
-			s.link.Step(s.now(), link.Leave{}, leave)
-			if leave.Close != nil {
-				if t := s.conns[leave.Close.Conn]; t != nil {
-					delete(s.conns, t.id)
-					t.closeWith(protocol.CloseClientFatal, protocol.TruncateReason(err.Error()))
-				}
-			}
-			s.finish(err)
-			return out
-		}
-	}
-	if out.Joined {
-		s.logger.Info("joined", "session id", s.id)
-		select {
-		case <-s.joinedOnce:
-		default:
-			close(s.joinedOnce)
-		}
-	}
-	if out.SnapshotRequested {
-		s.lastPoll = time.Time{}
-		s.maybePoll(true)
-	}
-	if out.Failed != nil {
-		s.finish(out.Failed)
-	}
-	return out
-}
-
-// deliver hands one delivery to the island.
-func (s *Session[M]) deliver(d *link.Delivery) error {
-	s.islandOut.Reset()
-	switch d.Kind {
-	case link.DeliverReset:
-		sync := d.Sync
-		if sync.Tove != "" {
-			if plain, err := s.sealer.openString(purposeTove, sync.Tove); err != nil || string(plain) != s.id {
-				return ErrWrongPassword
-			}
-		}
-		s.snapshotURL = sync.URL
-		if sync.URL == "" {
-			s.island = island.New(s.app, s.viewID, &s.islandOut)
-			break
-		}
-		restored, err := s.downloadSnapshot(sync.URL)
-		if err != nil {
-			return err
-		}
-		s.island = restored
-	case link.DeliverMessage:
-		message, err := s.message(d)
-		if err != nil {
-			s.logger.Warn("unusable message; applied as empty", "seq", d.Message.Seq, "err", err)
-		}
-		s.island.Apply(message, &s.islandOut)
-	case link.DeliverTime:
-		s.island.Advance(d.Time, &s.islandOut)
-	}
-	s.islandEffects()
-	return nil
-}
-
-// message turns a delivered message into the island's form, decrypting
-// view payloads.
-func (s *Session[M]) message(d *link.Delivery) (island.Message, error) {
-	m := island.Message{Time: d.Message.Time, Seq: d.Message.Seq}
-	payload := d.Message.Payload
-	if len(payload) > 0 && payload[0] == '{' {
-		if users, ok := protocol.DecodeUsers(payload); ok {
-			m.Users = &users
-		} else if tally, ok := protocol.DecodeTally(payload); ok {
-			m.Tally = &tally
-		}
-		return m, nil
-	}
-	var text string
-	if err := json.Unmarshal(payload, &text); err != nil {
-		return m, err
-	}
-	plain, err := s.sealer.openString(purposePayload, text)
-	if err != nil {
-		return m, err
-	}
-	var envelope island.Envelope
-	if err := island.Decode(plain, &envelope); err != nil {
-		return m, err
-	}
-	m.Envelope = &envelope
-	if d.IsInput {
-		m.View, m.Input = d.Input.ViewID, d.Input.Seq
-	}
-	return m, nil
-}
-
-func (s *Session[M]) islandEffects() {
-	out := &s.islandOut
-	for _, emit := range out.Emits {
-		for _, fn := range s.subscribers[emit.Name] {
-			fn(emit.Data)
-		}
-	}
-	for _, vote := range out.Votes {
-		if s.options.OnVote != nil {
-			s.options.OnVote(s.island.LastVote())
-		}
-		s.stepLink(link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload,
-			TallyTarget: json.RawMessage(`["handleSnapshotVote"]`)})
-	}
-	for _, upload := range out.Uploads {
-		s.uploadSnapshot(upload)
-	}
-	for _, d := range out.Divergences {
-		if s.options.OnDivergence != nil {
-			s.options.OnDivergence(d)
-		} else {
-			s.logger.Error("divergence", "err", d.Error(), "this replica diverged", d.Local)
-		}
-	}
-	for _, err := range out.Errors {
-		s.logger.Error("model error", "err", err)
-	}
-}
-
-func (s *Session[M]) snapshotTarget(upload island.Upload) string {
-	return fmt.Sprintf("%s/snapshots/%s/%010d_%d-%s.snap", s.filesBase, s.id, upload.Time, upload.Seq, upload.Hash[:16])
-}
-
-// uploadSnapshot encrypts and PUTs a snapshot in the background, then
-// announces it with SNAP.
-func (s *Session[M]) uploadSnapshot(upload island.Upload) {
-	target := s.snapshotTarget(upload)
-	sealed := s.sealer.seal(purposeSnapshot, upload.Data)
-	go func() {
-		request, err := http.NewRequest(http.MethodPut, target, bytes.NewReader(sealed))
-		if err == nil {
-			var response *http.Response
-			response, err = s.http.Do(request)
-			if err == nil {
-				io.Copy(io.Discard, response.Body)
-				response.Body.Close()
-				if response.StatusCode/100 != 2 {
-					err = fmt.Errorf("PUT %s: %s", target, response.Status)
-				}
-			}
-		}
-		if err != nil {
-			s.logger.Warn("snapshot upload failed", "err", err)
-			return
-		}
-		s.do(func() {
-			s.stepLink(link.Snapshot{Time: upload.Time, Seq: upload.Seq, Hash: upload.Hash, URL: target})
-		})
-	}()
-}
-
-func (s *Session[M]) downloadSnapshot(target string) (*island.Island[M], error) {
-	response, err := s.http.Get(target)
-	if err != nil {
-		return nil, fmt.Errorf("client: downloading the snapshot: %w", err)
-	}
-	defer response.Body.Close()
-	if response.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("client: downloading the snapshot %s: %s", target, response.Status)
-	}
-	sealed, err := io.ReadAll(io.LimitReader(response.Body, SnapshotBytesMax+1))
-	if err != nil {
-		return nil, fmt.Errorf("client: downloading the snapshot: %w", err)
-	}
-	if len(sealed) > SnapshotBytesMax {
-		return nil, fmt.Errorf("client: the snapshot exceeds %d bytes (SnapshotBytesMax)", SnapshotBytesMax)
-	}
-	data, err := s.sealer.open(purposeSnapshot, sealed)
-	if err != nil {
-		return nil, err
-	}
-	return island.Restore(s.app, s.viewID, data)
 }
 
 // dial opens connection id in the background; the outcome arrives in the

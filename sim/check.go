@@ -195,18 +195,18 @@ func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
 func (k *checker) applied(c *client, timeline string, seq uint32, hash string) bool {
 	e := k.entry(ledgerKey{c.session, timeline, seq})
 	if !e.hasHash {
-		e.hash, e.hashBy, e.hashFromSnp, e.hasHash = hash, c.viewID, c.fromSnapshot, true
+		e.hash, e.hashBy, e.hashFromSnp, e.hasHash = hash, c.viewID, c.replica.FromSnapshot(), true
 		return true
 	}
 	if e.hash == hash {
 		return true
 	}
 	invariant := InvariantConvergence
-	if c.fromSnapshot != e.hashFromSnp {
+	if c.replica.FromSnapshot() != e.hashFromSnp {
 		invariant = InvariantJoin
 	}
 	k.w.violate(invariant, fmt.Sprintf("session %s timeline %s seq %d: %s has state hash %.16s (from snapshot: %v), %s had %.16s (from snapshot: %v)",
-		c.session, timeline, seq, c.viewID, hash, c.fromSnapshot, e.hashBy, e.hash, e.hashFromSnp))
+		c.session, timeline, seq, c.viewID, hash, c.replica.FromSnapshot(), e.hashBy, e.hash, e.hashFromSnp))
 	return false
 }
 

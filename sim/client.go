@@ -10,12 +10,14 @@ import (
 
 	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/client/link"
+	"github.com/metronome-sync/metronome/client/replica"
 	"github.com/metronome-sync/metronome/protocol"
 )
 
-// client is one simulated client process: the production link state
-// machine, the small model, and the shell that executes the link's effects
-// on the simulated network.
+// client is one simulated client process: the production replica
+// (package client/replica: the link state machine, the model runtime and
+// how their effects are executed — the code the Go SDK runs) with the
+// small model, behind the simulated network, file server and codec.
 type client struct {
 	w           *World
 	name        string // "s1c2"
@@ -28,12 +30,10 @@ type client struct {
 	slow        bool
 	startedAt   int64
 
-	link         *link.Link
-	island       *island.Island[simModel]
-	islandOut    island.Effects
-	fromSnapshot bool // the model was rebuilt from a snapshot (join correctness)
-	joined       bool
-	lastPollAt   int64 // when this process last sent a snapshot poll
+	replica *replica.Replica[simModel]
+	// link is the replica's link, for inspection.
+	link   *link.Link
+	joined bool
 
 	conns   map[uint64]*conn // by the link's ConnID (rogue: by conn id)
 	current *conn
@@ -60,10 +60,8 @@ func (c *client) start() {
 	c.viewID = c.name + "-" + strconv.Itoa(c.incarnation)
 	c.conns = map[uint64]*conn{}
 	c.current = nil
-	c.island = nil
-	c.fromSnapshot = false
+	c.replica, c.link = nil, nil
 	c.joined = false
-	c.lastPollAt = -1 << 40
 	c.submitted = 0
 	c.seenTime = map[string]int64{}
 	if c.rogue {
@@ -74,19 +72,35 @@ func (c *client) start() {
 		w.send(k.toServer, packet{kind: packetOpen})
 		return
 	}
-	l, err := link.New(link.Config{
-		SessionID: c.session,
-		ViewID:    c.viewID,
-		Seed:      w.rand.Uint64(),
-		Join: protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
-			URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, DelayMs: w.scenario.JoinDelayMs, LeaveDelayMs: link.LeaveDelayMs},
+	r, err := replica.New(replica.Options[simModel]{
+		App: w.app,
+		Link: link.Config{
+			SessionID: c.session,
+			ViewID:    c.viewID,
+			Seed:      w.rand.Uint64(),
+			Join: protocol.JoinRequest{Name: "sim/" + c.session, AppID: "io.metronome.sim", PersistentID: w.persistentID(c.session),
+				URL: "sim://" + c.session, SDK: "metronome-sim", TickMs: w.scenario.TickMs, DelayMs: w.scenario.JoinDelayMs, LeaveDelayMs: link.LeaveDelayMs},
+		},
+		Transport:     (*clientTransport)(c),
+		Files:         (*clientFiles)(c),
+		Codec:         simCodec{},
+		Observer:      (*clientObserver)(c),
+		DropInputTags: w.options.Bug == BugNoInputDedup,
 	})
 	if err != nil {
 		panic(err)
 	}
-	c.link = l
+	c.replica, c.link = r, r.Link()
 	w.tracef("%s: starts", c.viewID)
 	c.step(link.Start{})
+}
+
+// model returns the replica's model runtime (nil before its first SYNC).
+func (c *client) model() *island.Island[simModel] {
+	if c.replica == nil {
+		return nil
+	}
+	return c.replica.Island()
 }
 
 // crash kills the process: its connections break, its model and pending
@@ -110,193 +124,17 @@ func (c *client) crash() {
 	w.tracef("%s: crashed (%d inputs not yet seen reflected are lost)", c.viewID, pending)
 }
 
-// step steps the link and executes its effects. Each step has its own
-// effects: executing them can step the link again (votes, snapshots).
-func (c *client) step(event link.Event) {
-	out := &link.Effects{}
-	c.link.Step(c.now(), event, out)
-	c.execute(out)
-}
-
-func (c *client) execute(out *link.Effects) {
-	w := c.w
-	if out.Close != nil {
-		if k := c.conns[uint64(out.Close.Conn)]; k != nil && !k.clientClosed {
-			k.clientClosed = true
-			if k.clientOpen {
-				w.send(k.toServer, packet{kind: packetClose, code: out.Close.Code, reason: out.Close.Reason})
-			}
-		}
-	}
-	if out.Dial != 0 {
-		k := w.newConn(c, uint64(out.Dial), c.session)
-		c.conns[uint64(out.Dial)] = k
-		c.current = k
-		w.send(k.toServer, packet{kind: packetOpen})
-	}
-	for _, frame := range out.Frames {
-		if k := c.conns[uint64(frame.Conn)]; k != nil && k.clientOpen && !k.clientClosed {
-			w.send(k.toServer, packet{kind: packetFrame, data: frame.Data})
-		}
-	}
-	for i := range out.Deliveries {
-		if !c.alive || !c.deliver(&out.Deliveries[i]) {
-			break
-		}
-	}
-	if out.Joined {
-		c.joined = true
-		w.tracef("%s: joined", c.viewID)
-	}
-	for _, note := range out.Notes {
-		w.tracef("%s: %s", c.viewID, note)
-	}
-	if out.Failed != nil {
-		w.violate(InvariantLiveness, fmt.Sprintf("%s, a well-behaved client, was refused for good: %v", c.viewID, out.Failed))
-	}
-	for _, err := range out.Rejected {
-		w.tracef("%s: input rejected: %v", c.viewID, err)
-	}
-	if out.SnapshotRequested {
-		// The reflector asks for a snapshot (REQU): poll even if the
-		// model's interval has not passed, as the SDK does.
-		c.lastPollAt = -1 << 40
-	}
-	c.maybePoll(out.SnapshotRequested)
+// step steps the replica and schedules its next wake.
+func (c *client) step(event replica.Event) {
+	c.replica.Step(c.now(), event)
 	c.scheduleWake()
 }
 
-// maybePoll sends a snapshot poll when the model's snapshot is due (or
-// forced by a REQU), at most once per snapshot interval per process (as
-// the SDK does).
-func (c *client) maybePoll(force bool) {
-	interval := c.w.app.SnapshotIntervalMs
-	if c.island == nil || !c.link.Joined() || !(force || c.island.WantsSnapshot()) || c.now()-c.lastPollAt < interval {
-		return
-	}
-	c.lastPollAt = c.now()
-	c.step(link.Poll{Payload: encodePayload(island.Envelope{Kind: island.KindPoll})})
-}
-
-// deliver applies one delivery to the model; false stops the run.
-func (c *client) deliver(d *link.Delivery) bool {
-	w := c.w
-	c.islandOut.Reset()
-	switch d.Kind {
-	case link.DeliverReset:
-		sync := d.Sync
-		if sync.Persisted {
-			// The models of this simulation keep no persisted state: the
-			// data must exist, and the model starts fresh.
-			if _, ok := w.files[sync.URL]; !ok {
-				w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names persisted data %s, which was never saved", c.viewID, sync.URL))
-				return false
-			}
-			w.tracef("%s: model starts fresh from persisted data %s on timeline %s", c.viewID, sync.URL, sync.Timeline)
-		}
-		if sync.URL == "" || sync.Persisted {
-			c.island = island.New(w.app, c.viewID, &c.islandOut)
-			c.fromSnapshot = false
-			w.tracef("%s: model starts fresh on timeline %s", c.viewID, sync.Timeline)
-			return c.islandEffects()
-		}
-		data, ok := w.files[sync.URL]
-		if !ok {
-			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names snapshot %s, which was never uploaded", c.viewID, sync.URL))
-			return false
-		}
-		restored, err := island.Restore(w.app, c.viewID, data)
-		if err != nil {
-			w.violate(InvariantJoin, fmt.Sprintf("%s: snapshot %s does not restore: %v", c.viewID, sync.URL, err))
-			return false
-		}
-		if seq, _ := restored.Seq(); seq != sync.SnapshotSeq && w.options.Bug != BugSnapshotWrongSeq {
-			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC says snapshot seq %d, the snapshot holds seq %d", c.viewID, sync.SnapshotSeq, seq))
-			return false
-		}
-		c.island = restored
-		c.fromSnapshot = true
-		w.tracef("%s: model restored from snapshot %s (time %d)", c.viewID, sync.URL, restored.Time())
-	case link.DeliverMessage:
-		message := island.Message{Time: d.Message.Time, Seq: d.Message.Seq}
-		payload := d.Message.Payload
-		switch {
-		case len(payload) > 0 && payload[0] == '{':
-			if users, ok := protocol.DecodeUsers(payload); ok {
-				message.Users = &users
-			} else if tally, ok := protocol.DecodeTally(payload); ok {
-				message.Tally = &tally
-			}
-		default:
-			envelope, err := decodePayload(payload)
-			if err != nil {
-				w.violate(InvariantOrder, fmt.Sprintf("%s: seq %d has a payload no client sent: %v", c.viewID, d.Message.Seq, err))
-				return false
-			}
-			message.Envelope = envelope
-			if d.IsInput {
-				message.View, message.Input = d.Input.ViewID, d.Input.Seq
-				if w.options.Bug == BugNoInputDedup {
-					message.Input = 0 // the island cannot recognise a re-sent copy
-				}
-			}
-		}
-		c.island.Apply(message, &c.islandOut)
-		w.stats.Applied++
-		timeline, _, _, _ := c.link.Position()
-		if !w.checker.applied(c, timeline, d.Message.Seq, c.island.Hash()) {
-			return false
-		}
-	case link.DeliverTime:
-		c.island.Advance(d.Time, &c.islandOut)
-	}
-	return c.islandEffects()
-}
-
-// islandEffects executes what the model runtime asked for: votes and
-// snapshot uploads go out through the link; a divergence or a model
-// failure is a violation.
-func (c *client) islandEffects() bool {
-	w := c.w
-	out := c.islandOut
-	c.islandOut = island.Effects{}
-	for _, d := range out.Divergences {
-		w.violate(InvariantConvergence, fmt.Sprintf("%s: the snapshot vote shows %v", c.viewID, d))
-		return false
-	}
-	for _, err := range out.Errors {
-		w.violate(InvariantConvergence, fmt.Sprintf("%s: model error: %v", c.viewID, err))
-		return false
-	}
-	for _, vote := range out.Votes {
-		c.step(link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload, TallyTarget: json.RawMessage(`["handleSnapshotVote"]`)})
-	}
-	for _, upload := range out.Uploads {
-		seq := upload.Seq
-		if w.options.Bug == BugSnapshotWrongSeq {
-			seq++
-		}
-		url := fmt.Sprintf("sim://snapshots/%s/%010d_%d-%s.snap", c.session, upload.Time, seq, upload.Hash[:16])
-		w.files[url] = upload.Data
-		w.stats.Snapshots++
-		w.count(FaultSnapshot)
-		w.tracef("%s: uploads the snapshot at time %d seq %d", c.viewID, upload.Time, seq)
-		c.step(link.Snapshot{Time: upload.Time, Seq: seq, Hash: upload.Hash, URL: url})
-		if w.scenario.Persist {
-			persisted := fmt.Sprintf("sim://persisted/%s/%010d", c.session, upload.Time)
-			w.files[persisted] = upload.Data
-			w.count(FaultPersist)
-			c.step(link.Save{PersistTime: upload.Time, URL: persisted})
-		}
-	}
-	return true
-}
-
 func (c *client) scheduleWake() {
-	if !c.alive || c.link == nil {
+	if !c.alive || c.replica == nil {
 		return
 	}
-	wake := c.link.NextWake()
+	wake := c.replica.NextWake()
 	if wake == link.Never {
 		return
 	}

@@ -463,14 +463,14 @@ func (w *World) lagging() string {
 // per session is checked against every live client's submissions).
 func (w *World) checkExactlyOnce() {
 	for _, c := range w.liveClients() {
-		if c.island == nil {
+		if c.model() == nil {
 			continue
 		}
 		for _, sender := range w.liveClients() {
 			if sender.session != c.session || sender.submitted == 0 {
 				continue
 			}
-			applied := c.island.Model().Applied[sender.viewID]
+			applied := c.model().Model().Applied[sender.viewID]
 			if applied == nil || applied.Set.Watermark != sender.submitted || len(applied.Set.Above) > 0 || applied.Applications != sender.submitted {
 				w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d; %s's model applied %s",
 					sender.viewID, sender.submitted, c.viewID, describeApplied(applied)))

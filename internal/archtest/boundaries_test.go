@@ -16,6 +16,8 @@ var forbidden = map[string][]string{
 	// The client's connection machine is pure too, and knows nothing of
 	// the reflector's side.
 	"client/link": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim"),
+	// The client's replica host is as pure as the machines it drives.
+	"client/replica": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim", module+"/host"),
 	// The model runtime is pure as well: replicas must compute alike.
 	"client/island": append(pureCore, module+"/reflector", module+"/store", module+"/server", module+"/sim"),
 	// The simulator runs the pure cores under a simulated clock, network
@@ -88,7 +90,7 @@ func allowed(importPath, dependency string) bool {
 // TestCoreHasNoGoroutines checks the pure packages' source for "go "
 // statements and channel operations, which the dependency list cannot see.
 func TestCoreHasNoGoroutines(t *testing.T) {
-	for _, pkg := range []string{"reflector", "client/link", "client/island", "sim", "host"} {
+	for _, pkg := range []string{"reflector", "client/link", "client/island", "client/replica", "sim", "host"} {
 		output, err := exec.Command("go", "list", "-f", "{{.Dir}}", module+"/"+pkg).Output()
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -11,37 +12,55 @@ import (
 	"testing"
 )
 
-// shells are the packages that drive reflector sessions. Each must do it
-// through package host, the one implementation of executing the core's
-// effects, so that the simulator tests what the server runs.
-var shells = []string{"server", "sim"}
+// shells are the packages that drive reflector sessions (through package
+// host) and client replicas (through package client/replica): the one
+// implementation of executing the pure machines' effects on each side, so
+// that the simulator tests what the server and the SDK run.
+var shells = map[string][]string{
+	"server": {"host"},
+	"sim":    {"host", "client/replica"},
+	"client": {"client/replica"},
+}
 
-// TestShellsDependOnTheHost: go list shows every shell importing host.
+// TestShellsDependOnTheHost: go list shows every shell importing its host.
 func TestShellsDependOnTheHost(t *testing.T) {
-	for _, shell := range shells {
+	for _, shell := range slices.Sorted(maps.Keys(shells)) {
 		output, err := exec.Command("go", "list", "-f", "{{join .Imports \"\\n\"}}", module+"/"+shell).Output()
 		if err != nil {
 			t.Fatalf("go list %s: %v", shell, err)
 		}
-		if !slices.Contains(strings.Fields(string(output)), module+"/host") {
-			t.Errorf("%s does not import %s/host: it must drive sessions through the one host", shell, module)
+		for _, host := range shells[shell] {
+			if !slices.Contains(strings.Fields(string(output)), module+"/"+host) {
+				t.Errorf("%s does not import %s/%s: it must drive its machines through the one host", shell, module, host)
+			}
 		}
 	}
 }
 
 // TestShellsExecuteNoEffects: no shell creates, restores or steps a core
-// session itself (reflector.New, reflector.Restore; stepping a core needs
-// a reflector.Effects value) or reads the effects' storage and lookups:
-// that is the host's job, and a second executor is how the copies drifted
-// apart before.
+// session, a link or a model runtime itself (New, Restore; stepping one
+// needs an Effects value) or reads the core's storage and lookups: that is
+// the hosts' job, and a second executor is how the copies drifted apart
+// before.
 func TestShellsExecuteNoEffects(t *testing.T) {
-	forbiddenSelectors := map[string]string{
-		"New":     "creates a core session (host.Open does)",
-		"Restore": "restores a core session (host.Open does)",
-		"Effects": "holds core effects (the host accumulates and executes them)",
-		"Storage": "handles the storage effect (host.Session.Flush commits it)",
+	forbiddenSelectors := map[string]map[string]string{
+		"reflector": {
+			"New":     "creates a core session (host.Open does)",
+			"Restore": "restores a core session (host.Open does)",
+			"Effects": "holds core effects (the host accumulates and executes them)",
+			"Storage": "handles the storage effect (host.Session.Flush commits it)",
+		},
+		"link": {
+			"New":     "creates a link (replica.New does)",
+			"Effects": "holds link effects (the replica executes them)",
+		},
+		"island": {
+			"New":     "creates a model runtime (the replica does)",
+			"Restore": "restores a model runtime (the replica does)",
+			"Effects": "holds model effects (the replica executes them)",
+		},
 	}
-	for _, shell := range shells {
+	for _, shell := range slices.Sorted(maps.Keys(shells)) {
 		output, err := exec.Command("go", "list", "-f", "{{.Dir}}\n{{join .GoFiles \"\\n\"}}", module+"/"+shell).Output()
 		if err != nil {
 			t.Fatal(err)
@@ -58,9 +77,9 @@ func TestShellsExecuteNoEffects(t *testing.T) {
 			ast.Inspect(parsed, func(node ast.Node) bool {
 				switch n := node.(type) {
 				case *ast.SelectorExpr:
-					if pkg, ok := n.X.(*ast.Ident); ok && pkg.Name == "reflector" {
-						if why := forbiddenSelectors[n.Sel.Name]; why != "" && !isObserverParameter(parsed, n) {
-							t.Errorf("%s: reflector.%s %s", fileSet.Position(n.Pos()), n.Sel.Name, why)
+					if pkg, ok := n.X.(*ast.Ident); ok {
+						if why := forbiddenSelectors[pkg.Name][n.Sel.Name]; why != "" && !isObserverParameter(parsed, n) {
+							t.Errorf("%s: %s.%s %s", fileSet.Position(n.Pos()), pkg.Name, n.Sel.Name, why)
 						}
 					}
 					if n.Sel.Name == "Storage" || n.Sel.Name == "LookupPointers" {

@@ -1,0 +1,213 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/metronome-sync/metronome/client/island"
+	"github.com/metronome-sync/metronome/client/link"
+	"github.com/metronome-sync/metronome/client/replica"
+	"github.com/metronome-sync/metronome/protocol"
+)
+
+// This file is what the session shell supplies to its replica (package
+// client/replica): WebSocket connections, HTTP snapshot transfers,
+// AES-GCM encryption, and the views' callbacks. The replica calls them on
+// the session goroutine; whatever blocks runs in another goroutine and
+// comes back through the inbox.
+
+// sessionTransport is the replica's Transport: the session's WebSockets.
+type sessionTransport[M any] Session[M]
+
+func (t *sessionTransport[M]) Dial(conn link.ConnID) { (*Session[M])(t).dial(conn) }
+
+func (t *sessionTransport[M]) Send(conn link.ConnID, frame []byte) {
+	s := (*Session[M])(t)
+	c := s.conns[conn]
+	if c == nil {
+		return
+	}
+	select {
+	case c.writes <- frame:
+	default:
+		s.logger.Warn("outbound queue full; dropping the connection", "frames", cap(c.writes))
+		c.cancel()
+	}
+}
+
+func (t *sessionTransport[M]) Close(conn link.ConnID, code int, reason string) {
+	if c := t.conns[conn]; c != nil {
+		delete(t.conns, conn)
+		c.closeWith(code, reason)
+	}
+}
+
+// sessionFiles is the replica's Files: snapshots over HTTP, in the
+// background; the outcome comes back as a replica event.
+type sessionFiles[M any] Session[M]
+
+func (f *sessionFiles[M]) Download(target string) {
+	s := (*Session[M])(f)
+	go func() {
+		data, err := s.get(target)
+		s.post(inboxItem{event: replica.SnapshotLoaded{URL: target, Data: data, Err: err}})
+	}()
+}
+
+func (f *sessionFiles[M]) Upload(upload island.Upload, sealed []byte) {
+	s := (*Session[M])(f)
+	target := fmt.Sprintf("%s/snapshots/%s/%010d_%d-%s.snap", s.filesBase, s.id, upload.Time, upload.Seq, upload.Hash[:16])
+	go func() {
+		if err := s.put(target, sealed); err != nil {
+			s.logger.Warn("snapshot upload failed", "err", err)
+			return
+		}
+		s.post(inboxItem{event: replica.SnapshotStored{Time: upload.Time, Seq: upload.Seq, Hash: upload.Hash, URL: target}})
+	}()
+}
+
+// get downloads a snapshot, bounded by SnapshotBytesMax.
+func (s *Session[M]) get(target string) ([]byte, error) {
+	response, err := s.http.Get(target)
+	if err != nil {
+		return nil, err
+	}
+	defer response.Body.Close()
+	if response.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", target, response.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(response.Body, SnapshotBytesMax+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > SnapshotBytesMax {
+		return nil, fmt.Errorf("the snapshot exceeds %d bytes (SnapshotBytesMax)", SnapshotBytesMax)
+	}
+	return data, nil
+}
+
+// put uploads a snapshot.
+func (s *Session[M]) put(target string, data []byte) error {
+	request, err := http.NewRequest(http.MethodPut, target, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	response, err := s.http.Do(request)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, response.Body)
+	response.Body.Close()
+	if response.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT %s: %s", target, response.Status)
+	}
+	return nil
+}
+
+// sessionCodec is the replica's Codec: CBOR envelopes, sealed with the
+// session's key (crypto.go).
+type sessionCodec[M any] Session[M]
+
+func (c *sessionCodec[M]) Seal(envelope island.Envelope) (json.RawMessage, error) {
+	plaintext, err := island.Encode(envelope)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`"` + c.sealer.sealString(purposePayload, plaintext) + `"`), nil
+}
+
+func (c *sessionCodec[M]) Open(payload json.RawMessage) (island.Envelope, error) {
+	var envelope island.Envelope
+	var text string
+	if err := json.Unmarshal(payload, &text); err != nil {
+		return envelope, err
+	}
+	plain, err := c.sealer.openString(purposePayload, text)
+	if err != nil {
+		return envelope, err
+	}
+	err = island.Decode(plain, &envelope)
+	return envelope, err
+}
+
+func (c *sessionCodec[M]) SealSnapshot(data []byte) []byte {
+	return c.sealer.seal(purposeSnapshot, data)
+}
+
+func (c *sessionCodec[M]) OpenSnapshot(sealed []byte) ([]byte, error) {
+	return c.sealer.open(purposeSnapshot, sealed)
+}
+
+func (c *sessionCodec[M]) CheckTove(tove string) error {
+	if tove == "" {
+		return nil
+	}
+	if plain, err := c.sealer.openString(purposeTove, tove); err != nil || string(plain) != c.id {
+		return ErrWrongPassword
+	}
+	return nil
+}
+
+// sessionObserver is the replica's Observer: the views' callbacks, the
+// log, and the end of the session.
+type sessionObserver[M any] Session[M]
+
+func (o *sessionObserver[M]) Reset(sync *protocol.ServerSync, restored bool) error {
+	o.snapshotURL = ""
+	if restored {
+		o.snapshotURL = sync.URL
+	}
+	return nil
+}
+
+func (o *sessionObserver[M]) Applied(string, uint32, func() string) error { return nil }
+
+func (o *sessionObserver[M]) Unusable(seq uint32, err error) error {
+	o.logger.Warn("unusable message; applied as empty", "seq", seq, "err", err)
+	return nil
+}
+
+func (o *sessionObserver[M]) Voted(time int64, hash string) {
+	if o.options.OnVote != nil {
+		o.options.OnVote(time, hash)
+	}
+}
+
+func (o *sessionObserver[M]) Emitted(name string, data []byte) {
+	for _, fn := range o.subscribers[name] {
+		fn(data)
+	}
+}
+
+func (o *sessionObserver[M]) Diverged(d island.Divergence) error {
+	if o.options.OnDivergence != nil {
+		o.options.OnDivergence(d)
+	} else {
+		o.logger.Error("divergence", "err", d.Error(), "this replica diverged", d.Local)
+	}
+	return nil
+}
+
+func (o *sessionObserver[M]) ModelError(err error) error {
+	o.logger.Error("model error", "err", err)
+	return nil
+}
+
+func (o *sessionObserver[M]) Joined() {
+	o.logger.Info("joined", "session id", o.id)
+	select {
+	case <-o.joinedOnce:
+	default:
+		close(o.joinedOnce)
+	}
+}
+
+func (o *sessionObserver[M]) Note(text string) { o.logger.Debug(text) }
+
+func (o *sessionObserver[M]) Failed(err error) {
+	o.logger.Error("session failed", "err", err)
+	(*Session[M])(o).finish(err)
+}
