@@ -142,9 +142,13 @@ type Close struct {
 	Reason string
 }
 
-// Effects accumulate the results of Steps. Execute them in this order:
-// (1) Close, (2) Dial, (3) write Frames in order, (4) hand Deliveries to
-// the model in order. Then Reset and reuse.
+// Effects are the results of a Step. Execute them in this order: (1)
+// Close, (2) Dial, (3) write Frames in order, (4) hand Deliveries to the
+// model in order. Then Reset and reuse. Frames, Deliveries, Rejected and
+// Notes may accumulate over several Steps; Close and Dial may not (their
+// order with the frames around them matters), so Step panics when out
+// still holds one: execute every Step's effects before the next
+// (client/replica does).
 type Effects struct {
 	// Close, when set, closes that connection (the link already treats it
 	// as gone: its later events are ignored).

@@ -168,6 +168,12 @@ func (l *Link) NextWake() int64 {
 
 // Step processes one event at time now and appends its effects to out.
 func (l *Link) Step(now int64, event Event, out *Effects) {
+	if out.Close != nil || out.Dial != 0 {
+		// A connection's close and the next dial are ordered with the
+		// frames around them; an Effects that already holds one would
+		// lose it or reorder it. Execute and Reset before stepping again.
+		panic("link: Step into Effects that still hold a Close or Dial (execute them and Reset first)")
+	}
 	if l.phase == PhaseStopped {
 		return
 	}

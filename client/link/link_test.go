@@ -274,3 +274,20 @@ func TestRejectedInputSurvivesAReconnect(t *testing.T) {
 		t.Fatalf("the rejected input was not sent again: %q", out.Frames)
 	}
 }
+
+// TestStepRefusesUnexecutedCloseOrDial: Close and Dial hold one value, so
+// stepping into Effects that still hold one panics instead of losing it.
+func TestStepRefusesUnexecutedCloseOrDial(t *testing.T) {
+	h := newHarness(t)
+	out := &Effects{}
+	h.link.Step(0, Start{}, out)
+	if out.Dial == 0 {
+		t.Fatal("Start did not dial")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a Step into Effects holding a Dial did not panic")
+		}
+	}()
+	h.link.Step(1, Wake{}, out)
+}
