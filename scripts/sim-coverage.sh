@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prints how much of the reflector core and the session host the simulator
-# reaches: it builds metronome with coverage instrumentation of reflector/
-# and host/, runs `metronome sim --seeds N` (default 200) and reports the
-# statement coverage per package, per file and per function.
+# Prints how much of the reflector core and the two hosts (host/ on the
+# server side, client/replica on the client side) the simulator reaches:
+# it builds metronome with coverage instrumentation of those packages, runs
+# `metronome sim --seeds N` (default 200) and reports the statement
+# coverage per package, per file and per function.
 #
 #   ./scripts/sim-coverage.sh [seeds]
 #
@@ -16,13 +17,13 @@ trap 'rm -rf "$work"' EXIT
 module=github.com/metronome-sync/metronome
 # The main package is instrumented too: without it the binary writes no
 # coverage data at exit. Its figure is not reported.
-go build -cover -coverpkg="$module/reflector,$module/host,$module/cmd/metronome" -o "$work/metronome" ./cmd/metronome
+go build -cover -coverpkg="$module/reflector,$module/host,$module/client/replica,$module/cmd/metronome" -o "$work/metronome" ./cmd/metronome
 mkdir "$work/cover"
 GOCOVERDIR="$work/cover" "$work/metronome" sim --seeds "$seeds" | tail -n 4
 echo
 echo "=== statement coverage per package ($seeds seeds)"
-go tool covdata percent -i "$work/cover" -pkg "$module/reflector,$module/host"
-go tool covdata textfmt -i "$work/cover" -pkg "$module/reflector,$module/host" -o "$work/profile.txt"
+go tool covdata percent -i "$work/cover" -pkg "$module/reflector,$module/host,$module/client/replica"
+go tool covdata textfmt -i "$work/cover" -pkg "$module/reflector,$module/host,$module/client/replica" -o "$work/profile.txt"
 echo
 echo "=== per file"
 # Each profile line: file:startLine.col,endLine.col statements count

@@ -103,6 +103,21 @@ func (c *client) model() *island.Island[simModel] {
 	return c.replica.Island()
 }
 
+// leave ends the process deliberately (the user closes the page): the
+// replica leaves (close 1000, no reconnect), its unconfirmed inputs are
+// gone, and nothing more reaches it.
+func (c *client) leave() {
+	w := c.w
+	pending := c.link.PendingInputs()
+	c.replica.Leave(c.now())
+	c.alive = false
+	for _, id := range sortedUint64Keys(c.conns) {
+		c.conns[id].toClient.dead = true
+	}
+	w.count(FaultClientCrash)
+	w.tracef("%s: leaves (%d inputs not yet seen reflected are dropped)", c.viewID, pending)
+}
+
 // crash kills the process: its connections break, its model and pending
 // inputs are gone.
 func (c *client) crash() {
@@ -312,7 +327,10 @@ func (c *client) submitInput() {
 		panic(err)
 	}
 	c.w.stats.Inputs++
-	c.step(link.Submit{Payload: encodePayload(island.Envelope{Kind: island.KindEvent, Name: "input", Data: data})})
+	if err := c.replica.Publish(c.now(), island.Envelope{Kind: island.KindEvent, Name: "input", Data: data}); err != nil {
+		c.w.tracef("%s: input refused: %v", c.viewID, err)
+	}
+	c.scheduleWake()
 }
 
 func sortedUint64Keys[V any](m map[uint64]V) []uint64 {

@@ -346,7 +346,11 @@ func (w *World) faultLoops() {
 		if c == nil {
 			return
 		}
-		c.crash()
+		if c.replica != nil && w.rand.Chance(0.3) {
+			c.leave()
+		} else {
+			c.crash()
+		}
 		if w.rand.Chance(0.8) {
 			w.queue.schedule(w.now+w.rand.Between(0, s.ClientDownMaxMs), func() {
 				if !c.alive && !w.healing {
