@@ -40,6 +40,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FileBytesMax bounds an uploaded file (snapshots, persisted data).
 	FileBytesMax int64
+	// FileTransferTimeout bounds one upload's body (PUT) or one download's
+	// response (GET) under /files: a client that trickles bytes is cut off
+	// (408 for an upload) instead of holding a connection, and a shutdown,
+	// for ever.
+	FileTransferTimeout time.Duration
 	// ConnectionsMax bounds open WebSocket connections (further upgrades
 	// get HTTP 503).
 	ConnectionsMax int
@@ -52,14 +57,17 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultAddr            = "127.0.0.1:8888"
-	DefaultQueueFramesMax  = 4096
-	DefaultQueueBytesMax   = 16 << 20
-	DefaultWriteTimeout    = 10 * time.Second
-	DefaultFileBytesMax    = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (docs/protocol.md §12.2)
-	DefaultConnectionsMax  = 50_000
-	DefaultShutdownTimeout = 10 * time.Second
-	DefaultCoalesceMax     = 20 * time.Millisecond
+	DefaultAddr           = "127.0.0.1:8888"
+	DefaultQueueFramesMax = 4096
+	DefaultQueueBytesMax  = 16 << 20
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultFileBytesMax   = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (docs/protocol.md §12.2)
+	// DefaultFileTransferTimeout lets a 128 MiB snapshot through at
+	// about 1.1 MB/s.
+	DefaultFileTransferTimeout = 2 * time.Minute
+	DefaultConnectionsMax      = 50_000
+	DefaultShutdownTimeout     = 10 * time.Second
+	DefaultCoalesceMax         = 20 * time.Millisecond
 	// CoalesceOff as CoalesceMax: never hold frames.
 	CoalesceOff time.Duration = -1
 )
@@ -80,6 +88,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.FileBytesMax == 0 {
 		c.FileBytesMax = DefaultFileBytesMax
+	}
+	if c.FileTransferTimeout == 0 {
+		c.FileTransferTimeout = DefaultFileTransferTimeout
 	}
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
@@ -105,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout < 100*time.Millisecond {
 		return fmt.Errorf("server config: WriteTimeout must be at least 100ms, got %s", c.WriteTimeout)
+	}
+	if c.FileTransferTimeout < time.Second {
+		return fmt.Errorf("server config: FileTransferTimeout must be at least 1s, got %s", c.FileTransferTimeout)
 	}
 	if c.FileBytesMax < 1<<20 {
 		return fmt.Errorf("server config: FileBytesMax must be at least 1 MiB, got %d", c.FileBytesMax)

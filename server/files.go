@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -31,6 +33,12 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	// Bound the transfer (FileTransferTimeout): the body's reads for a PUT,
+	// the response's writes for a GET.
+	deadline := time.Now().Add(s.config.FileTransferTimeout)
+	controller := http.NewResponseController(w)
+	_ = controller.SetReadDeadline(deadline)
+	_ = controller.SetWriteDeadline(deadline)
 	switch r.Method {
 	case http.MethodPut:
 		if r.ContentLength > s.config.FileBytesMax {
@@ -44,6 +52,10 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("file exceeds the limit of %d bytes (FileBytesMax)", s.config.FileBytesMax), http.StatusRequestEntityTooLarge)
 		case errors.Is(err, store.ErrBadPath):
 			http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.logger.Info("upload too slow: cut off", "path", path, "remote", remoteAddr(r), "timeout", s.config.FileTransferTimeout)
+			_ = controller.SetWriteDeadline(time.Now().Add(time.Second))
+			http.Error(w, fmt.Sprintf("upload not complete within %s (FileTransferTimeout)", s.config.FileTransferTimeout), http.StatusRequestTimeout)
 		case err != nil:
 			s.logger.Error("storing file failed", "path", path, "err", err)
 			http.Error(w, "storing the file failed", http.StatusInternalServerError)

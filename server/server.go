@@ -97,7 +97,8 @@ func (s *Server) Start() error {
 	s.listener = listener
 	s.httpServer = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 	go func() {
@@ -130,6 +131,16 @@ func (s *Server) logOverload(delay, wait time.Duration) {
 	}
 }
 
+// Timeouts of plain HTTP connections (WebSockets are hijacked and have
+// their own: the watchdog, WriteTimeout; file transfers have
+// FileTransferTimeout).
+const (
+	// httpReadHeaderTimeout bounds reading a request's headers.
+	httpReadHeaderTimeout = 10 * time.Second
+	// httpIdleTimeout closes a keep-alive connection idle this long.
+	httpIdleTimeout = 2 * time.Minute
+)
+
 // overloadLogInterval spaces the overload warnings.
 const overloadLogInterval = 30 * time.Second
 
@@ -155,12 +166,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		s.closing = true
 		s.mu.Unlock()
+		// Sessions first: they persist and ask their clients to reconnect
+		// at once, whatever HTTP requests are still running (a slow
+		// upload must not keep sessions frozen until the deadline).
+		close(s.shutdownRequested)
 		if s.httpServer != nil {
 			if err := s.httpServer.Shutdown(ctx); err != nil {
 				result = err
 			}
 		}
-		close(s.shutdownRequested)
 		if err := waitGroup(ctx, &s.actors); err != nil {
 			result = errors.Join(result, fmt.Errorf("sessions did not finish: %w", err))
 		}

@@ -134,7 +134,7 @@ func (a *sessionActor) run() {
 			}
 		case <-shutdown:
 			shutdown = nil
-			a.host.Step(a.now(), reflector.Shutdown{})
+			a.shutdown()
 		}
 		if hold := a.holdFor(a.host.Pending(), shutdown == nil); hold > 0 {
 			timer.Reset(min(hold, a.untilWake()))
@@ -149,6 +149,24 @@ func (a *sessionActor) run() {
 		}
 		timer.Reset(a.untilWake())
 	}
+}
+
+// shutdown ends the session for a server shutdown: the events already
+// queued (frames the readers have read) are stepped first, so their
+// messages are stamped, stored and sent before the 4003 that the
+// Shutdown event sends; then the core persists its exact state. Readers
+// may go on queueing while the queue drains: at most sessionEventsMax
+// more events are taken, so a flood cannot hold the shutdown.
+func (a *sessionActor) shutdown() {
+	for stepped, drained := 0, false; !drained && stepped < sessionEventsMax; {
+		select {
+		case <-a.queue.ready:
+			stepped += a.stepQueued()
+		default:
+			drained = true
+		}
+	}
+	a.host.Step(a.now(), reflector.Shutdown{})
 }
 
 // holdFor returns how long to hold the effects before flushing, so that
@@ -171,12 +189,14 @@ func (a *sessionActor) holdFor(pending host.Pending, shuttingDown bool) time.Dur
 	return max(delay-time.Since(a.lastFlush), 0)
 }
 
-// stepQueued steps a batch of queued events.
-func (a *sessionActor) stepQueued() {
-	for _, event := range a.queue.take() {
+// stepQueued steps a batch of queued events and returns how many.
+func (a *sessionActor) stepQueued() int {
+	events := a.queue.take()
+	for _, event := range events {
 		a.step(event)
 		a.queue.release()
 	}
+	return len(events)
 }
 
 func (a *sessionActor) untilWake() time.Duration {
