@@ -21,6 +21,8 @@ const (
 	// outboundFramesMax: a connection with this many frames unread is a
 	// slow client; the reflector closes it with 4001.
 	outboundFramesMax = 256
+	// pointerLookupMaxMs bounds the simulated latency of a pointer lookup.
+	pointerLookupMaxMs = 50
 )
 
 // simReflector is the simulated reflector process: the same session host
@@ -253,9 +255,6 @@ func (r *simReflector) lookupPointer(s *simSession, key string) {
 		}
 	})
 }
-
-// pointerLookupMaxMs bounds the simulated latency of a pointer lookup.
-const pointerLookupMaxMs = 50
 
 // close sends a close frame after the frames queued before it, then tells
 // the core the connection is gone (the server's reader ends).
