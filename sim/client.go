@@ -185,6 +185,8 @@ func (c *client) receive(k *conn, p packet) {
 		}
 		event = link.Received{Conn: link.ConnID(k.linkConn), Data: p.data}
 	case packetClose:
+		// The WebSocket layer answers the close frame (the handshake).
+		c.w.send(k.toServer, packet{kind: packetClose, code: p.code})
 		k.clientClosed = true
 		event = link.Closed{Conn: link.ConnID(k.linkConn), Code: p.code, Reason: p.reason}
 	case packetReset:

@@ -23,6 +23,10 @@ const (
 	outboundFramesMax = 256
 	// pointerLookupMaxMs bounds the simulated latency of a pointer lookup.
 	pointerLookupMaxMs = 50
+	// closeHandshakeMaxMs is how long after closing a connection the
+	// shell waits for the client's answer before the core learns it is
+	// gone (server/conn.go's closeHandshakeTimeout).
+	closeHandshakeMaxMs = 2000
 )
 
 // simReflector is the simulated reflector process: the same session host
@@ -151,22 +155,32 @@ func (r *simReflector) receive(k *conn, p packet) {
 		r.accept(k)
 		return
 	}
-	if !r.up || k.incarnation != r.incarnation || !k.serverOpen || k.serverClosed {
+	if !r.up || k.incarnation != r.incarnation || !k.serverOpen {
 		return
 	}
 	s := r.sessions[k.session]
-	if s == nil {
-		return
+	id := reflector.ConnID(k.id)
+	if s == nil || s.conns[id] == nil {
+		return // the session already stepped its Disconnect
 	}
 	switch p.kind {
 	case packetFrame:
+		// Also after the reflector decided to close the connection: like
+		// the server's reader, the shell reads on until the close
+		// handshake ends, and the core must ignore what comes.
 		frame, err := protocol.DecodeClientFrame(p.data)
-		r.step(s, reflector.Receive{Conn: reflector.ConnID(k.id), Frame: frame, Err: err})
+		r.step(s, reflector.Receive{Conn: id, Frame: frame, Err: err})
 	case packetClose, packetReset:
-		k.serverClosed = true
-		r.step(s, reflector.Disconnect{Conn: reflector.ConnID(k.id)})
-		delete(s.conns, reflector.ConnID(k.id))
+		r.disconnect(s, id)
 	}
+}
+
+// disconnect ends a connection for the session: no more frames either way,
+// and the core steps its Disconnect.
+func (r *simReflector) disconnect(s *simSession, id reflector.ConnID) {
+	s.conns[id].serverClosed = true
+	delete(s.conns, id)
+	r.step(s, reflector.Disconnect{Conn: id})
 }
 
 func (r *simReflector) accept(k *conn) {
@@ -256,8 +270,10 @@ func (r *simReflector) lookupPointer(s *simSession, key string) {
 	})
 }
 
-// close sends a close frame after the frames queued before it, then tells
-// the core the connection is gone (the server's reader ends).
+// close sends a close frame after the frames queued before it. The core
+// learns that the connection is gone when the client answers the close, or
+// after the close handshake's time at most (closeHandshakeMaxMs), as the
+// server's reader does; frames that arrive meanwhile still reach it.
 func (r *simReflector) close(s *simSession, id reflector.ConnID, code int, reason string) {
 	k := s.conns[id]
 	if k == nil || k.serverClosed {
@@ -265,10 +281,9 @@ func (r *simReflector) close(s *simSession, id reflector.ConnID, code int, reaso
 	}
 	k.serverClosed = true
 	r.w.send(k.toClient, packet{kind: packetClose, code: code, reason: reason})
-	r.w.queue.schedule(r.w.now, func() {
-		if r.up && r.sessions[s.id] == s {
-			delete(s.conns, id)
-			r.step(s, reflector.Disconnect{Conn: id})
+	r.w.queue.schedule(r.w.now+closeHandshakeMaxMs, func() {
+		if r.up && r.sessions[s.id] == s && s.conns[id] == k {
+			r.disconnect(s, id)
 		}
 	})
 }
