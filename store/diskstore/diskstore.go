@@ -6,6 +6,42 @@
 //	pointers/<key>.json                persisted-data pointers
 //	files/<path>                       uploaded files
 //	tmp/                               files being written; emptied by Open
+//	journal/<generation>.log           the journal (Durable on Linux; journal.go)
+//	lock                               the data-directory lock; names its holder
+//
+// # The data-directory lock
+//
+// Only one Store may use a data directory at a time. Open enforces it
+// before it reads, replays or removes anything in the directory: it opens
+// (creating it if needed) the file lock and takes an exclusive flock(2) of
+// it without waiting, and the Store holds that lock until Close. If another
+// Store holds it, in another process or in this one (a flock belongs to an
+// open file description, so a second Open in the same process conflicts
+// too), Open fails with a *LockedError, which matches ErrLocked and names
+// the holder. Once it has the lock, Open replaces the file's content with
+// one JSON line naming this process, for that message and for operators:
+//
+//	{"pid":1234,"host":"h","started":"2026-12-02T09:00:00Z","program":"/usr/local/bin/metronome"}
+//
+// The content is informational only: the flock is the lock, and a lock file
+// that exists, or names a process, does not mean the directory is in use.
+// A lock held by a process that died, however it died (SIGKILL, a crash),
+// is free again at once: the kernel releases the flock when the process's
+// last descriptor of the file closes, and the next Open takes it and
+// rewrites the file. Nothing has to be removed by hand. For the same
+// reason, a copy of a data directory (a backup, or what a crash leaves)
+// carries the lock file but not the lock, and opens normally. Descriptors
+// are not inherited by programs the server starts (Go opens files
+// close-on-exec), so such a child cannot keep the lock alive.
+//
+// The lock is advisory: it only keeps out other Stores, not other programs
+// that change files in the directory. It works on local file systems; on
+// a network file system it holds across hosts only if that file system
+// implements flock across hosts (Linux NFS clients emulate it with NFS
+// byte-range locks on the whole file; see flock(2)).
+// Where flock(2) does not exist (Windows, and systems other than Linux,
+// macOS and the BSDs), Open takes no lock and nothing stops two Stores from
+// sharing a directory: the rule above is then the operator's to keep.
 //
 // # Message log format
 //
@@ -44,7 +80,9 @@
 // leaves the session as it was before step 1, after step 1 or after step 2,
 // or as the whole batch leaves it: appended messages without the new
 // record, or a new record with messages in front that it meant to drop
-// (which the reflector recognises by their sequence numbers).
+// (which the reflector recognises by their sequence numbers). A crash
+// also leaves the lock file, naming the dead process; its lock is free
+// again (see "The data-directory lock").
 //
 // With Options.Durable on Linux, session changes are made durable through
 // one journal shared by all sessions (journal.go): the steps above are
@@ -73,8 +111,9 @@
 // are open at once; the least recently used is closed when another is
 // needed, and reading it again validates it again.
 //
-// Only one Store may use a data directory at a time, and it must be on a
-// case-sensitive file system: session ids and file paths differing only in
+// Only one Store may use a data directory at a time (Open enforces it; see
+// "The data-directory lock" above), and it must be on a case-sensitive
+// file system: session ids and file paths differing only in
 // case are different. Pointer keys and file paths follow
 // store.ValidatePath, and a path cannot name both a file and a directory
 // holding files (PutFile of "a" fails while "a/b" exists, and vice versa).
@@ -133,6 +172,9 @@ func (o Options) Validate() error {
 // use; calls for one session are serialized by a mutex of that session.
 type Store struct {
 	durable bool
+	// lock is the data directory's lock, held from Open to Close (nil where
+	// there is no locking).
+	lock *directoryLock
 	// journal, when not nil, makes session changes durable (Durable on
 	// Linux; see journal.go); journaled is set from Open on, before the
 	// replay of what an earlier run left.
@@ -164,7 +206,10 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens the store kept in directory, creating the directory if it is
-// missing, and removes what a crash left in its tmp/ directory.
+// missing, locks it (see "The data-directory lock" in the package
+// documentation) and removes what a crash left in its tmp/ directory. If
+// another Store has the directory open, Open fails with a *LockedError,
+// which matches ErrLocked.
 func Open(directory string, options Options) (*Store, error) {
 	if err := options.Validate(); err != nil {
 		return nil, err
@@ -187,13 +232,29 @@ func Open(directory string, options Options) (*Store, error) {
 	if err := os.MkdirAll(directory, directoryPermissions); err != nil {
 		return nil, fmt.Errorf("diskstore: creating the data directory: %w", err)
 	}
+	// The lock comes before anything in the directory is read or changed.
+	lock, err := lockDirectory(directory)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	if err := s.open(directory); err != nil {
+		s.closeLogs()
+		lock.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open is Open once the directory is locked.
+func (s *Store) open(directory string) error {
 	for _, name := range []string{sessionsDirectoryName, pointersDirectoryName, filesDirectoryName, temporaryDirectoryName} {
 		if err := s.makeDirectories(directory, name, s.durable); err != nil {
-			return nil, fmt.Errorf("diskstore: %w", err)
+			return fmt.Errorf("diskstore: %w", err)
 		}
 	}
 	if err := s.removeTemporaryFiles(); err != nil {
-		return nil, fmt.Errorf("diskstore: %w", err)
+		return fmt.Errorf("diskstore: %w", err)
 	}
 	// A journal left by a crash is replayed whether this run is durable or
 	// not; a durable run then keeps its own.
@@ -201,21 +262,20 @@ func Open(directory string, options Options) (*Store, error) {
 	s.journaled = s.durable && fileSystemSyncAvailable
 	if s.journaled {
 		if err := s.makeDirectories(directory, journalDirectoryName, true); err != nil {
-			return nil, fmt.Errorf("diskstore: %w", err)
+			return fmt.Errorf("diskstore: %w", err)
 		}
 	}
 	next, err := s.replayJournals(journalDirectory)
 	if err != nil {
-		s.closeLogs()
-		return nil, fmt.Errorf("diskstore: recovering from the journal: %w", err)
+		return fmt.Errorf("diskstore: recovering from the journal: %w", err)
 	}
 	if s.journaled {
 		s.journal, err = openJournal(journalDirectory, next)
 		if err != nil {
-			return nil, fmt.Errorf("diskstore: %w", err)
+			return fmt.Errorf("diskstore: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // syncSessionFiles reports whether session files are synced as they are
@@ -241,8 +301,9 @@ func (s *Store) removeTemporaryFiles() error {
 	return nil
 }
 
-// Close closes the open message logs, after waiting for the calls in
-// progress. Calls after Close fail with store.ErrClosed.
+// Close closes the open message logs and the journal, after waiting for
+// the calls in progress, and then releases the data directory's lock.
+// Calls after Close fail with store.ErrClosed.
 func (s *Store) Close() error {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
@@ -261,15 +322,24 @@ func (s *Store) Close() error {
 	}
 	s.openLogs.Init()
 	s.sessions = nil
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("diskstore: closing message logs: %w", err)
-	}
-	if s.journal != nil {
-		if err := s.journal.close(); err != nil {
-			return fmt.Errorf("diskstore: closing the journal: %w", err)
+	var err error
+	if logErr := errors.Join(errs...); logErr != nil {
+		err = fmt.Errorf("diskstore: closing message logs: %w", logErr)
+		// A log that failed to close may not hold what the journal says:
+		// the journal stays for the next Open to replay, but its
+		// background work stops before the lock is released.
+		if s.journal != nil {
+			s.journal.abandon()
+		}
+	} else if s.journal != nil {
+		if journalErr := s.journal.close(); journalErr != nil {
+			err = fmt.Errorf("diskstore: closing the journal: %w", journalErr)
 		}
 	}
-	return nil
+	if lockErr := s.lock.release(); lockErr != nil && err == nil {
+		err = fmt.Errorf("diskstore: releasing the data directory's lock: %w", lockErr)
+	}
+	return err
 }
 
 // begin starts a call: it fails if the store is closed, else the caller must

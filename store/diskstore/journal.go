@@ -362,6 +362,21 @@ func (j *journal) close() error {
 	return err
 }
 
+// abandon stops the journal as a crash would: it waits for a running
+// checkpoint and the syncer, and closes the journal file, which stays for
+// the next Open to replay.
+func (j *journal) abandon() {
+	j.stop()
+	j.mu.Lock()
+	file := j.file
+	j.file = nil
+	j.err = store.ErrClosed
+	j.mu.Unlock()
+	if file != nil {
+		file.Close()
+	}
+}
+
 // stop waits for a running checkpoint and stops the syncer once every
 // write is synced.
 func (j *journal) stop() {

@@ -15,8 +15,10 @@ import (
 )
 
 // crashForTest abandons a store as a crash would: files are closed, nothing
-// is synced, the journal stays.
+// is synced, the journal stays, the data directory's lock is released (as
+// the kernel releases the flock of a process that dies).
 func (s *Store) crashForTest() {
+	defer s.lock.release()
 	for element := s.openLogs.Front(); element != nil; element = element.Next() {
 		element.Value.(*session).log.file.Close()
 	}
