@@ -97,10 +97,13 @@ func (c *loadClient) dial(ctx context.Context) error {
 	return nil
 }
 
-// join sends JOIN and waits for SYNC, whose frame it hands to onSync
-// (when not nil, with the time the frame was complete; the slice is valid
-// during the call only). It returns the time JOIN was sent.
-func (c *loadClient) join(onSync func(frame []byte, received time.Time) error) (time.Time, error) {
+// join sends JOIN and waits for SYNC, whose frame and number of messages
+// it hands to onSync (when not nil, with the time the frame was complete;
+// the slice is valid during the call only). It returns the time JOIN was
+// sent. A SYNC may come as WebSocket fragments (joined by the frame
+// reader) and, from the reference reflector, as chunks (docs/protocol.md
+// §3.3); its fields may come in any order.
+func (c *loadClient) join(onSync func(frame []byte, messages int, received time.Time) error) (time.Time, error) {
 	join, err := json.Marshal(map[string]any{
 		"id": c.sessionID, "action": "JOIN", "args": map[string]any{
 			"name": "io.metronome.bench/" + c.sessionID, "apiKey": "none", "appId": "io.metronome.bench",
@@ -120,48 +123,44 @@ func (c *loadClient) join(onSync func(frame []byte, received time.Time) error) (
 	if err := c.conn.SetReadDeadline(time.Now().Add(c.run.config.IOTimeout)); err != nil {
 		return sent, err
 	}
+	var chunks chunkAssembler
+	defer chunks.release()
 	for range 1000 { // frames before SYNC: at most a few INFO/TICK
 		frame, err := c.frames.next()
 		if err != nil {
 			return sent, fmt.Errorf("waiting for SYNC of %s: %w", c.viewID, err)
 		}
 		received := time.Now()
-		if !isSync(frame) {
+		frame, complete, err := chunks.add(frame)
+		if err != nil {
+			return sent, fmt.Errorf("waiting for SYNC of %s: %w", c.viewID, err)
+		}
+		if !complete {
 			continue
 		}
+		envelope, err := scanEnvelope(frame)
+		if err != nil {
+			return sent, fmt.Errorf("waiting for SYNC of %s: frame of %d bytes starting %q: %w", c.viewID, len(frame), excerpt(frame), err)
+		}
+		if envelope.action != "SYNC" {
+			continue
+		}
+		messages, err := envelope.syncMessages()
+		if err != nil {
+			return sent, fmt.Errorf("SYNC of %s: %w", c.viewID, err)
+		}
+		if !envelope.hasSeq {
+			return sent, fmt.Errorf("SYNC of %s has no uint32 args.seq: %.200s", c.viewID, frame)
+		}
 		if onSync != nil {
-			if err := onSync(frame, received); err != nil {
+			if err := onSync(frame, messages, received); err != nil {
 				return sent, err
 			}
 		}
-		var envelope struct {
-			Args struct {
-				Seq *uint32 `json:"seq"`
-			} `json:"args"`
-		}
-		if err := json.Unmarshal(frame, &envelope); err != nil {
-			return sent, fmt.Errorf("SYNC of %s: %w", c.viewID, err)
-		}
-		if envelope.Args.Seq == nil {
-			return sent, fmt.Errorf("SYNC of %s has no seq: %.200s", c.viewID, frame)
-		}
-		c.lastSeq = *envelope.Args.Seq
+		c.lastSeq = envelope.seq
 		return sent, c.conn.SetReadDeadline(time.Time{})
 	}
 	return sent, fmt.Errorf("no SYNC for %s within 1000 frames", c.viewID)
-}
-
-// isSync reports whether a frame's action is SYNC, without decoding it
-// (a SYNC can hold megabytes of messages).
-func isSync(frame []byte) bool {
-	message, ok := parseInboundFast(frame)
-	if ok {
-		return message.action == "SYNC"
-	}
-	var envelope struct {
-		Action string `json:"action"`
-	}
-	return json.Unmarshal(frame, &envelope) == nil && envelope.Action == "SYNC"
 }
 
 // prepareReceive sets up the receive bookkeeping for up to sendsMax

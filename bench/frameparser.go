@@ -12,8 +12,9 @@ import (
 // messages (the push counterpart of frameReader, for readers that are
 // handed whatever one read returned).
 type frameParser struct {
-	pending []byte // the start of an incomplete frame
-	message []byte // the fragments of an incomplete message
+	pending    []byte // the start of an incomplete frame
+	message    []byte // the fragments of an incomplete message
+	fragmented bool   // a first fragment came, the last not yet
 }
 
 // feed parses data after what is pending. It calls onMessage for every
@@ -36,6 +37,12 @@ func (p *frameParser) feed(data []byte, onMessage func([]byte) error, onControl 
 		end := headerBytes + int(header.Length)
 		if len(data) < end {
 			break
+		}
+		if err := checkFragment(header, p.fragmented); err != nil {
+			return err
+		}
+		if !header.OpCode.IsControl() {
+			p.fragmented = !header.Fin
 		}
 		payload := data[headerBytes:end]
 		data = data[end:]

@@ -218,8 +218,11 @@ func RunJoin(ctx context.Context, config JoinConfig) (*JoinResult, error) {
 	}
 
 	// Joins, one after another; the writers stay in the session. The
-	// buffer the joiners read SYNC into is mapped beforehand (the SYNC holds
-	// every message, a frame each ≈ the payload plus 40 bytes).
+	// buffers the joiners read SYNC into are mapped beforehand (the SYNC
+	// holds every message, a frame each ≈ the payload plus 40 bytes): one
+	// for the frame reader, and one to glue the chunks of a SYNC that the
+	// reference reflector splits (docs/protocol.md §3.3).
+	primeLargeBuffer(2 * config.Messages * (config.PayloadBytes + 40))
 	primeLargeBuffer(2 * config.Messages * (config.PayloadBytes + 40))
 	var joinTimes Histogram
 	for j := range config.Joins {
@@ -239,13 +242,8 @@ func RunJoin(ctx context.Context, config JoinConfig) (*JoinResult, error) {
 		}
 		var syncReceived time.Time
 		var syncBytes, syncMessages int
-		sent, err := joiner.join(func(frame []byte, received time.Time) error {
-			syncReceived, syncBytes = received, len(frame)
-			count, err := countSyncMessages(frame)
-			if err != nil {
-				return fmt.Errorf("SYNC of %s: %w", joiner.viewID, err)
-			}
-			syncMessages = count
+		sent, err := joiner.join(func(frame []byte, messages int, received time.Time) error {
+			syncReceived, syncBytes, syncMessages = received, len(frame), messages
 			return nil
 		})
 		if err != nil {

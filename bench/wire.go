@@ -55,14 +55,23 @@ func newFrameReader(r io.Reader, onControl func(ws.Header, []byte) error) *frame
 	return &frameReader{reader: bufio.NewReaderSize(r, 64<<10), onControl: onControl}
 }
 
-// next returns the next data message; the slice is valid until the next
-// call. A close frame ends the stream with io.EOF.
+// next returns the next data message, its fragments (a first frame, then
+// continuation frames up to one with FIN) joined; control frames may come
+// between them. The slice is valid until the next call. A close frame
+// ends the stream with io.EOF.
 func (f *frameReader) next() ([]byte, error) {
 	f.buffer = f.buffer[:0]
+	fragmented := false // a first fragment came, the last not yet
 	for {
 		header, err := ws.ReadHeader(f.reader)
 		if err != nil {
 			return nil, err
+		}
+		if err := checkFragment(header, fragmented); err != nil {
+			return nil, err
+		}
+		if !header.OpCode.IsControl() {
+			fragmented = !header.Fin
 		}
 		if header.Length < 0 || int64(len(f.buffer))+header.Length > frameBytesMax {
 			return nil, fmt.Errorf("frame of %d bytes exceeds frameBytesMax %d", header.Length, frameBytesMax)
@@ -97,6 +106,24 @@ func (f *frameReader) next() ([]byte, error) {
 	}
 }
 
+// checkFragment reports a data frame out of its place in a fragmented
+// message (RFC 6455 §5.4): a continuation frame must continue a message,
+// and a new message must not start inside one. Control frames may come
+// anywhere but must not be fragmented themselves.
+func checkFragment(header ws.Header, fragmented bool) error {
+	switch {
+	case header.OpCode.IsControl():
+		if !header.Fin {
+			return fmt.Errorf("fragmented control frame (opcode %d)", header.OpCode)
+		}
+	case header.OpCode == ws.OpContinuation && !fragmented:
+		return errors.New("continuation frame without a first fragment")
+	case header.OpCode != ws.OpContinuation && fragmented:
+		return fmt.Errorf("data frame (opcode %d) inside a fragmented message", header.OpCode)
+	}
+	return nil
+}
+
 // takeBuffered returns a copy of the bytes read ahead of the last message
 // (the start of the next ones); the reader must not be used afterwards.
 func (f *frameReader) takeBuffered() []byte {
@@ -107,19 +134,16 @@ func (f *frameReader) takeBuffered() []byte {
 // release hands the reader's buffer, when large, to the next reader that
 // needs one; the reader must not be used afterwards.
 func (f *frameReader) release() {
-	if cap(f.buffer) >= largeFrameBytes {
-		select {
-		case largeBuffers <- f.buffer[:0]:
-		default:
-		}
-	}
+	releaseLargeBuffer(f.buffer)
 	f.buffer = nil
 }
 
 // largeFrameBytes is the size from which frame buffers are reused across
 // connections: a joiner receiving a 4 MB SYNC into fresh memory spends
-// milliseconds in page faults, which would be counted as join time.
-const largeFrameBytes = 1 << 20
+// milliseconds in page faults, which would be counted as join time. It is
+// below the reference reflector's chunks of 1,000,000 characters
+// (docs/protocol.md §3.3), so that their frames reuse buffers too.
+const largeFrameBytes = 512 << 10
 
 var largeBuffers = make(chan []byte, 4)
 
@@ -140,9 +164,21 @@ func takeLargeBuffer(size int) []byte {
 	return make([]byte, 0, size+size/4)
 }
 
+// releaseLargeBuffer hands buffer, when large, to the next reader that
+// needs one; its owner must not use it afterwards.
+func releaseLargeBuffer(buffer []byte) {
+	if cap(buffer) >= largeFrameBytes {
+		select {
+		case largeBuffers <- buffer[:0]:
+		default:
+		}
+	}
+}
+
 // primeLargeBuffer makes a reusable buffer of size bytes with every page
 // touched, so that the first large frame read into it does not fault.
 func primeLargeBuffer(size int) {
+	size = min(size, frameBytesMax) // no message is longer
 	if size < largeFrameBytes {
 		return
 	}
@@ -254,63 +290,4 @@ func parseInboundFast(frame []byte) (inbound, bool) {
 		return message, true
 	}
 	return inbound{}, false
-}
-
-var syncMessagesKey = []byte(`"messages":[`)
-
-// countSyncMessages counts the elements of a SYNC frame's messages array
-// without decoding them: a SYNC can hold megabytes, and decoding it with
-// encoding/json would leave the generator collecting garbage while the
-// next join is timed. Strings (with escapes) and nesting are followed, so
-// a malformed array is an error.
-func countSyncMessages(frame []byte) (int, error) {
-	start := bytes.Index(frame, syncMessagesKey)
-	if start < 0 {
-		return 0, errors.New("no messages array")
-	}
-	open := []byte{']'} // the closing bracket each open level expects
-	count, empty := 0, true
-	inString := false
-	for i := start + len(syncMessagesKey); i < len(frame); i++ {
-		c := frame[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-			empty = false
-		case '[':
-			open = append(open, ']')
-			empty = false
-		case '{':
-			open = append(open, '}')
-			empty = false
-		case ']', '}':
-			if c != open[len(open)-1] {
-				return 0, fmt.Errorf("messages array: %q closes %q", c, open[len(open)-1])
-			}
-			open = open[:len(open)-1]
-			if len(open) == 0 {
-				if empty {
-					return 0, nil
-				}
-				return count + 1, nil
-			}
-		case ',':
-			if len(open) == 1 {
-				count++
-			}
-		case ' ', '\t', '\n', '\r':
-		default:
-			empty = false
-		}
-	}
-	return 0, errors.New("messages array not terminated")
 }
