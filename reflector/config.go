@@ -70,7 +70,10 @@ type Config struct {
 
 	// TimeLeaseMs: session time is persisted ahead of itself by this much,
 	// so that after a crash time resumes at a value no client has seen
-	// exceeded (time never goes backwards across restarts).
+	// exceeded (time never goes backwards across restarts). It is also the
+	// most time jumps forward after a crash (a model's future messages due
+	// in between run back to back), and the lease is renewed, a record
+	// write, every TimeLeaseMs/2 of session time while the session runs.
 	TimeLeaseMs int64
 }
 

@@ -576,6 +576,10 @@ func (c *checker) checkRestore(config reflector.Config, live *reflector.Session,
 	if c.anyTime && got.Time < c.maxTime {
 		c.violate("restore: time %d is below time %d already sent", got.Time, c.maxTime)
 	}
+	// After a crash, time jumps forward by at most the lease.
+	if got.Time > want.Time+config.TimeLeaseMs {
+		c.violate("restore: time %d is more than TimeLeaseMs (%d) ahead of the session's time %d", got.Time, config.TimeLeaseMs, want.Time)
+	}
 	if got.SnapshotSeq != want.SnapshotSeq || got.SnapshotTime != want.SnapshotTime || got.SnapshotURL != want.SnapshotURL {
 		c.violate("restore: snapshot %d/%d/%q, want %d/%d/%q", got.SnapshotTime, got.SnapshotSeq, got.SnapshotURL,
 			want.SnapshotTime, want.SnapshotSeq, want.SnapshotURL)
