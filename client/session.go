@@ -88,10 +88,12 @@ type Options struct {
 	// TickMs is the reflector's heartbeat interval the first joiner asks
 	// for (default 100).
 	TickMs int64
-	// OnDivergence is called (on the session goroutine) when replicas'
+	// OnDivergence is called (on the session's callback goroutine, in
+	// order with the other callbacks; it may call any Session method) when
+	// replicas'
 	// state hashes disagree. Default: log at error level.
 	OnDivergence func(island.Divergence)
-	// OnVote, when set, is called (on the session goroutine) each time this
+	// OnVote, when set, is called (on the callback goroutine) each time this
 	// replica votes its state hash at a snapshot poll: replicas vote at the
 	// same session times, so comparing votes compares states.
 	OnVote func(time int64, hash string)
@@ -114,10 +116,11 @@ type Session[M any] struct {
 	http      *http.Client
 	filesBase string
 
-	commands chan func()
-	inbox    chan inboxItem
-	done     chan struct{}
-	closing  sync.Once
+	commands  chan func()
+	callbacks *callbackQueue
+	inbox     chan inboxItem
+	done      chan struct{}
+	closing   sync.Once
 
 	// Owned by the run goroutine.
 	replica     *replica.Replica[M]
@@ -137,12 +140,16 @@ type Stats struct {
 	// SnapshotURL is the snapshot this replica was last rebuilt from ("" if
 	// it started fresh).
 	SnapshotURL string
+	// CallbacksDropped counts callbacks dropped because the views fell
+	// CallbacksQueuedMax behind.
+	CallbacksDropped int
 }
 
 // Stats returns the session's counters.
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
 	s.do(func() { stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL} })
+	stats.CallbacksDropped = s.callbacks.droppedCount()
 	return stats
 }
 
@@ -217,6 +224,7 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 		http:        options.HTTPClient,
 		filesBase:   strings.TrimSuffix(files, "/"),
 		commands:    make(chan func(), 64),
+		callbacks:   newCallbackQueue(),
 		inbox:       make(chan inboxItem, InboxFramesMax),
 		done:        make(chan struct{}),
 		conns:       map[link.ConnID]*transport{},
@@ -248,6 +256,7 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 		return nil, err
 	}
 	go s.run()
+	go s.callbacks.run(s.done)
 	select {
 	case <-s.joinedOnce:
 		if s.joinErr != nil {
@@ -318,8 +327,10 @@ func (s *Session[M]) Publish(name string, data any) error {
 	return rejected
 }
 
-// Subscribe calls fn (on the session goroutine) with the data of every
-// event the model emits under name (Context.Emit).
+// Subscribe calls fn with the data of every event the model emits under
+// name (Context.Emit), in order, on the session's callback goroutine: fn
+// may call any Session method, Publish included (callbacks never run
+// inside the session goroutine's loop, so nothing waits on itself).
 func (s *Session[M]) Subscribe(name string, fn func(data []byte)) {
 	s.do(func() { s.subscribers[name] = append(s.subscribers[name], fn) })
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,4 +227,99 @@ func TestWrongPasswordFailsTheJoin(t *testing.T) {
 	if !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("Join with the wrong password: %v, want ErrWrongPassword", err)
 	}
+}
+
+// divergeCounter makes the "diverge" handler of reentrantApp compute a
+// different state in every replica of this process: a deliberately
+// nondeterministic model, so that votes disagree and OnDivergence runs.
+var divergeCounter atomic.Int64
+
+func reentrantApp() App[tally] {
+	app := tallyApp(1000)
+	app.Events["noop"] = func(*tally, *Context, Event) {}
+	app.Events["diverge"] = func(m *tally, _ *Context, _ Event) { m.Sum += int(divergeCounter.Add(1)) }
+	return app
+}
+
+// TestEveryMethodFromEveryCallback: Subscribe handlers, OnVote and
+// OnDivergence may call every Session method — Publish and Leave too —
+// without a deadlock (callbacks run outside the session goroutine's loop).
+func TestEveryMethodFromEveryCallback(t *testing.T) {
+	addr := startServer(t)
+	var sessions [2]atomic.Pointer[Session[tally]]
+	var mu sync.Mutex
+	called := map[string]bool{}
+	callAll := func(i int, kind string) {
+		s := sessions[i].Load()
+		if s == nil {
+			return
+		}
+		_, _, _ = s.ID(), s.ViewID(), s.Err()
+		select {
+		case <-s.Done():
+		default:
+		}
+		s.Read(func(*tally, int64) {})
+		s.State()
+		s.LastVote()
+		s.Stats()
+		s.Subscribe("unused", func([]byte) {})
+		if err := s.Publish("noop", nil); err != nil && s.Err() == nil {
+			t.Errorf("Publish from a %s callback: %v", kind, err)
+		}
+		mu.Lock()
+		called[kind+strconv.Itoa(i)] = true
+		mu.Unlock()
+	}
+	for i := range sessions {
+		options := Options{Reflector: "ws://" + addr + "/reflector", Name: "reentrant", Password: "pw",
+			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnVote:       func(int64, string) { callAll(i, "vote") },
+			OnDivergence: func(Divergence) { callAll(i, "divergence") }}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		s, err := Join(ctx, reentrantApp(), options)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Leave() })
+		sessions[i].Store(s)
+		s.Subscribe("sum", func([]byte) { callAll(i, "emit") })
+	}
+	a := sessions[0].Load()
+	if err := a.Publish("add", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish("diverge", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"emit0", "emit1", "vote0", "vote1", "divergence0", "divergence1"}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		missing := slices.DeleteFunc(slices.Clone(want), func(kind string) bool { return called[kind] })
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callbacks that never completed their calls (a deadlock?): %v", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Leave from a callback ends the session.
+	left := make(chan struct{})
+	a.Subscribe("sum", func([]byte) {
+		a.Leave()
+		close(left)
+	})
+	if err := sessions[1].Load().Publish("add", 2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-left:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Leave from a callback did not return")
+	}
+	<-a.Done()
 }

@@ -171,24 +171,37 @@ func (o *sessionObserver[M]) Unusable(seq uint32, err error) error {
 }
 
 func (o *sessionObserver[M]) Voted(time int64, hash string) {
-	if o.options.OnVote != nil {
-		o.options.OnVote(time, hash)
+	if onVote := o.options.OnVote; onVote != nil {
+		o.callback(func() { onVote(time, hash) })
 	}
 }
 
 func (o *sessionObserver[M]) Emitted(name string, data []byte) {
-	for _, fn := range o.subscribers[name] {
-		fn(data)
+	if fns := o.subscribers[name]; len(fns) > 0 {
+		o.callback(func() {
+			for _, fn := range fns {
+				fn(data)
+			}
+		})
 	}
 }
 
 func (o *sessionObserver[M]) Diverged(d island.Divergence) error {
-	if o.options.OnDivergence != nil {
-		o.options.OnDivergence(d)
+	if onDivergence := o.options.OnDivergence; onDivergence != nil {
+		o.callback(func() { onDivergence(d) })
 	} else {
 		o.logger.Error("divergence", "err", d.Error(), "this replica diverged", d.Local)
 	}
 	return nil
+}
+
+// callback hands a view callback to the callback goroutine.
+func (o *sessionObserver[M]) callback(f func()) {
+	if !o.callbacks.push(f) {
+		if dropped := o.callbacks.droppedCount(); dropped == 1 || dropped%1000 == 0 {
+			o.logger.Warn("callbacks dropped: the views are CallbacksQueuedMax behind", "dropped", dropped)
+		}
+	}
 }
 
 func (o *sessionObserver[M]) ModelError(err error) error {
