@@ -28,7 +28,7 @@ const (
 )
 
 // ErrWrongPassword means the session exists with a different password.
-var ErrWrongPassword = errors.New("client: wrong password for this session (the reflector's tove does not decrypt)")
+var ErrWrongPassword = errors.New("client: wrong password: this session was created with a different password")
 
 // sessionID derives a Go session's id from the app id, the model version
 // and the session name: sessions of another app or model version are

@@ -60,6 +60,10 @@ type Info struct {
 
 // UsersChange is a decoded users payload (docs/protocol.md §7.3). Joined and Left hold
 // the raw JSON user values.
+// UsersChange is the payload of a users message: how many synced members
+// are announced (active) and connected (total), and the raw JSON "user"
+// values of the JOINs of the members that joined and left (docs/protocol.md
+// §10.1): whatever each client sent, unparsed.
 type UsersChange struct {
 	Active int               `json:"active"`
 	Total  int               `json:"total"`

@@ -38,8 +38,16 @@ type Message struct {
 	Input uint64
 
 	Envelope *Envelope
-	Users    *protocol.UsersChange
-	Tally    *protocol.Tally
+	// Users is a reflector's users message: the views that joined and
+	// left since the last one. Each entry of Joined and Left is the raw
+	// JSON "user" value of that view's JOIN, exactly as the client sent
+	// it; the Go SDK sends its view id as a JSON string ("\"abc123\""),
+	// and other clients may send any JSON value (an object with a name,
+	// say). The island announces a view to the model (EventViewJoin,
+	// EventViewExit) for a string value (the view id) or an object with a
+	// string "id"; other values are ignored.
+	Users *protocol.UsersChange
+	Tally *protocol.Tally
 }
 
 // Effects are what the island asks of its shell, in order.

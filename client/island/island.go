@@ -103,7 +103,10 @@ type App[M any] struct {
 	// ignored.
 	Events map[string]Handler[M]
 	// SnapshotIntervalMs is the session time between snapshots (0: the
-	// default, SnapshotIntervalMsDefault).
+	// default, SnapshotIntervalMsDefault). Values below SnapshotPollGapMs
+	// (5 s) act as 5 s: the reflector forwards at most one snapshot poll
+	// per 5 s (link.PollDebounceMs, as the Croquet reflector does) and
+	// replicas ignore polls closer together.
 	SnapshotIntervalMs int64
 }
 

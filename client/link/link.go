@@ -116,8 +116,19 @@ type Link struct {
 
 // Stats count what a link did, for tests, logs and the simulator.
 type Stats struct {
-	Connects, Syncs, SeamlessRejoins, Resets, Gaps, Duplicates int
-	InputsSent, InputsResent, Pulses                           int
+	// Connects counts connections opened (the first included), Syncs the
+	// SYNCs received.
+	Connects, Syncs int
+	// SeamlessRejoins counts SYNCs that continued the model where it was
+	// (same timeline, no gap); Resets the SYNCs that rebuilt it from a
+	// snapshot or from nothing — the first join is one.
+	SeamlessRejoins, Resets int
+	// Gaps counts sequence gaps seen (each ends the connection to resync);
+	// Duplicates, messages seen twice and dropped.
+	Gaps, Duplicates int
+	// InputsSent counts inputs sent (re-sends included), InputsResent the
+	// re-sends, Pulses the keep-alives sent.
+	InputsSent, InputsResent, Pulses int
 }
 
 // New returns a link that starts connecting at the first Start event.
