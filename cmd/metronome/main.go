@@ -8,9 +8,6 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usage = `metronome — a reflector for replicated computation, wire-compatible with Croquet 2.x.
 
 Usage:
@@ -19,7 +16,7 @@ Usage:
   metronome bench baseline   run a minimal broadcast server to compare against
   metronome sim [flags]      run the system under faults in a seeded, deterministic simulation
   metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
-  metronome version          print the version
+  metronome version          print the version, source revision and Go version
   metronome help [command]   show help
 
 Run "metronome help <command>" (or "metronome <command> --help") for its flags.
@@ -44,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sim":
 		return simCommand(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "metronome", version)
+		fmt.Fprintln(stdout, versionString())
 		return 0
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "serve" {
