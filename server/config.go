@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/metronome-sync/metronome/reflector"
@@ -20,6 +21,11 @@ type Config struct {
 	WebRoot string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client address in logs (see remote.go); empty: the
+	// header is ignored and the peer's address is logged.
+	TrustedProxies []netip.Prefix
 
 	// Store keeps sessions, pointers and files: store/diskstore on a data
 	// directory (what metronome serve opens) or store/memstore. The caller

@@ -53,7 +53,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, store.ErrBadPath):
 			http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.logger.Info("upload too slow: cut off", "path", path, "remote", remoteAddr(r), "timeout", s.config.FileTransferTimeout)
+			s.logger.Info("upload too slow: cut off", "path", path, "remote", s.remoteAddr(r), "timeout", s.config.FileTransferTimeout)
 			_ = controller.SetWriteDeadline(time.Now().Add(time.Second))
 			http.Error(w, fmt.Sprintf("upload not complete within %s (FileTransferTimeout)", s.config.FileTransferTimeout), http.StatusRequestTimeout)
 		case err != nil:

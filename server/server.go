@@ -252,7 +252,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := reflector.ConnID(s.nextConn.Add(1))
-	c := newConn(s, id, netConn, rw, remoteAddr(r))
+	c := newConn(s, id, netConn, rw, s.remoteAddr(r))
 	s.metrics.connections.Add(1)
 	s.metrics.connectionsTotal.Add(1)
 	s.connections.Add(1)
@@ -306,14 +306,6 @@ func (s *Server) route(sessionID string) *sessionActor {
 	}
 	actor.pendingConnects++
 	return actor
-}
-
-func remoteAddr(r *http.Request) string {
-	if forwarded := r.Header.Get("X-Forwarded-For"); forwarded != "" {
-		first, _, _ := strings.Cut(forwarded, ",")
-		return strings.TrimSpace(first)
-	}
-	return r.RemoteAddr
 }
 
 func (s *Server) serveSessions(w http.ResponseWriter) {

@@ -51,6 +51,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fileTransferTimeout := flags.Duration("file-transfer-timeout", envDuration("METRONOME_FILE_TRANSFER_TIMEOUT", server.DefaultFileTransferTimeout), "longest upload (PUT body) or download (GET response) under /files; a slower upload is cut off with 408 [METRONOME_FILE_TRANSFER_TIMEOUT]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
+	trustedProxies := flags.String("trusted-proxies", env("METRONOME_TRUSTED_PROXIES", ""), "comma-separated addresses or prefixes of reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For is believed for the client address in logs; empty: the header is ignored [METRONOME_TRUSTED_PROXIES]")
 	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly [METRONOME_DEBUG_ADDR]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
@@ -63,6 +64,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	coalesce, err := coalesceMaxConfig(*coalesceMax)
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
+	proxies, err := server.ParseTrustedProxies(*trustedProxies)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve: --trusted-proxies:", err)
 		return 2
 	}
 	st, err := openStore(*dataDir, *durable, logger)
@@ -78,6 +84,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	config := server.Config{
 		Addr:                *addr,
 		Store:               st,
+		TrustedProxies:      proxies,
 		WebRoot:             *webRoot,
 		Logger:              logger,
 		FileBytesMax:        *fileBytesMax,
