@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -76,6 +77,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 1
 	}
+	if *dataDir != "" && *durable {
+		ensureProcsForDurableSyncs(logger)
+	}
 	defer func() {
 		if err := st.Close(); err != nil {
 			logger.Error("closing the store", "err", err)
@@ -126,6 +130,30 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// durableProcsMin is the least GOMAXPROCS in durable mode. The journal's
+// fdatasync is a system call that keeps its P while the disk flushes
+// (0.2-0.6 ms here, longer on slower disks), and the runtime hands that P
+// to other goroutines only now and then: with one P the whole server
+// stops for every sync. Measured with the server pinned to one core at
+// 100 sessions x 10 clients x 5 msg/s: p50 50-57 ms with GOMAXPROCS=1,
+// 3-12 ms with 2 (docs/benchmarks.md, "Durable commit micro-benchmarks").
+// Two Ps on one CPU cost nothing while one of them waits in the kernel.
+const durableProcsMin = 2
+
+// ensureProcsForDurableSyncs raises GOMAXPROCS to durableProcsMin, unless
+// the operator chose it with the GOMAXPROCS environment variable (the
+// default follows the CPUs, or the container's CPU limit: often 1).
+func ensureProcsForDurableSyncs(logger *slog.Logger) {
+	if _, chosen := os.LookupEnv("GOMAXPROCS"); chosen {
+		return
+	}
+	if procs := runtime.GOMAXPROCS(0); procs < durableProcsMin {
+		runtime.GOMAXPROCS(durableProcsMin)
+		logger.Info("durable mode: GOMAXPROCS raised so that the journal's syncs never stop the server",
+			"from", procs, "to", durableProcsMin)
+	}
 }
 
 // openStore opens the sessions' and files' store: on disk in dataDir, or
