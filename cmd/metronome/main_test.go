@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +68,23 @@ func TestCoalesceMaxFlag(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"serve", "--data-dir", "", "--coalesce-max", "-1ns"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--coalesce-max") {
 		t.Errorf("serve --coalesce-max -1ns: exit %d, stderr %q; want 2 naming the flag", code, stderr.String())
+	}
+}
+
+// TestDurableModeHasTwoProcs: one P would stop the whole server during
+// every journal sync; the GOMAXPROCS variable still decides if it is set.
+func TestDurableModeHasTwoProcs(t *testing.T) {
+	previous := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(previous)
+	logger := slog.New(slog.DiscardHandler)
+	t.Setenv("GOMAXPROCS", "1")
+	ensureProcsForDurableSyncs(logger)
+	if procs := runtime.GOMAXPROCS(0); procs != 1 {
+		t.Errorf("with GOMAXPROCS=1 in the environment: %d Ps, want 1", procs)
+	}
+	os.Unsetenv("GOMAXPROCS")
+	ensureProcsForDurableSyncs(logger)
+	if procs := runtime.GOMAXPROCS(0); procs != durableProcsMin {
+		t.Errorf("%d Ps, want %d", procs, durableProcsMin)
 	}
 }
