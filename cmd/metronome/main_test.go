@@ -88,3 +88,22 @@ func TestDurableModeHasTwoProcs(t *testing.T) {
 		t.Errorf("%d Ps, want %d", procs, durableProcsMin)
 	}
 }
+
+func TestConnectionsWithinFileLimit(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		max   int
+		limit uint64
+		want  int
+	}{
+		{50_000, 1_048_576, 50_000},
+		{50_000, 1024, 1024 - filesReservedForServer},
+		{100, 1024, 100},
+		{100, 0, 100}, // unknown limit: as configured
+		{100, 200, 1}, // a tiny limit still allows a connection
+	} {
+		if got := connectionsWithinFileLimit(tc.max, tc.limit, logger); got != tc.want {
+			t.Errorf("connectionsWithinFileLimit(%d, %d) = %d, want %d", tc.max, tc.limit, got, tc.want)
+		}
+	}
+}

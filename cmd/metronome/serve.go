@@ -93,7 +93,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Logger:              logger,
 		FileBytesMax:        *fileBytesMax,
 		FileTransferTimeout: *fileTransferTimeout,
-		ConnectionsMax:      *connectionsMax,
+		ConnectionsMax:      connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
 		CoalesceMax:         coalesce,
 	}
 	srv, err := server.New(config)
@@ -154,6 +154,31 @@ func ensureProcsForDurableSyncs(logger *slog.Logger) {
 		logger.Info("durable mode: GOMAXPROCS raised so that the journal's syncs never stop the server",
 			"from", procs, "to", durableProcsMin)
 	}
+}
+
+// filesReservedForServer is how many open files --connections-max leaves
+// to the rest of the server: the listener, the journal and the session
+// logs it keeps open, uploads and downloads in flight, the epoll poller.
+const filesReservedForServer = 512
+
+// connectionsWithinFileLimit returns connectionsMax, lowered (with a
+// warning) so that WebSocket connections cannot use up the open-file limit:
+// idle upgrades would otherwise take the descriptors that the journal,
+// session logs and file transfers of running sessions need.
+func connectionsWithinFileLimit(connectionsMax int, filesLimit uint64, logger *slog.Logger) int {
+	if filesLimit == 0 {
+		return connectionsMax
+	}
+	room := int64(filesLimit) - filesReservedForServer
+	if room < 1 {
+		room = 1
+	}
+	if int64(connectionsMax) <= room {
+		return connectionsMax
+	}
+	logger.Warn("--connections-max lowered to fit the open-file limit (raise it with ulimit -n, or LimitNOFILE= in a systemd unit)",
+		"connections_max", connectionsMax, "open_files_limit", filesLimit, "reserved", filesReservedForServer, "now", room)
+	return int(room)
 }
 
 // openStore opens the sessions' and files' store: on disk in dataDir, or
