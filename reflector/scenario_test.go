@@ -165,7 +165,6 @@ type scenarioRunner struct {
 	store   modelStore
 	driver  hostDriver
 	check   *checker
-	crashed bool
 
 	conns       map[string]reflector.ConnID
 	names       map[reflector.ConnID]string

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -536,16 +535,8 @@ func TestHTTPEndpoints(t *testing.T) {
 // (4003) and nothing panics. The window is a race in production (a client
 // connecting while a commit fails), so the actor is driven directly here.
 func TestConnectAfterStorageFailure(t *testing.T) {
-	server, err := New(Config{Logger: testLogger(t), Store: failingStore{memstore.New()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actor := newSessionActor(server, "storage-failure")
-	actor.load()
-	serverEnd, clientEnd := net.Pipe()
-	defer serverEnd.Close()
-	defer clientEnd.Close()
-	late := newConn(server, 7, serverEnd, bufio.NewReadWriter(bufio.NewReader(serverEnd), bufio.NewWriter(serverEnd)), "pipe")
+	actor := newTestActor(t, failingStore{memstore.New()}, "storage-failure")
+	late := pipeConn(t, actor.server, 7)
 	defer func() {
 		if panicked := recover(); panicked != nil {
 			t.Fatalf("a Connect after a storage failure panics: %v", panicked)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
+	"github.com/metronome-sync/metronome/store"
 	"github.com/metronome-sync/metronome/store/memstore"
 )
 
@@ -22,17 +23,8 @@ import (
 // directly so that the frame is certainly queued at that moment.
 func TestShutdownStepsQueuedFrames(t *testing.T) {
 	st := memstore.New()
-	server, err := New(Config{Logger: testLogger(t), Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actor := newSessionActor(server, "shutdown-drain")
-	actor.load()
-	serverEnd, clientEnd := net.Pipe()
-	defer serverEnd.Close()
-	defer clientEnd.Close()
-	go io.Copy(io.Discard, clientEnd)
-	c := newConn(server, 1, serverEnd, bufio.NewReadWriter(bufio.NewReader(serverEnd), bufio.NewWriter(serverEnd)), "pipe")
+	actor := newTestActor(t, st, "shutdown-drain")
+	c := pipeConn(t, actor.server, 1)
 	join, err := protocol.DecodeClientFrame(protocol.AppendJoinFrame(nil, "shutdown-drain",
 		&protocol.JoinRequest{Name: "n", User: []byte(`"u"`), TickMs: 100}))
 	if err != nil {
@@ -116,4 +108,27 @@ func TestShutdownIsNotHeldBySlowUpload(t *testing.T) {
 		t.Errorf("the slow upload got %s, want 408 (FileTransferTimeout)", response.Status)
 	}
 	<-shutdownDone
+}
+
+// newTestActor returns a loaded session actor of a new server on st, to be
+// driven directly (its goroutine is not started).
+func newTestActor(t *testing.T, st store.Store, sessionID string) *sessionActor {
+	t.Helper()
+	server, err := New(Config{Logger: testLogger(t), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := newSessionActor(server, sessionID)
+	actor.load()
+	return actor
+}
+
+// pipeConn returns a server connection over an in-memory pipe whose client
+// end is read and discarded, so that writes never block.
+func pipeConn(t *testing.T, server *Server, id reflector.ConnID) *conn {
+	t.Helper()
+	serverEnd, clientEnd := net.Pipe()
+	t.Cleanup(func() { serverEnd.Close(); clientEnd.Close() })
+	go io.Copy(io.Discard, clientEnd)
+	return newConn(server, id, serverEnd, bufio.NewReadWriter(bufio.NewReader(serverEnd), bufio.NewWriter(serverEnd)), "pipe")
 }

@@ -47,5 +47,3 @@ func (q *queue) next() (event, bool) {
 	}
 	return heap.Pop(&q.events).(event), true
 }
-
-func (q *queue) len() int { return len(q.events) }
