@@ -19,6 +19,15 @@
 // sends nothing of the batch, asks every client to reconnect and ends the
 // session, so that the next Open resumes from what is really stored.
 //
+// With a PipelinedStore (and Options.Notify set) a Flush does not wait for
+// the disk: it submits the batch and keeps its effects until the store
+// reports the batch durable, which the shell passes on to Durable. The
+// session meanwhile steps and flushes further events, whose batches are
+// written while the first one syncs (a pipelined group commit); their
+// frames wait behind the earlier ones, so every connection still sees
+// the frames in the order the core made them, each only after everything
+// it depends on is durable (pipeline.go).
+//
 // Like the core, the host reads no clock, starts no goroutine, opens no
 // socket and logs nothing: time comes in as arguments, I/O goes through the
 // Store and Conns interfaces, and what is worth logging or counting goes to
@@ -92,6 +101,12 @@ type Options struct {
 	Store    Store
 	Conns    Conns
 	Observer Observer
+	// Notify, when set and Store is a PipelinedStore, is what the store
+	// calls (from any goroutine, without blocking) when a submitted batch
+	// is durable (nil) or failed: the shell must call Session.Durable
+	// with each value, in the order received, on the session's goroutine.
+	// When nil, every Flush waits for Store.Commit.
+	Notify func(err error)
 
 	// bugs are switched on only by the simulator's self-test (bugs.go).
 	bugs bugSwitches
@@ -105,7 +120,18 @@ type Session struct {
 	// core is nil when the session's storage failed.
 	core   *reflector.Session
 	failed error
-	out    reflector.Effects
+	// out accumulates the effects of the events stepped since the last
+	// Flush.
+	out *reflector.Effects
+	// pipeline is the store when commits are pipelined (pipeline.go),
+	// else nil; waiting holds the flushed effects not yet executed, oldest
+	// first, and spare the emptied Effects kept for reuse.
+	pipeline PipelinedStore
+	waiting  []waitingFlush
+	spare    []*reflector.Effects
+	// queued and released count the flushes that were queued in waiting
+	// and those whose effects were executed (see Released).
+	queued, released uint64
 	// batch is reused to commit the core's Storage effect.
 	batch store.Batch
 	// lookups are pointer keys waiting for the shell (TakeLookups).
@@ -120,7 +146,10 @@ type Session struct {
 // connection that arrives is asked to reconnect (4003) and the session
 // ends at its first Flush.
 func Open(ctx context.Context, sessionID string, now int64, options Options) *Session {
-	s := &Session{id: sessionID, options: options}
+	s := &Session{id: sessionID, options: options, out: new(reflector.Effects)}
+	if pipelined, ok := options.Store.(PipelinedStore); ok && options.Notify != nil {
+		s.pipeline = pipelined
+	}
 	stored, err := options.Store.LoadSession(ctx, sessionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -171,7 +200,7 @@ func (s *Session) Step(now int64, event reflector.Event) {
 		s.ended = true
 		return
 	}
-	s.core.Step(now, event, &s.out)
+	s.core.Step(now, event, s.out)
 }
 
 // Pending describes the effects accumulated since the last Flush, for a
@@ -184,11 +213,14 @@ type Pending struct {
 	// Urgent: the effects close connections, look up a pointer or end the
 	// session; holding them gains nothing.
 	Urgent bool
+	// Waiting is the number of earlier flushes whose effects wait for
+	// their storage to become durable (pipelined commits only).
+	Waiting int
 }
 
 // Pending returns what a Flush would execute.
 func (s *Session) Pending() Pending {
-	p := Pending{Events: s.stepped, Urgent: s.ended || s.out.Ended || len(s.out.LookupPointers) > 0}
+	p := Pending{Events: s.stepped, Urgent: s.ended || s.out.Ended || len(s.out.LookupPointers) > 0, Waiting: len(s.waiting)}
 	for i := range s.out.Outbound {
 		if s.out.Outbound[i].CloseCode != 0 {
 			p.Urgent = true
@@ -213,20 +245,32 @@ func (s *Session) NextWake() int64 {
 // closes, handed to Conns, then Conns.Flush; (3) pointer lookups queued for
 // TakeLookups; (4) notes and counters to the Observer. If the commit fails,
 // nothing of the batch is sent: every connection is closed with 4003 and
-// the session ends.
+// the session ends. With a pipelined store, (1) is only started, and the
+// rest waits for Durable (pipeline.go).
 func (s *Session) Flush(ctx context.Context) {
 	s.stepped = 0
-	out := &s.out
-	if s.options.bugs.sendBeforeCommit {
-		s.send()
+	if s.pipeline != nil {
+		s.flushPipelined(ctx)
+		return
 	}
-	if err := s.commit(ctx); err != nil {
+	out := s.out
+	if s.options.bugs.sendBeforeCommit {
+		s.send(out)
+	}
+	if err := s.commit(ctx, out); err != nil {
 		s.fail(err)
 		return
 	}
+	s.storePointers(ctx, out)
 	if !s.options.bugs.sendBeforeCommit {
-		s.send()
+		s.send(out)
 	}
+	s.finish(out)
+}
+
+// finish ends the execution of a batch's effects: lookups for the shell,
+// notes for the observer, the end of the session; then empties out.
+func (s *Session) finish(out *reflector.Effects) {
 	s.lookups = append(s.lookups, out.LookupPointers...)
 	s.options.Observer.Flushed(s.id, out)
 	if out.Ended {
@@ -236,10 +280,10 @@ func (s *Session) Flush(ctx context.Context) {
 }
 
 // send hands the frames and closes to the connections, in order.
-func (s *Session) send() {
+func (s *Session) send(out *reflector.Effects) {
 	conns := s.options.Conns
-	for i := range s.out.Outbound {
-		outbound := &s.out.Outbound[i]
+	for i := range out.Outbound {
+		outbound := &out.Outbound[i]
 		if outbound.CloseCode != 0 {
 			conns.Close(outbound.To[0], outbound.CloseCode, outbound.CloseReason)
 		} else {
@@ -249,32 +293,51 @@ func (s *Session) send() {
 	conns.Flush()
 }
 
-// commit makes the batch's storage durable: messages and record in one
-// Commit, then the persisted pointers (a pointer that cannot be stored is
-// reported and skipped: it only matters to a future fresh session).
-func (s *Session) commit(ctx context.Context) error {
-	storage := &s.out.Storage
-	if len(storage.Append) > 0 || storage.DropFront > 0 || storage.Record != nil {
-		batch := &s.batch
-		batch.Append = batch.Append[:0]
-		for _, message := range storage.Append {
-			batch.Append = append(batch.Append, store.Message{Seq: message.Seq, Data: message.Data})
-		}
-		batch.DropFront = storage.DropFront
-		batch.Record = storage.Record
-		err := s.options.Store.Commit(ctx, s.id, *batch)
-		clear(batch.Append)
-		batch.Record = nil
-		if err != nil {
-			return err
-		}
+// commit makes the batch's messages and record durable with one Commit.
+func (s *Session) commit(ctx context.Context, out *reflector.Effects) error {
+	if !storesMessages(out) {
+		return nil
 	}
-	for _, pointer := range storage.Pointers {
+	err := s.options.Store.Commit(ctx, s.id, *s.fillBatch(out))
+	s.emptyBatch()
+	return err
+}
+
+// storesMessages reports whether the effects change the session's
+// messages or record.
+func storesMessages(out *reflector.Effects) bool {
+	storage := &out.Storage
+	return len(storage.Append) > 0 || storage.DropFront > 0 || storage.Record != nil
+}
+
+// fillBatch converts the effects' storage into the reused store batch.
+func (s *Session) fillBatch(out *reflector.Effects) *store.Batch {
+	storage := &out.Storage
+	batch := &s.batch
+	batch.Append = batch.Append[:0]
+	for _, message := range storage.Append {
+		batch.Append = append(batch.Append, store.Message{Seq: message.Seq, Data: message.Data})
+	}
+	batch.DropFront = storage.DropFront
+	batch.Record = storage.Record
+	return batch
+}
+
+// emptyBatch drops the batch's references once the store has it.
+func (s *Session) emptyBatch() {
+	clear(s.batch.Append)
+	s.batch.Record = nil
+}
+
+// storePointers stores the persisted pointers of a batch whose commit is
+// durable (a pointer that cannot be stored is reported and skipped: it
+// only matters to a future fresh session).
+func (s *Session) storePointers(ctx context.Context, out *reflector.Effects) {
+	for _, pointer := range out.Storage.Pointers {
 		if err := s.options.Store.PutPointer(ctx, pointer.Key, pointer.Value); err != nil {
 			s.options.Observer.PointerFailed(s.id, pointer.Key, err)
 		}
 	}
-	return nil
 }
 
 // fail handles a storage write failure: nothing of the batch is sent, every
@@ -285,6 +348,7 @@ func (s *Session) fail(err error) {
 	s.options.Conns.CloseAll(protocol.CloseReconnect, "storage failure, please reconnect")
 	s.options.Conns.Flush()
 	s.out.Reset()
+	s.dropWaiting()
 	s.lookups = s.lookups[:0]
 	s.core = nil
 	s.failed = err

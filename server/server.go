@@ -20,6 +20,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
 	"github.com/metronome-sync/metronome/store"
@@ -31,7 +32,7 @@ type Server struct {
 	logger *slog.Logger
 	store  store.Store
 	// hostStore is the store as session hosts use it (commits timed).
-	hostStore timedStore
+	hostStore host.Store
 	start     time.Time
 
 	listener   net.Listener
@@ -84,7 +85,7 @@ func New(config Config) (*Server, error) {
 	}
 	server.web = web
 	server.metrics.init()
-	server.hostStore = timedStore{Store: server.store, commit: &server.metrics.commit}
+	server.hostStore = newHostStore(server.store, &server.metrics.commit)
 	return server, nil
 }
 

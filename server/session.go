@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"math/big"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/metronome-sync/metronome/host"
@@ -57,6 +58,48 @@ type sessionActor struct {
 	lastFlush       time.Time
 	lastFlushFrames int
 	lastFlushHeld   bool
+
+	// durable carries the store's reports that submitted batches are
+	// durable (pipelined commits, host/pipeline.go) from the journal's
+	// goroutine to the actor; unsent holds the read times of frames
+	// whose flush waits for its batch, with the host's count of queued
+	// flushes at the time, for the reflect-latency histogram.
+	durable durableReports
+	unsent  []unsentFrames
+}
+
+// unsentFrames are the read times of the client frames answered by the
+// flush that was the host's queued-th.
+type unsentFrames struct {
+	queued   uint64
+	received []time.Time
+}
+
+// durableReports passes a store's durability reports to an actor without
+// ever blocking the store.
+type durableReports struct {
+	mu      sync.Mutex
+	reports []error
+	ready   chan struct{} // capacity 1: something was reported
+}
+
+func (d *durableReports) report(err error) {
+	d.mu.Lock()
+	d.reports = append(d.reports, err)
+	d.mu.Unlock()
+	select {
+	case d.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the reports so far in order, leaving spare for the next.
+func (d *durableReports) take(spare []error) []error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	reports := d.reports
+	d.reports = spare[:0]
+	return reports
 }
 
 // sessionEventsMax bounds a session's inbound event queue; readers block
@@ -79,16 +122,24 @@ const coalesceYieldsMax = 4
 // one commit and flush.
 const sessionBatchEventsMax = 256
 
+// sessionFlushesWaitingMax bounds the flushes of a session whose frames
+// wait for their storage to become durable (pipelined commits): beyond it
+// the actor stops taking events until the disk catches up, and its
+// readers block (back-pressure), instead of stamping more messages than
+// the disk can store.
+const sessionFlushesWaitingMax = 64
+
 // idleTimerWait is how long the actor's timer sleeps when the session
 // needs no wake.
 const idleTimerWait = time.Hour
 
 func newSessionActor(server *Server, id string) *sessionActor {
 	return &sessionActor{
-		id:     id,
-		server: server,
-		queue:  newEventQueue[actorEvent](sessionEventsMax, sessionBatchEventsMax, sessionEventsKeepMax),
-		conns:  make(map[reflector.ConnID]*conn),
+		id:      id,
+		server:  server,
+		queue:   newEventQueue[actorEvent](sessionEventsMax, sessionBatchEventsMax, sessionEventsKeepMax),
+		conns:   make(map[reflector.ConnID]*conn),
+		durable: durableReports{ready: make(chan struct{}, 1)},
 	}
 }
 
@@ -108,9 +159,15 @@ func (a *sessionActor) run() {
 	defer timer.Stop()
 	shutdown := a.server.shutdownRequested
 	held := false // the effects were held since the last flush
+	var reports []error
 	for {
+		// While too many flushes wait for the disk, events stay queued.
+		events := a.queue.ready
+		if a.host.Pending().Waiting >= sessionFlushesWaitingMax {
+			events = nil
+		}
 		select {
-		case <-a.queue.ready:
+		case <-events:
 			a.stepQueued()
 			// Let the goroutines already runnable (readers, other
 			// sessions) run before writing: under load, the inputs that
@@ -127,6 +184,12 @@ func (a *sessionActor) run() {
 					yields = coalesceYieldsMax // nothing arrived: write now
 				}
 			}
+		case <-a.durable.ready:
+			reports = a.durable.take(reports)
+			for _, err := range reports {
+				a.host.Durable(err)
+			}
+			a.observeSent()
 		case <-timer.C:
 			// The timer is the core's wake or the end of a hold.
 			if a.host.NextWake() <= a.now() {
@@ -144,7 +207,7 @@ func (a *sessionActor) run() {
 		a.lastFlushFrames = len(a.receivedAt)
 		a.flush()
 		a.lastFlush, a.lastFlushHeld, held = time.Now(), held, false
-		if a.host.Ended() && a.unregister() {
+		if a.host.Ended() && a.host.Pending().Waiting == 0 && a.unregister() {
 			return
 		}
 		timer.Reset(a.untilWake())
@@ -224,6 +287,7 @@ func (a *sessionActor) load() {
 		Config:   a.server.config.Reflector,
 		Timeline: newTimeline(),
 		Store:    a.server.hostStore,
+		Notify:   a.durable.report,
 		Conns:    a,
 		Observer: (*sessionObserver)(a.server),
 	})
@@ -249,13 +313,34 @@ func (a *sessionActor) step(event actorEvent) {
 // as events.
 func (a *sessionActor) flush() {
 	a.host.Flush(context.Background())
-	flushed := time.Now()
-	for _, received := range a.receivedAt {
-		a.server.metrics.reflect.observe(float64(flushed.Sub(received).Microseconds()) / 1000)
+	if len(a.receivedAt) > 0 {
+		_, queued := a.host.Released()
+		a.unsent = append(a.unsent, unsentFrames{queued: queued, received: a.receivedAt})
+		a.receivedAt = nil
 	}
-	a.receivedAt = a.receivedAt[:0]
+	a.observeSent()
 	for _, key := range a.host.TakeLookups() {
 		go a.lookupPointer(a.host, key)
+	}
+}
+
+// observeSent records the reflect latency of the frames whose flush has
+// been executed (at once, or after its batch became durable).
+func (a *sessionActor) observeSent() {
+	released, _ := a.host.Released()
+	sent := 0
+	now := time.Now()
+	for sent < len(a.unsent) && a.unsent[sent].queued <= released {
+		for _, received := range a.unsent[sent].received {
+			a.server.metrics.reflect.observe(float64(now.Sub(received).Microseconds()) / 1000)
+		}
+		if a.receivedAt == nil {
+			a.receivedAt = a.unsent[sent].received[:0] // reuse the slice
+		}
+		sent++
+	}
+	if sent > 0 {
+		a.unsent = append(a.unsent[:0], a.unsent[sent:]...)
 	}
 }
 
@@ -362,6 +447,34 @@ func (t timedStore) Commit(ctx context.Context, sessionID string, batch store.Ba
 	err := t.Store.Commit(ctx, sessionID, batch)
 	t.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
 	return err
+}
+
+// timedPipelinedStore is a timedStore of a store whose commits are
+// pipelined: a commit is timed from its Submit to its durability report.
+type timedPipelinedStore struct {
+	timedStore
+	pipelined host.PipelinedStore
+}
+
+func (t timedPipelinedStore) Submit(ctx context.Context, sessionID string, batch store.Batch, durable func(error)) (bool, error) {
+	started := time.Now()
+	done, err := t.pipelined.Submit(ctx, sessionID, batch, func(err error) {
+		t.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
+		durable(err)
+	})
+	if done {
+		t.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
+	}
+	return done, err
+}
+
+// newHostStore wraps the server's store for the session hosts.
+func newHostStore(s store.Store, commit *histogram) host.Store {
+	timed := timedStore{Store: s, commit: commit}
+	if pipelined, ok := s.(host.PipelinedStore); ok {
+		return timedPipelinedStore{timedStore: timed, pipelined: pipelined}
+	}
+	return timed
 }
 
 // newTimeline returns a random base-36 incarnation id (docs/protocol.md §7.1).

@@ -102,6 +102,8 @@ func (r *simReflector) shutdown() {
 		s.host.Step(r.now(), reflector.Shutdown{})
 		r.flush(s)
 	}
+	// A graceful stop waits for the sync in progress.
+	r.store.syncSubmitted()
 	r.down()
 	r.w.count(FaultReflectorRestart)
 	r.w.tracef("reflector: process %d shut down", r.incarnation)
@@ -112,9 +114,12 @@ func (r *simReflector) shutdown() {
 func (r *simReflector) crash(torn bool) {
 	r.down()
 	detail := ""
+	if n := r.store.crashSubmitted(r.w.rand.Chance(0.5)); n > 0 {
+		detail = fmt.Sprintf(", %d submitted commits not yet durable", n)
+	}
 	if torn {
 		if n := r.store.tearLastCommits(); n > 0 {
-			detail = fmt.Sprintf(", torn commit in %d session(s)", n)
+			detail += fmt.Sprintf(", torn commit in %d session(s)", n)
 			r.w.count(FaultTornCommit)
 		}
 	}
@@ -201,6 +206,9 @@ func (r *simReflector) session(id string) *simSession {
 	options := r.options
 	options.Timeline = fmt.Sprintf("t%08x", uint32(r.w.rand.Uint64()))
 	options.Store, options.Conns, options.Observer = r.store, s, (*simObserver)(r.w)
+	if r.store.syncDelayMaxMs > 0 {
+		options.Notify = func(err error) { r.durable(s, err) }
+	}
 	s.host = host.Open(context.Background(), id, r.now(), options)
 	r.sessions[id] = s
 	return s
@@ -240,6 +248,22 @@ func (r *simReflector) step(s *simSession, event reflector.Event) {
 func (r *simReflector) flush(s *simSession) {
 	s.flushScheduled = false
 	s.host.Flush(context.Background())
+	r.flushed(s)
+}
+
+// durable passes the store's report that a submitted batch is durable (or
+// failed) to the session's host, which then executes the effects that
+// waited for it (pipelined commits).
+func (r *simReflector) durable(s *simSession, err error) {
+	if r.sessions[s.id] != s {
+		return // the session failed and left memory: nothing waits
+	}
+	s.host.Durable(err)
+	r.flushed(s)
+}
+
+// flushed does what the host leaves to the shell after executing effects.
+func (r *simReflector) flushed(s *simSession) {
 	for _, key := range s.host.TakeLookups() {
 		r.lookupPointer(s, key)
 	}

@@ -128,6 +128,10 @@ type Scenario struct {
 	// for more events to join.
 	FlushEventsMax int
 	FlushHoldMs    int64
+	// SyncDelayMaxMs, when positive, pipelines the commits (the server's
+	// durable mode, host/pipeline.go): a batch becomes durable at the
+	// store's next sync round, up to this long after it was submitted.
+	SyncDelayMaxMs int64
 }
 
 // chooseScenario draws a scenario from r, with the kinds in faults enabled.
@@ -232,6 +236,9 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 	if s.FlushEventsMax > 1 {
 		s.FlushHoldMs = r.Between(0, 5)
 	}
+	if r.Chance(0.6) {
+		s.SyncDelayMaxMs = []int64{1, 3, 20}[r.Intn(3)]
+	}
 	return s
 }
 
@@ -300,6 +307,9 @@ func (s Scenario) String() string {
 		add("persisted data; sessions start at %v ms", s.SessionStartMs)
 	}
 	add("flush after %d event(s) or %d ms", s.FlushEventsMax, s.FlushHoldMs)
+	if s.SyncDelayMaxMs > 0 {
+		add("pipelined commits, durable within %d ms", s.SyncDelayMaxMs)
+	}
 	return b.String()
 }
 

@@ -33,6 +33,25 @@ type store struct {
 	// loses them.
 	nonDurable bool
 	unsynced   []unsyncedCommit
+
+	// syncDelayMaxMs, when positive, makes commits pipelined as with the
+	// journal of store/diskstore (host.PipelinedStore): Submit applies a
+	// batch at once and it becomes durable at the store's next sync
+	// round, which ends up to syncDelayMaxMs later; submitted lists the
+	// batches not yet durable, oldest first. A crash loses them or keeps
+	// them (a power cut, or a process crash with the page cache intact);
+	// either is correct because no frame depending on them was sent.
+	syncDelayMaxMs int64
+	submitted      []submittedCommit
+	syncToken      uint64 // the scheduled sync round; 0: none
+}
+
+// submittedCommit is a pipelined commit waiting for its sync round.
+type submittedCommit struct {
+	unsyncedCommit
+	durable func(error)
+	// fails: the sync round fails for this batch (storage-failure fault).
+	fails bool
 }
 
 // errInjected is the error of a storage failure the simulator injected.
@@ -90,6 +109,86 @@ func (s *store) Commit(_ context.Context, id string, batch metronomestore.Batch)
 	if s.fails("commit", id) {
 		return errInjected
 	}
+	_, err := s.apply(id, batch)
+	return err
+}
+
+// Submit applies a batch like Commit and reports it durable (or failed)
+// at the next sync round (see syncDelayMaxMs). An injected storage
+// failure fails the Submit at once or the batch's sync round.
+func (s *store) Submit(_ context.Context, id string, batch metronomestore.Batch, durable func(error)) (bool, error) {
+	fails := s.fails("submit", id)
+	if fails && s.w.rand.Chance(0.5) {
+		return false, errInjected
+	}
+	undo, err := s.apply(id, batch)
+	if err != nil {
+		return false, err
+	}
+	s.submitted = append(s.submitted, submittedCommit{unsyncedCommit: unsyncedCommit{session: id, undo: undo}, durable: durable, fails: fails})
+	if s.syncToken == 0 {
+		s.scheduleSync()
+	}
+	return false, nil
+}
+
+// scheduleSync schedules the next sync round: it makes durable what was
+// submitted before it ends.
+func (s *store) scheduleSync() {
+	s.syncToken = s.w.rand.Uint64() | 1
+	token, r := s.syncToken, s.w.reflector
+	incarnation := r.incarnation
+	var run func()
+	run = func() {
+		if !r.up || r.incarnation != incarnation || s.syncToken != token {
+			return
+		}
+		if r.deferred(run) {
+			return
+		}
+		s.syncToken = 0
+		s.syncRound()
+	}
+	s.w.queue.schedule(s.w.now+s.w.rand.Between(0, s.syncDelayMaxMs), run)
+}
+
+// syncRound reports every submitted batch durable (or failed), oldest
+// first.
+func (s *store) syncRound() {
+	round := s.submitted
+	s.submitted = nil
+	for _, commit := range round {
+		if commit.fails {
+			commit.durable(errInjected)
+		} else {
+			commit.durable(nil)
+		}
+	}
+}
+
+// syncSubmitted ends the pending sync round at once (a graceful stop
+// waits for it).
+func (s *store) syncSubmitted() {
+	s.syncToken = 0
+	s.syncRound()
+}
+
+// crashSubmitted forgets the batches not yet durable, and with lose undoes
+// them, newest first (a power cut). It returns how many there were.
+func (s *store) crashSubmitted(lose bool) int {
+	n := len(s.submitted)
+	if lose {
+		for i := n - 1; i >= 0; i-- {
+			entry := s.submitted[i]
+			s.sessions[entry.session].revert(entry.undo)
+		}
+	}
+	s.submitted, s.syncToken = nil, 0
+	return n
+}
+
+// apply applies a batch and returns how to undo it.
+func (s *store) apply(id string, batch metronomestore.Batch) (*commitUndo, error) {
 	stored := s.sessions[id]
 	if stored == nil {
 		stored = &storedSession{}
@@ -104,14 +203,14 @@ func (s *store) Commit(_ context.Context, id string, batch metronomestore.Batch)
 		if any && message.Seq != last+1 {
 			err := fmt.Errorf("store: session %s: appending seq %d after %d", id, message.Seq, last)
 			s.w.violate(InvariantOrder, err.Error())
-			return err
+			return nil, err
 		}
 		last, any = message.Seq, true
 	}
 	if batch.DropFront > len(stored.messages)+len(batch.Append) {
 		err := fmt.Errorf("store: session %s: dropping %d of %d messages", id, batch.DropFront, len(stored.messages)+len(batch.Append))
 		s.w.violate(InvariantOrder, err.Error())
-		return err
+		return nil, err
 	}
 	for _, message := range batch.Append {
 		stored.messages = append(stored.messages, metronomestore.Message{Seq: message.Seq, Data: slices.Clone(message.Data)})
@@ -127,7 +226,7 @@ func (s *store) Commit(_ context.Context, id string, batch metronomestore.Batch)
 	if s.nonDurable {
 		s.unsynced = append(s.unsynced, unsyncedCommit{session: id, undo: undo})
 	}
-	return nil
+	return undo, nil
 }
 
 // PutPointer stores a persisted-data pointer.

@@ -164,6 +164,9 @@ func newWorld(options Options) (*World, error) {
 	w.reflector = &simReflector{w: w, options: host.Options{Config: config}, store: newStore(w),
 		flushEventsMax: w.scenario.FlushEventsMax, flushHoldMs: w.scenario.FlushHoldMs}
 	w.reflector.store.nonDurable = options.NonDurable
+	if !options.NonDurable {
+		w.reflector.store.syncDelayMaxMs = w.scenario.SyncDelayMaxMs
+	}
 	w.reflector.store.failChance = w.scenario.StorageFailureChance
 	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
 		if err := injectBug(&w.reflector.options, options.Bug); err != nil {

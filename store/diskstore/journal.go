@@ -72,27 +72,43 @@ const (
 )
 
 // journal is the redo log of session changes; see above.
+//
+// Commits hand their entries to the journal without writing them
+// (submit): a single goroutine, the syncer, takes everything submitted
+// since its last round, writes it with one write, syncs it with one
+// fdatasync and then tells each commit, in submission order, that it is
+// durable. While it syncs, new commits accumulate for its next round: a
+// pipelined group commit, with one write and one sync per round however
+// many sessions committed, and nothing a committing session has to wait
+// for unless it wants to (Commit waits; Submit does not).
 type journal struct {
 	directory string
 
 	mu sync.Mutex
-	// pending wakes the syncer (writes not yet synced, or stopping);
-	// synced wakes the commits waiting for a sync.
+	// pending wakes the syncer (something submitted, or stopping).
 	pending    *sync.Cond
-	synced     *sync.Cond
 	stopping   bool
 	syncerDone chan struct{}
-	file       *os.File
-	generation uint64
-	size       int64
-	written    uint64 // writes to the current or earlier files
-	syncedUpTo uint64 // the writes known durable
-	syncing    bool
-	err        error // a failed write or sync: the journal is unusable
+	// buffer holds the entries submitted since the syncer's last round,
+	// waiters the commits they belong to, in order.
+	buffer  []byte
+	waiters []func(error)
+	err     error // a failed write or sync: the journal is unusable
 
+	// The syncer's own state (and close's, once the syncer has stopped).
+	file        *os.File
+	generation  uint64
+	size        int64
+	spareBuffer []byte
+	spareWait   []func(error)
+	// checkpointing is set while a checkpoint runs (guarded by mu).
 	checkpointing bool
 	checkpoints   sync.WaitGroup
 }
+
+// journalBufferKeepBytes is the largest submission buffer the syncer keeps
+// for reuse after a burst.
+const journalBufferKeepBytes = 1 << 20
 
 // journalEntry is one change of a session, in journal form.
 type journalEntry struct {
@@ -179,7 +195,6 @@ func journalPath(directory string, generation uint64) string {
 func openJournal(directory string, next uint64) (*journal, error) {
 	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{})}
 	j.pending = sync.NewCond(&j.mu)
-	j.synced = sync.NewCond(&j.mu)
 	file, err := j.create(next)
 	if err != nil {
 		return nil, err
@@ -190,37 +205,60 @@ func openJournal(directory string, next uint64) (*journal, error) {
 	return j, nil
 }
 
-// syncer syncs the journal file whenever writes are not yet synced, one
-// fdatasync after the other: every commit written while one runs is made
-// durable by the next (group commit across sessions), and no commit has
-// to be scheduled to start it.
+// syncer writes and syncs what was submitted, round after round, until
+// the journal stops and nothing is left (see journal).
 func (j *journal) syncer() {
 	defer close(j.syncerDone)
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	for {
-		for j.syncedUpTo == j.written && !j.stopping {
+		j.mu.Lock()
+		for len(j.waiters) == 0 && !j.stopping {
 			j.pending.Wait()
 		}
-		if j.syncedUpTo == j.written || j.err != nil {
-			if j.stopping || j.err != nil {
-				return
-			}
-			continue
+		if len(j.waiters) == 0 {
+			j.mu.Unlock()
+			return
 		}
-		j.syncing = true
-		target, file := j.written, j.file
+		buffer, waiters, err := j.buffer, j.waiters, j.err
+		j.buffer, j.waiters = j.spareBuffer[:0], j.spareWait[:0]
 		j.mu.Unlock()
-		err := fdatasync(file)
-		j.mu.Lock()
-		j.syncing = false
-		if err != nil {
-			j.err = fmt.Errorf("syncing the journal: %w", err)
-		} else {
-			j.syncedUpTo = max(j.syncedUpTo, target)
+
+		if err == nil {
+			err = j.writeAndSync(buffer)
 		}
-		j.synced.Broadcast()
+		for _, waiter := range waiters {
+			waiter(err)
+		}
+		clear(waiters)
+		if cap(buffer) > journalBufferKeepBytes {
+			buffer = nil
+		}
+		j.mu.Lock()
+		if err != nil && j.err == nil {
+			j.err = err
+		}
+		j.spareBuffer, j.spareWait = buffer[:0], waiters[:0]
+		rotate := j.err == nil && j.size > journalCheckpointBytes && !j.checkpointing
+		if rotate {
+			j.checkpointing = true
+		}
+		j.mu.Unlock()
+		if rotate {
+			j.rotate()
+		}
 	}
+}
+
+// writeAndSync appends one round of entries to the journal file and syncs
+// it.
+func (j *journal) writeAndSync(buffer []byte) error {
+	if _, err := j.file.Write(buffer); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
+	j.size += int64(len(buffer))
+	if err := fdatasync(j.file); err != nil {
+		return fmt.Errorf("syncing the journal: %w", err)
+	}
+	return nil
 }
 
 // create creates journal file generation with its header, durably (file
@@ -243,81 +281,67 @@ func (j *journal) create(generation uint64) (*os.File, error) {
 	return file, nil
 }
 
-// commit writes entries and returns once they are durable. Concurrent
-// commits share one fdatasync (group commit).
-func (j *journal) commit(entries []journalEntry) error {
-	var buffer []byte
+// submit hands a commit's entries to the syncer; durable is called once
+// they are durable or failed (from the syncer's goroutine; it must not
+// block).
+func (j *journal) submit(entries []journalEntry, durable func(error)) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	if j.stopping {
+		return store.ErrClosed
+	}
 	for i, entry := range entries {
 		if i == len(entries)-1 {
 			entry.kind |= journalCommitEnd
 		}
-		buffer = appendJournalEntry(buffer, entry)
+		j.buffer = appendJournalEntry(j.buffer, entry)
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.err != nil {
-		return j.err
-	}
-	if _, err := j.file.Write(buffer); err != nil {
-		j.err = fmt.Errorf("writing the journal: %w", err)
-		return j.err
-	}
-	j.size += int64(len(buffer))
-	j.written++
-	mine := j.written
-	j.pending.Signal()
-	for j.syncedUpTo < mine && j.err == nil {
-		j.synced.Wait()
-	}
-	if j.err != nil {
-		return j.err
-	}
-	if j.size > journalCheckpointBytes && !j.checkpointing {
-		j.checkpointing = true
-		j.checkpoints.Go(j.checkpoint)
+	j.waiters = append(j.waiters, durable)
+	if len(j.waiters) == 1 {
+		j.pending.Signal()
 	}
 	return nil
 }
 
-// rotate starts a new journal file and returns the generation of the last
-// old one; everything written to the old ones is durable.
-func (j *journal) rotate() (uint64, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for j.syncing {
-		j.synced.Wait()
+// commit writes entries and returns once they are durable. Concurrent
+// commits share one write and one fdatasync (group commit).
+func (j *journal) commit(entries []journalEntry) error {
+	done := make(chan error, 1)
+	if err := j.submit(entries, func(err error) { done <- err }); err != nil {
+		return err
 	}
-	if j.err != nil {
-		return 0, j.err
-	}
-	if err := fdatasync(j.file); err != nil {
-		j.err = fmt.Errorf("syncing the journal: %w", err)
-		return 0, j.err
-	}
-	j.syncedUpTo = j.written
+	return <-done
+}
+
+// rotate starts a new journal file, on the syncer's goroutine between two
+// rounds (everything written to the old file is durable), and starts a
+// checkpoint of the old one.
+func (j *journal) rotate() {
 	file, err := j.create(j.generation + 1)
 	if err != nil {
+		j.mu.Lock()
 		j.err = err
-		return 0, err
+		j.checkpointing = false
+		j.mu.Unlock()
+		return
 	}
 	j.file.Close()
 	old := j.generation
 	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
-	return old, nil
+	j.checkpoints.Go(func() { j.checkpoint(old) })
 }
 
-// checkpoint makes the session files durable up to now and removes the
-// journal files that covered them.
-func (j *journal) checkpoint() {
+// checkpoint makes the session files durable up to the rotation and
+// removes the journal files that covered them.
+func (j *journal) checkpoint(old uint64) {
 	defer func() {
 		j.mu.Lock()
 		j.checkpointing = false
 		j.mu.Unlock()
 	}()
-	old, err := j.rotate()
-	if err != nil {
-		return
-	}
 	// Every change journaled in the old files was made to the session
 	// files before it was journaled: syncfs makes them durable.
 	if err := syncFileSystem(j.directory); err != nil {
@@ -362,9 +386,9 @@ func (j *journal) close() error {
 	return err
 }
 
-// abandon stops the journal as a crash would: it waits for a running
-// checkpoint and the syncer, and closes the journal file, which stays for
-// the next Open to replay.
+// abandon stops the journal as a crash would: it waits for the syncer and
+// a running checkpoint, and closes the journal file, which stays for the
+// next Open to replay.
 func (j *journal) abandon() {
 	j.stop()
 	j.mu.Lock()
@@ -377,15 +401,15 @@ func (j *journal) abandon() {
 	}
 }
 
-// stop waits for a running checkpoint and stops the syncer once every
-// write is synced.
+// stop lets the syncer finish what was submitted, stops it and waits for
+// a running checkpoint.
 func (j *journal) stop() {
-	j.checkpoints.Wait()
 	j.mu.Lock()
 	j.stopping = true
 	j.pending.Signal()
 	j.mu.Unlock()
 	<-j.syncerDone
+	j.checkpoints.Wait()
 }
 
 // seqAfter reports whether seq a comes after b (uint32 wrap-around).

@@ -61,40 +61,74 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 // Append changes nothing and fails. An empty batch changes nothing and does
 // not create the session.
 func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch) error {
-	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
-		return err
-	}
-	end, err := s.begin()
-	if err != nil {
-		return err
-	}
-	defer end()
-	if batch.DropFront < 0 {
-		return fmt.Errorf("diskstore: session %q: batch drops %d messages, must not be negative", sessionID, batch.DropFront)
-	}
-	// Encoding first also checks every message before anything is written.
-	frames, err := appendFrames(nil, batch.Append)
-	if err != nil {
-		return fmt.Errorf("diskstore: session %q: %w", sessionID, err)
-	}
-	if batch.Empty() {
-		return nil
-	}
-	state := s.acquire(sessionID)
-	defer s.release(state)
-	var journaled []journalEntry
-	err = s.commit(state, batch, frames, &journaled)
-	if s.journal != nil && len(journaled) > 0 {
-		// What was changed is journaled even when a later step failed:
-		// the session files hold it, and a reload may read it.
-		if journalErr := s.journal.commit(journaled); err == nil {
-			err = journalErr
-		}
+	var wait chan error
+	done, err := s.submit(ctx, sessionID, batch, func() func(error) {
+		wait = make(chan error, 1)
+		return func(err error) { wait <- err }
+	})
+	if err == nil && !done {
+		err = <-wait
 	}
 	if err != nil {
 		return fmt.Errorf("diskstore: session %q: %w", sessionID, err)
 	}
 	return nil
+}
+
+// Submit applies the batch like Commit, but with the journal (durable
+// mode on Linux) it returns before the batch is durable and calls durable
+// once it is, or once it cannot be (from the journal's goroutine; see
+// host.PipelinedStore). Without the journal Commit's work is done when it
+// returns, and done is true.
+func (s *Store) Submit(ctx context.Context, sessionID string, batch store.Batch, durable func(error)) (done bool, err error) {
+	done, err = s.submit(ctx, sessionID, batch, func() func(error) { return durable })
+	if err != nil {
+		return false, fmt.Errorf("diskstore: session %q: %w", sessionID, err)
+	}
+	return done, nil
+}
+
+// submit is Commit and Submit: it applies the batch to the session files
+// and, with the journal, hands the journal entries to it with the function
+// that notify returns; done reports that nothing is left to wait for.
+func (s *Store) submit(ctx context.Context, sessionID string, batch store.Batch, notify func() func(error)) (done bool, err error) {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return false, err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return false, err
+	}
+	defer end()
+	if batch.DropFront < 0 {
+		return false, fmt.Errorf("batch drops %d messages, must not be negative", batch.DropFront)
+	}
+	// Encoding first also checks every message before anything is written.
+	frames, err := appendFrames(nil, batch.Append)
+	if err != nil {
+		return false, err
+	}
+	if batch.Empty() {
+		return true, nil
+	}
+	state := s.acquire(sessionID)
+	defer s.release(state)
+	var journaled []journalEntry
+	err = s.commit(state, batch, frames, &journaled)
+	if s.journal == nil || len(journaled) == 0 {
+		return true, err
+	}
+	// What was changed is journaled even when a later step failed: the
+	// session files hold it, and a reload may read it. The journal
+	// encodes the entries before submit returns, so frames may be reused.
+	if err != nil {
+		_ = s.journal.commit(journaled)
+		return false, err
+	}
+	if err := s.journal.submit(journaled, notify()); err != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 // commit applies a checked, non-empty batch whose appended messages are
