@@ -81,6 +81,11 @@ type Observer interface {
 	// (at Open) or written (at Flush): the session ends and every client
 	// is asked to reconnect.
 	StorageFailed(sessionID string, err error)
+	// Quarantined reports that the session's stored data was damaged
+	// beyond repair (store.ErrCorrupt; err names the damage and where the
+	// files went): the session starts again, fresh, on a new timeline, so
+	// that no sequence number of the old one is ever reused.
+	Quarantined(sessionID string, err error)
 	// PointerFailed reports a persisted-data pointer that could not be
 	// stored or read; the session goes on (a pointer only matters to a
 	// future fresh session of the same application).
@@ -141,8 +146,10 @@ type Session struct {
 	ended   bool
 }
 
-// Open loads a session from the store, or starts it fresh if nothing is
-// stored. If the store cannot be read, the session is failed: every
+// Open loads a session from the store, or starts it fresh (on
+// Options.Timeline) if nothing is stored or what was stored is damaged
+// (store.ErrCorrupt: reported to Observer.Quarantined). If the store cannot
+// be read, the session is failed: every
 // connection that arrives is asked to reconnect (4003) and the session
 // ends at its first Flush.
 func Open(ctx context.Context, sessionID string, now int64, options Options) *Session {
@@ -151,6 +158,10 @@ func Open(ctx context.Context, sessionID string, now int64, options Options) *Se
 		s.pipeline = pipelined
 	}
 	stored, err := options.Store.LoadSession(ctx, sessionID)
+	if errors.Is(err, store.ErrCorrupt) {
+		options.Observer.Quarantined(sessionID, err)
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.core = reflector.New(options.Config, sessionID, options.Timeline, now)

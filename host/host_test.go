@@ -72,6 +72,9 @@ func (o recordingObserver) Opened(_ string, _ reflector.Record, messages int, re
 func (o recordingObserver) StorageFailed(_ string, err error) {
 	o.journal.add("storage failed: %v", err)
 }
+func (o recordingObserver) Quarantined(_ string, err error) {
+	o.journal.add("quarantined: %v", err)
+}
 func (o recordingObserver) PointerFailed(_, key string, err error) {
 	o.journal.add("pointer %s failed: %v", key, err)
 }

@@ -54,6 +54,7 @@ func (d *hostDriver) step(now int64, event reflector.Event) (*reflector.Effects,
 func (d *hostDriver) Opened(string, reflector.Record, int, bool) {}
 
 func (d *hostDriver) StorageFailed(_ string, err error) { d.failure = err }
+func (d *hostDriver) Quarantined(_ string, err error)   { d.failure = err }
 
 func (d *hostDriver) PointerFailed(_, key string, err error) {
 	d.failure = fmt.Errorf("pointer %s: %w", key, err)

@@ -27,6 +27,7 @@ type metrics struct {
 	ticksSkipped        atomic.Uint64
 	slowClients         atomic.Uint64
 	storeErrors         atomic.Uint64
+	sessionsQuarantined atomic.Uint64
 	filesPut            atomic.Uint64
 	filesGot            atomic.Uint64
 
@@ -128,6 +129,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
 	counter("metronome_slow_clients_total", "Clients disconnected because their send queue was full.", m.slowClients.Load())
 	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
+	counter("metronome_sessions_quarantined_total", "Sessions whose stored data was damaged: quarantined, restarted on a new timeline.", m.sessionsQuarantined.Load())
 	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
 	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())
 	if s.overload != nil {

@@ -400,6 +400,11 @@ func (o *sessionObserver) Opened(id string, record reflector.Record, messages in
 	}
 }
 
+func (o *sessionObserver) Quarantined(id string, err error) {
+	o.metrics.sessionsQuarantined.Add(1)
+	o.logger.Error("session storage is damaged: the files were quarantined and the session starts on a new timeline; its clients rejoin from scratch",
+		"session", id, "err", err)
+}
 func (o *sessionObserver) StorageFailed(id string, err error) {
 	o.metrics.storeErrors.Add(1)
 	o.logger.Error("session storage failed; closing the session so clients resync from storage",

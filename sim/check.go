@@ -210,6 +210,18 @@ func (k *checker) applied(c *client, timeline string, seq uint32, hash string) b
 	return false
 }
 
+// newTimeline accepts that a session starts again on a new timeline (its
+// store was found damaged); its time starts again too.
+func (k *checker) newTimeline(session string) {
+	delete(k.timeline, session)
+	delete(k.sentTime, session)
+	for _, c := range k.w.clients {
+		if c.session == session {
+			c.submittedBeforeDamage = c.submitted
+		}
+	}
+}
+
 func (k *checker) reflectorName() string {
 	return fmt.Sprintf("reflector process %d", k.w.reflector.incarnation)
 }

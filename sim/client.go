@@ -45,6 +45,11 @@ type client struct {
 
 	wakeToken uint64
 	submitted uint64 // inputs submitted by this incarnation
+	// submittedBeforeDamage is submitted when the session's stored data
+	// was last found damaged (storage-damage fault): the inputs up to it
+	// may be lost, or applied again from persisted data, on the new
+	// timeline.
+	submittedBeforeDamage uint64
 	// seenTime is the latest session time this process saw per timeline.
 	seenTime map[string]int64
 }
@@ -62,7 +67,7 @@ func (c *client) start() {
 	c.current = nil
 	c.replica, c.link = nil, nil
 	c.joined = false
-	c.submitted = 0
+	c.submitted, c.submittedBeforeDamage = 0, 0
 	c.seenTime = map[string]int64{}
 	if c.rogue {
 		w.tracef("%s: rogue client starts", c.viewID)

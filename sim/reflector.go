@@ -9,6 +9,7 @@ import (
 	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
+	metronomestore "github.com/metronome-sync/metronome/store"
 )
 
 // Limits of the simulated reflector shell's connections, playing the part
@@ -384,6 +385,18 @@ func (o *simObserver) Opened(id string, record reflector.Record, messages int, r
 		(*World)(o).tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages",
 			id, record.Timeline, record.Time, record.Seq, messages)
 	}
+}
+
+// Quarantined: the store found the session damaged (storage-damage
+// fault); the session starts on a new timeline, which the checker then
+// accepts (every check of messages and time is per timeline).
+func (o *simObserver) Quarantined(id string, err error) {
+	w := (*World)(o)
+	w.tracef("reflector: session %s: stored data damaged, starts on a new timeline: %v", id, err)
+	if !errors.Is(err, metronomestore.ErrCorrupt) || w.scenario.StorageDamageChance == 0 {
+		w.violate(InvariantLiveness, fmt.Sprintf("session %s: quarantined without an injected fault: %v", id, err))
+	}
+	w.checker.newTimeline(id)
 }
 
 func (o *simObserver) StorageFailed(id string, err error) {

@@ -27,13 +27,14 @@ const (
 	FaultStorageFailure   = "storage-failure"   // a commit or a load fails (full or failing disk): the session restarts from its store
 	FaultReflectorRestart = "reflector-restart" // the reflector is stopped gracefully (SIGTERM: sessions persisted, clients asked to reconnect) and restarts
 	FaultPersist          = "persist"           // clients save persisted data (SAVE); sessions of the same app started later begin from it
+	FaultStorageDamage    = "storage-damage"    // a session's stored data is found damaged when loaded: quarantined, the session starts on a new timeline
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
 	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
-	FaultStorageFailure, FaultPersist, FaultReflectorRestart,
+	FaultStorageFailure, FaultPersist, FaultReflectorRestart, FaultStorageDamage,
 }
 
 // ParseFaults parses a comma-separated list of fault kinds; "all" and
@@ -123,6 +124,9 @@ type Scenario struct {
 	// StorageFailureChance is the chance that one commit or load of a
 	// session fails.
 	StorageFailureChance float64
+	// StorageDamageChance is the chance that loading a stored session
+	// finds it damaged (store.ErrCorrupt).
+	StorageDamageChance float64
 	// FlushEventsMax is how many events a session steps at most before
 	// one flush (its group commit), FlushHoldMs how long it holds effects
 	// for more events to join.
@@ -236,6 +240,9 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 	if s.FlushEventsMax > 1 {
 		s.FlushHoldMs = r.Between(0, 5)
 	}
+	if on(FaultStorageDamage) && r.Chance(0.3) {
+		s.StorageDamageChance = 0.2 * r.Float64()
+	}
 	if r.Chance(0.6) {
 		s.SyncDelayMaxMs = []int64{1, 3, 20}[r.Intn(3)]
 	}
@@ -299,6 +306,9 @@ func (s Scenario) String() string {
 	if s.TallyTimeoutMs > 0 {
 		add("tally timeout %d ms, users every %d ms, time lease %d ms, %d debounce keys, %d open tallies",
 			s.TallyTimeoutMs, s.UsersIntervalMs, s.TimeLeaseMs, s.DebounceKeysMax, s.TalliesOpenMax)
+	}
+	if s.StorageDamageChance > 0 {
+		add("stored sessions damaged at %.1f%% of loads", 100*s.StorageDamageChance)
 	}
 	if s.StorageFailureChance > 0 {
 		add("storage failures %.2f%%", 100*s.StorageFailureChance)

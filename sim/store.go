@@ -27,6 +27,10 @@ type store struct {
 	// failChance is the chance that a commit or a load fails
 	// (storage-failure fault).
 	failChance float64
+	// damageChance is the chance that a load finds the stored session
+	// damaged (storage-damage fault): it is quarantined (forgotten here)
+	// and the load fails with store.ErrCorrupt.
+	damageChance float64
 	// unsynced lists the commits not yet synced to the disk, oldest first,
 	// when the store runs without durability (Options.NonDurable): the
 	// operating system holds them until its next flush; a machine crash
@@ -98,6 +102,12 @@ func (s *store) LoadSession(_ context.Context, id string) (metronomestore.Sessio
 	stored := s.sessions[id]
 	if stored == nil || stored.record == nil {
 		return metronomestore.Session{}, metronomestore.ErrNotFound
+	}
+	if s.damageChance > 0 && s.w.rand.Chance(s.damageChance) {
+		s.w.count(FaultStorageDamage)
+		s.w.tracef("store: session %s is damaged: quarantined (injected)", id)
+		delete(s.sessions, id)
+		return metronomestore.Session{}, fmt.Errorf("sim store: session %s: %w", id, metronomestore.ErrCorrupt)
 	}
 	return metronomestore.Session{Record: stored.record, Messages: slices.Clone(stored.messages)}, nil
 }
@@ -180,7 +190,9 @@ func (s *store) crashSubmitted(lose bool) int {
 	if lose {
 		for i := n - 1; i >= 0; i-- {
 			entry := s.submitted[i]
-			s.sessions[entry.session].revert(entry.undo)
+			if stored := s.sessions[entry.session]; stored != nil { // nil: quarantined since
+				stored.revert(entry.undo)
+			}
 		}
 	}
 	s.submitted, s.syncToken = nil, 0
@@ -254,7 +266,9 @@ func (s *store) loseUnsynced() int {
 	lost := len(s.unsynced)
 	for i := len(s.unsynced) - 1; i >= 0; i-- {
 		entry := s.unsynced[i]
-		s.sessions[entry.session].revert(entry.undo)
+		if stored := s.sessions[entry.session]; stored != nil { // nil: quarantined since
+			stored.revert(entry.undo)
+		}
 	}
 	s.unsynced = nil
 	return lost

@@ -168,6 +168,7 @@ func newWorld(options Options) (*World, error) {
 		w.reflector.store.syncDelayMaxMs = w.scenario.SyncDelayMaxMs
 	}
 	w.reflector.store.failChance = w.scenario.StorageFailureChance
+	w.reflector.store.damageChance = w.scenario.StorageDamageChance
 	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
 		if err := injectBug(&w.reflector.options, options.Bug); err != nil {
 			return nil, err
@@ -478,6 +479,16 @@ func (w *World) checkExactlyOnce() {
 				continue
 			}
 			applied := c.model().Model().Applied[sender.viewID]
+			if sender.submittedBeforeDamage > 0 {
+				// The session lost its stored data: only the inputs
+				// submitted since must all have taken effect.
+				if missing := missingInputs(applied, sender.submittedBeforeDamage+1, sender.submitted); missing != 0 {
+					w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d, %d..%d after its session's storage was damaged; %s's model applied %s, not %d",
+						sender.viewID, sender.submitted, sender.submittedBeforeDamage+1, sender.submitted, c.viewID, describeApplied(applied), missing))
+					return
+				}
+				continue
+			}
 			if applied == nil || applied.Set.Watermark != sender.submitted || len(applied.Set.Above) > 0 || applied.Applications != sender.submitted {
 				w.violate(InvariantExactlyOnce, fmt.Sprintf("%s submitted inputs 1..%d; %s's model applied %s",
 					sender.viewID, sender.submitted, c.viewID, describeApplied(applied)))
@@ -485,6 +496,17 @@ func (w *World) checkExactlyOnce() {
 			}
 		}
 	}
+}
+
+// missingInputs returns the first input in from..to that a did not apply,
+// or 0.
+func missingInputs(a *appliedInputs, from, to uint64) uint64 {
+	for input := from; input <= to; input++ {
+		if a == nil || (input > a.Set.Watermark && !slices.Contains(a.Set.Above, input)) {
+			return input
+		}
+	}
+	return 0
 }
 
 func describeApplied(a *appliedInputs) string {

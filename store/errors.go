@@ -8,3 +8,12 @@ var ErrBadSessionID = errors.New("store: bad session id")
 
 // ErrClosed is returned by every call made after Close.
 var ErrClosed = errors.New("store: closed")
+
+// ErrCorrupt is returned by LoadSession when a session's stored data is
+// damaged in a way the store cannot repair (a checksum failure with valid
+// data after it, a log that disagrees with its journal): data that clients
+// may have seen is gone. A store that returns it has moved the damaged
+// files out of the way (quarantined them), so the next LoadSession finds
+// nothing and the session starts again on a new timeline; the error says
+// where the files went.
+var ErrCorrupt = errors.New("store: stored data is damaged")

@@ -3,6 +3,7 @@ package diskstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,7 +87,8 @@ func fileSize(t *testing.T, path string) int64 {
 // TestTornTail simulates crashes in the middle of an append: every prefix of
 // the frames of a two-message commit, and other garbage, follows the valid
 // log. Reopening keeps the complete commits, cuts the rest off and appends
-// after them.
+// after them. With the journal, a log that was closed cleanly was synced:
+// the same bytes are damage, and the session is quarantined whole.
 func TestTornTail(t *testing.T) {
 	commitFrames, err := appendFrames(nil, testMessages(4, 5))
 	if err != nil {
@@ -129,6 +131,11 @@ func TestTornTail(t *testing.T) {
 				appendToFile(t, logPath, tail)
 
 				s = openForTest(t, directory, Options{Durable: durable})
+				if durable && fileSystemSyncAvailable {
+					checkQuarantined(t, s, "s", validSize+int64(len(tail)))
+					mustClose(t, s)
+					continue
+				}
 				checkLoad(t, s, "s", []byte("r"), testMessages(1, 2, 3))
 				if size := fileSize(t, logPath); size != validSize {
 					t.Errorf("log is %d bytes after loading, want the %d valid bytes", size, validSize)
@@ -211,14 +218,32 @@ func TestCorruptHeader(t *testing.T) {
 	}
 	s = openForTest(t, directory, Options{})
 	defer mustClose(t, s)
-	if _, err := s.LoadSession(context.Background(), "s"); err == nil {
-		t.Errorf("LoadSession of a log with a wrong header succeeded")
-	}
-	if err := s.Commit(context.Background(), "s", store.Batch{Append: testMessages(2)}); err == nil {
-		t.Errorf("Commit to a log with a wrong header succeeded")
-	}
-	content, err := os.ReadFile(logPath)
+	quarantined := checkQuarantined(t, s, "s", int64(len("something else entirely")))
+	content, err := os.ReadFile(filepath.Join(quarantined, "messages.log"))
 	if err != nil || string(content) != "something else entirely" {
-		t.Errorf("the foreign log changed to %q (%v)", content, err)
+		t.Errorf("the quarantined log holds %q (%v)", content, err)
 	}
+	// The session starts again from nothing.
+	mustCommit(t, s, "s", store.Batch{Append: testMessages(2)})
+	checkLoad(t, s, "s", nil, testMessages(2))
+}
+
+// checkQuarantined checks that loading a damaged session fails with
+// store.ErrCorrupt naming the quarantine directory, that the log was moved
+// there whole (logSize bytes), and that the session is gone; it returns
+// the directory.
+func checkQuarantined(t *testing.T, s *Store, id string, logSize int64) string {
+	t.Helper()
+	_, err := s.LoadSession(context.Background(), id)
+	var corrupt *CorruptError
+	if !errors.Is(err, store.ErrCorrupt) || !errors.As(err, &corrupt) {
+		t.Fatalf("LoadSession of a damaged session: %v, want store.ErrCorrupt", err)
+	}
+	if size := fileSize(t, filepath.Join(corrupt.Quarantine, "messages.log")); size != logSize {
+		t.Errorf("the quarantined log is %d bytes, want all %d", size, logSize)
+	}
+	if _, err := s.LoadSession(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LoadSession after the quarantine: %v, want store.ErrNotFound", err)
+	}
+	return corrupt.Quarantine
 }

@@ -180,7 +180,12 @@ type Store struct {
 	// replay of what an earlier run left.
 	journal            *journal
 	journaled          bool
-	replayed           int // journal entries replayed by Open
+	// recovery is what Open found and repaired (damage.go); replaying,
+	// during Open's replay, maps every session the journal holds appends
+	// of to the seq of the first.
+	recovery           Recovery
+	replaying          map[string]uint32
+	root               string
 	openLogFilesMax    int
 	sessionsDirectory  string
 	pointersDirectory  string
@@ -222,6 +227,7 @@ func Open(directory string, options Options) (*Store, error) {
 	}
 	s := &Store{
 		durable:            options.Durable,
+		root:               directory,
 		openLogFilesMax:    options.OpenLogFilesMax,
 		sessionsDirectory:  filepath.Join(directory, sessionsDirectoryName),
 		pointersDirectory:  filepath.Join(directory, pointersDirectoryName),
@@ -284,7 +290,7 @@ func (s *Store) syncSessionFiles() bool { return s.durable && !s.journaled }
 
 // Replayed is the number of journal entries Open replayed: non-zero after
 // a crash of a durable store.
-func (s *Store) Replayed() int { return s.replayed }
+func (s *Store) Replayed() int { return s.recovery.Replayed }
 
 // removeTemporaryFiles removes the leftovers of writes and deletions that a
 // crash interrupted. No call is in progress while Open runs it.

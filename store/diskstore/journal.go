@@ -34,7 +34,8 @@ import (
 // journal/<generation>.log starts with journalHeader, followed by entries:
 //
 //	4 bytes  body length n (little-endian)
-//	n bytes  body: 1 byte kind (+ 0x80 on the last entry of a commit),
+//	n bytes  body: 1 byte kind (+ 0x80 on the last entry of a commit,
+//	         + 0x40 on its first, + 0x20 on the last entry of a round),
 //	         2 bytes session id length, the id, then
 //	         append: the message frames as in messages.log
 //	         record: the record
@@ -67,8 +68,14 @@ const (
 	journalRecord byte = 2
 	journalDrop   byte = 3
 	journalDelete byte = 4
-	// journalCommitEnd marks the last entry of a commit.
-	journalCommitEnd byte = 0x80
+	// journalCommitEnd marks the last entry of a commit, journalCommitStart
+	// its first, journalRoundEnd the last entry of a round of the syncer
+	// (one write, then one sync: everything up to it was synced before
+	// anything after it was written).
+	journalCommitEnd   byte = 0x80
+	journalCommitStart byte = 0x40
+	journalRoundEnd    byte = 0x20
+	journalFlags            = journalCommitEnd | journalCommitStart | journalRoundEnd
 )
 
 // journal is the redo log of session changes; see above.
@@ -93,7 +100,9 @@ type journal struct {
 	// waiters the commits they belong to, in order.
 	buffer  []byte
 	waiters []func(error)
-	err     error // a failed write or sync: the journal is unusable
+	// lastEntry is the offset in buffer of its last entry.
+	lastEntry int
+	err       error // a failed write or sync: the journal is unusable
 
 	// The syncer's own state (and close's, once the syncer has stopped).
 	file        *os.File
@@ -128,39 +137,98 @@ func appendJournalEntry(buffer []byte, entry journalEntry) []byte {
 	return binary.LittleEndian.AppendUint32(buffer, crc32.Checksum(buffer[start:], castagnoli))
 }
 
-// decodeJournal returns the entries of the complete commits at the start of
-// a journal file's content (without the commit-end mark); what follows
-// them is a torn write.
-func decodeJournal(content []byte) ([]journalEntry, error) {
+// decodeJournal returns the entries of the complete commits in a journal
+// file's content (kinds without their flags). What follows the last of
+// them is a torn write, unless an entry that ends a synced round follows
+// an invalid entry: then the file is damaged (damage says where), and the
+// entries returned are those before the damage and those of the complete
+// commits that start after it (damage.go).
+func decodeJournal(content []byte) (entries []journalEntry, damage string) {
+	offset := len(journalHeader)
 	if !bytes.HasPrefix(content, []byte(journalHeader)) {
 		if len(content) < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content) {
-			return nil, nil // created, header not (fully) written
+			return nil, "" // created, header not (fully) written
 		}
-		return nil, errors.New("not a journal: the header is missing or wrong")
+		damage, offset = "the header is missing or wrong", 0
+		if !journalRoundAfter(content, 0) {
+			return nil, damage
+		}
+		offset = nextJournalCommitStart(content, 0)
 	}
-	var entries []journalEntry
+	for {
+		decoded, invalid := decodeJournalCommits(content, offset)
+		entries = append(entries, decoded...)
+		if invalid >= len(content) || !journalRoundAfter(content, invalid+1) {
+			return entries, damage // the end, or a torn write of the last round
+		}
+		if damage == "" {
+			damage = fmt.Sprintf("invalid entry at offset %d, synced entries after it", invalid)
+		}
+		offset = nextJournalCommitStart(content, invalid+1)
+	}
+}
+
+// decodeJournalCommits decodes entries from offset on and returns those of
+// complete commits, and the offset of the first entry that is not valid
+// (len(content) if the content ran out).
+func decodeJournalCommits(content []byte, offset int) (entries []journalEntry, invalid int) {
 	complete := 0 // entries of complete commits
-	rest := content[len(journalHeader):]
-	for len(rest) >= 4+3+4 {
-		length := binary.LittleEndian.Uint32(rest)
-		if uint64(length) < 3 || uint64(length) > uint64(len(rest)-8) {
+	for offset < len(content) {
+		entry, length, ok := decodeJournalEntry(content[offset:])
+		if !ok {
 			break
 		}
-		body := rest[4 : 4+length]
-		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(rest[4+length:]) {
-			break
-		}
-		idLength := int(binary.LittleEndian.Uint16(body[1:]))
-		if 3+idLength > len(body) {
-			break
-		}
-		entries = append(entries, journalEntry{kind: body[0] &^ journalCommitEnd, session: string(body[3 : 3+idLength]), payload: body[3+idLength:]})
-		rest = rest[8+length:]
-		if body[0]&journalCommitEnd != 0 {
+		entries = append(entries, journalEntry{kind: entry.kind &^ journalFlags, session: entry.session, payload: entry.payload})
+		offset += length
+		if entry.kind&journalCommitEnd != 0 {
 			complete = len(entries)
 		}
 	}
-	return entries[:complete], nil
+	return entries[:complete], offset
+}
+
+// decodeJournalEntry decodes the entry at the start of rest (kind with its
+// flags) and returns its length in the file.
+func decodeJournalEntry(rest []byte) (entry journalEntry, length int, ok bool) {
+	if len(rest) < 4+3+4 {
+		return journalEntry{}, 0, false
+	}
+	bodyLength := binary.LittleEndian.Uint32(rest)
+	if uint64(bodyLength) < 3 || uint64(bodyLength) > uint64(len(rest)-8) {
+		return journalEntry{}, 0, false
+	}
+	body := rest[4 : 4+bodyLength]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(rest[4+bodyLength:]) {
+		return journalEntry{}, 0, false
+	}
+	idLength := int(binary.LittleEndian.Uint16(body[1:]))
+	if 3+idLength > len(body) {
+		return journalEntry{}, 0, false
+	}
+	return journalEntry{kind: body[0], session: string(body[3 : 3+idLength]), payload: body[3+idLength:]}, 8 + int(bodyLength), true
+}
+
+// journalRoundAfter reports whether a valid entry that ends a synced
+// round starts at or after from.
+func journalRoundAfter(content []byte, from int) bool {
+	return nextJournalEntry(content, from, journalRoundEnd) < len(content)
+}
+
+// nextJournalCommitStart returns the offset of the first valid entry that
+// starts a commit at or after from (len(content) if there is none).
+func nextJournalCommitStart(content []byte, from int) int {
+	return nextJournalEntry(content, from, journalCommitStart)
+}
+
+// nextJournalEntry returns the offset of the first valid entry at or
+// after from whose kind has flag (len(content) if there is none).
+func nextJournalEntry(content []byte, from int, flag byte) int {
+	for offset := from; offset+4+3+4 <= len(content); offset++ {
+		if entry, _, ok := decodeJournalEntry(content[offset:]); ok && entry.kind&flag != 0 {
+			return offset
+		}
+	}
+	return len(content)
 }
 
 // journalFiles returns the generations of the journal files in directory,
@@ -219,6 +287,7 @@ func (j *journal) syncer() {
 			return
 		}
 		buffer, waiters, err := j.buffer, j.waiters, j.err
+		markRoundEnd(buffer, j.lastEntry)
 		j.buffer, j.waiters = j.spareBuffer[:0], j.spareWait[:0]
 		j.mu.Unlock()
 
@@ -246,6 +315,15 @@ func (j *journal) syncer() {
 			j.rotate()
 		}
 	}
+}
+
+// markRoundEnd flags the entry at offset in buffer as the end of a round
+// and updates its checksum.
+func markRoundEnd(buffer []byte, offset int) {
+	length := int(binary.LittleEndian.Uint32(buffer[offset:]))
+	body := buffer[offset+4 : offset+4+length]
+	body[0] |= journalRoundEnd
+	binary.LittleEndian.PutUint32(buffer[offset+4+length:], crc32.Checksum(body, castagnoli))
 }
 
 // writeAndSync appends one round of entries to the journal file and syncs
@@ -294,8 +372,12 @@ func (j *journal) submit(entries []journalEntry, durable func(error)) error {
 		return store.ErrClosed
 	}
 	for i, entry := range entries {
+		if i == 0 {
+			entry.kind |= journalCommitStart
+		}
 		if i == len(entries)-1 {
 			entry.kind |= journalCommitEnd
+			j.lastEntry = len(j.buffer)
 		}
 		j.buffer = appendJournalEntry(j.buffer, entry)
 	}
@@ -416,8 +498,11 @@ func (j *journal) stop() {
 func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
 
 // replayJournals applies every journal file in directory to the session
-// files, oldest first, syncs the file system and removes them. It returns
-// the next generation to use. No call is in progress while Open runs it.
+// files, oldest first, syncs the file system and removes them (a damaged
+// one is moved to quarantine/ instead). A session found damaged is
+// quarantined and its entries are skipped until the journal deletes it.
+// It returns the next generation to use. No call is in progress while
+// Open runs it.
 func (s *Store) replayJournals(directory string) (uint64, error) {
 	generations, err := journalFiles(directory)
 	if err != nil {
@@ -429,22 +514,47 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 	if len(generations) == 0 {
 		return 1, nil
 	}
-	entries := 0
-	for _, generation := range generations {
-		content, err := os.ReadFile(journalPath(directory, generation))
+	decoded := make([][]journalEntry, len(generations))
+	damaged := make([]bool, len(generations))
+	s.replaying = map[string]uint32{}
+	defer func() { s.replaying = nil }()
+	for i, generation := range generations {
+		path := journalPath(directory, generation)
+		content, err := os.ReadFile(path)
 		if err != nil {
 			return 0, err
 		}
-		decoded, err := decodeJournal(content)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", journalPath(directory, generation), err)
+		var damage string
+		decoded[i], damage = decodeJournal(content)
+		if damage != "" {
+			damaged[i] = true
+			s.recovery.JournalDamage = append(s.recovery.JournalDamage, fmt.Sprintf("%s: %s", path, damage))
 		}
-		for _, entry := range decoded {
-			if err := s.replay(entry); err != nil {
-				return 0, fmt.Errorf("replaying %s: session %q: %w", journalPath(directory, generation), entry.session, err)
+		for _, entry := range decoded[i] {
+			if _, seen := s.replaying[entry.session]; !seen && entry.kind == journalAppend && len(entry.payload) >= frameHeaderBytes {
+				s.replaying[entry.session] = frameSeq(entry.payload, 0)
 			}
 		}
-		entries += len(decoded)
+	}
+	quarantined := map[string]bool{}
+	for i, generation := range generations {
+		for _, entry := range decoded[i] {
+			if quarantined[entry.session] && entry.kind != journalDelete {
+				continue
+			}
+			delete(quarantined, entry.session)
+			err := s.replay(entry)
+			var corrupt *CorruptError
+			if errors.As(err, &corrupt) {
+				s.recovery.Quarantined = append(s.recovery.Quarantined, corrupt)
+				quarantined[entry.session] = true
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("replaying %s: session %q: %w", journalPath(directory, generation), entry.session, err)
+			}
+			s.recovery.Replayed++
+		}
 	}
 	if err := s.closeLogs(); err != nil {
 		return 0, err
@@ -452,10 +562,36 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 	if err := syncFileSystem(directory); err != nil {
 		return 0, fmt.Errorf("syncing the replayed sessions: %w", err)
 	}
+	for i, generation := range generations {
+		if damaged[i] {
+			if err := s.quarantineJournal(journalPath(directory, generation)); err != nil {
+				return 0, err
+			}
+		}
+	}
 	last := generations[len(generations)-1]
 	removeJournals(directory, last)
-	s.replayed = entries
 	return last + 1, nil
+}
+
+// quarantineJournal moves a damaged journal file to quarantine/.
+func (s *Store) quarantineJournal(path string) error {
+	if err := s.makeDirectories(s.root, quarantineDirectoryName, true); err != nil {
+		return err
+	}
+	target := s.quarantinePath("journal-" + filepath.Base(path))
+	if err := os.Rename(path, target); err != nil {
+		return fmt.Errorf("quarantining the damaged journal %s: %w", path, err)
+	}
+	for index, damage := range s.recovery.JournalDamage {
+		if strings.HasPrefix(damage, path+":") {
+			s.recovery.JournalDamage[index] += "; moved to " + target
+		}
+	}
+	if err := syncDirectory(filepath.Dir(target)); err != nil {
+		return err
+	}
+	return syncDirectory(filepath.Dir(path))
 }
 
 // replay applies one journal entry to the session files (not synced).
@@ -481,6 +617,10 @@ func (s *Store) replay(entry journalEntry) error {
 				first++
 			}
 			messages = messages[first:]
+			if len(messages) > 0 && messages[0].Seq != state.log.last+1 {
+				return s.quarantine(state, fmt.Sprintf("%s ends at seq %d, and the journal continues it at seq %d: messages between are lost",
+					state.logPath(), state.log.last, messages[0].Seq))
+			}
 		}
 		if len(messages) == 0 {
 			return nil

@@ -113,8 +113,9 @@ func framesOffset(frames []byte, index int) int {
 
 // openLog opens the session's message log for appending and returns its
 // content. It cuts off a torn write at the end first (syncing the cut when
-// Durable), so that appends follow the last complete commit. Without a log
-// file it returns errNoLog. The caller holds state.mu and state.log is nil.
+// Durable), so that appends follow the last complete commit; damage is not
+// cut off but quarantined (damage.go). Without a log file it returns
+// errNoLog. The caller holds state.mu and state.log is nil.
 func (s *Store) openLog(state *session) ([]byte, error) {
 	file, err := os.OpenFile(state.logPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -129,11 +130,25 @@ func (s *Store) openLog(state *session) ([]byte, error) {
 		return nil, err
 	}
 	messages, validBytes, err := decodeLog(content)
+	if err != nil && (s.replaying != nil || !s.durable) && isHeaderPrefix(content) {
+		// What a power cut leaves of a log created after the last
+		// checkpoint (the journal holds its messages) or, without
+		// durability, of any new log.
+		content, messages, validBytes, err = []byte(logHeader), nil, len(logHeader), nil
+		if err := rewriteHeader(file); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("rewriting the header of %s: %w", state.logPath(), err)
+		}
+	}
 	if err != nil {
 		file.Close()
-		return nil, fmt.Errorf("%s: %w", state.logPath(), err)
+		return nil, s.quarantine(state, fmt.Sprintf("%s: %v", state.logPath(), err))
 	}
 	if validBytes < len(content) {
+		if reason := s.logDamage(state, content, validBytes, messages); reason != "" {
+			file.Close()
+			return nil, s.quarantine(state, reason)
+		}
 		err := file.Truncate(int64(validBytes))
 		if err == nil && s.syncSessionFiles() {
 			err = file.Sync()
@@ -149,6 +164,15 @@ func (s *Store) openLog(state *session) ([]byte, error) {
 	}
 	s.setLog(state, log)
 	return content[:validBytes], nil
+}
+
+// rewriteHeader makes file (opened for appending) hold only the log header.
+func rewriteHeader(file *os.File) error {
+	if err := file.Truncate(0); err != nil {
+		return err
+	}
+	_, err := io.WriteString(file, logHeader)
+	return err
 }
 
 // readLog returns the content of the session's message log, or errNoLog.

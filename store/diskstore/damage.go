@@ -1,0 +1,180 @@
+package diskstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// # Damage is not a torn write
+//
+// A crash can leave a torn write at the end of a file: the last write, or
+// the writes that were not yet synced, reached the disk in part. That is
+// expected, and cutting it off loses nothing anybody was told about. Any
+// other invalid byte is damage (a bad sector, a bit flip, a file changed
+// by hand), and cutting the file there would throw away messages that
+// clients have seen and let the session stamp their sequence numbers
+// again with other contents. So the store tells the two apart:
+//
+//   - Valid frames after an invalid one are never a torn write (a crash
+//     cannot write data after data that never reached the disk within one
+//     synced file), except during the journal's replay for the part of a
+//     log the journal holds again (see below).
+//   - With the journal, every message log that the journal does not cover
+//     was synced by a checkpoint: after Open's replay, any invalid byte in
+//     a log is damage. During the replay, a log's torn end is expected
+//     only where the journal holds the same messages again: the log's
+//     valid part must reach the journal's first message of the session.
+//     An empty log, or one with a partial header, is what a power cut
+//     leaves of a log created after the last checkpoint; the replay
+//     rewrites it.
+//   - Without the journal (Durable elsewhere, or not durable) a torn end
+//     with no valid frame after it is cut off, as before.
+//
+// A damaged session is quarantined: its directory is moved, whole, to
+// quarantine/<sessionId>-<UTC time>/ (synced), and LoadSession or Commit
+// return a *CorruptError (store.ErrCorrupt) naming the path. Nothing is
+// deleted or truncated. The session then has no stored state, so the
+// reflector starts it on a new timeline: clients see the change and join
+// from scratch, and no sequence number is reused on the old timeline.
+// The journal records the quarantine as a deletion, so that replaying
+// older entries after a later crash cannot mix the old session into the
+// new one.
+//
+// A damaged journal (an entry that fails its checksum with valid entries
+// after it, or a wrong header) is replayed as far as it can be: the
+// entries before the damage, then, from the first complete commit after
+// it, the rest. Each session's appends must continue its log without a
+// gap; one that does not lost messages in the damage and is quarantined.
+// The damaged journal file is moved to quarantine/ instead of removed.
+// Open reports all of this in Recovery.
+
+// quarantineDirectoryName is where damaged sessions and journals go.
+const quarantineDirectoryName = "quarantine"
+
+// CorruptError reports a damaged session whose files were quarantined.
+type CorruptError struct {
+	Session string
+	// Reason says what is wrong, naming the file and offset.
+	Reason string
+	// Quarantine is the directory the session's files were moved to.
+	Quarantine string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("session %q is damaged (%s): its files were moved to %s and it starts on a new timeline",
+		e.Session, e.Reason, e.Quarantine)
+}
+
+// Is makes a *CorruptError match store.ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == store.ErrCorrupt }
+
+// Recovery describes what Open found and repaired in the data directory.
+type Recovery struct {
+	// Replayed is the number of journal entries replayed (non-zero after
+	// a crash of a durable store).
+	Replayed int
+	// Quarantined lists the sessions found damaged and moved away.
+	Quarantined []*CorruptError
+	// JournalDamage describes each damaged journal file and where it went.
+	JournalDamage []string
+}
+
+// Recovery returns what Open found and repaired.
+func (s *Store) Recovery() Recovery { return s.recovery }
+
+// quarantine moves a damaged session's directory to quarantine/ and
+// returns the *CorruptError that reports it. The caller holds state.mu.
+func (s *Store) quarantine(state *session, reason string) error {
+	_ = s.closeLog(state)
+	if err := s.makeDirectories(s.root, quarantineDirectoryName, true); err != nil {
+		return fmt.Errorf("quarantining damaged session (%s): %w", reason, err)
+	}
+	target := s.quarantinePath(state.id)
+	if err := os.Rename(state.directory, target); err != nil {
+		return fmt.Errorf("quarantining damaged session (%s): %w", reason, err)
+	}
+	if err := syncDirectory(filepath.Dir(target)); err != nil {
+		return err
+	}
+	if err := syncDirectory(s.sessionsDirectory); err != nil {
+		return err
+	}
+	corrupt := &CorruptError{Session: state.id, Reason: reason, Quarantine: target}
+	if s.journal != nil {
+		// Replaying older entries after a later crash must not bring the
+		// damaged session back under the new one.
+		if err := s.journal.commit([]journalEntry{{kind: journalDelete, session: state.id}}); err != nil {
+			return fmt.Errorf("%v; journaling it failed: %w", corrupt, err)
+		}
+	}
+	return corrupt
+}
+
+// quarantinePath returns a new path under quarantine/ for name.
+func (s *Store) quarantinePath(name string) string {
+	base := filepath.Join(s.root, quarantineDirectoryName, name+"-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	path := base
+	for i := 2; exists(path); i++ {
+		path = fmt.Sprintf("%s-%d", base, i)
+	}
+	return path
+}
+
+// logDamage decides whether the invalid bytes after the valid part of a
+// log (validBytes of content, holding messages) are damage, and if so
+// says why (see above); "" means a torn write to cut off.
+func (s *Store) logDamage(state *session, content []byte, validBytes int, messages []store.Message) string {
+	path := state.logPath()
+	if s.replaying != nil {
+		first, covered := s.replaying[state.id]
+		if covered && len(messages) > 0 && !seqAfter(first, messages[len(messages)-1].Seq+1) {
+			return "" // the journal holds the rest again
+		}
+		if covered && len(messages) == 0 && !validFrameAfter(content, validBytes) {
+			return "" // a torn first append after the log was created
+		}
+	}
+	if validFrameAfter(content, validBytes) {
+		return fmt.Sprintf("%s: invalid frame at offset %d with valid frames after it", path, validBytes)
+	}
+	if s.journaled && s.replaying == nil {
+		return fmt.Sprintf("%s: %d invalid bytes at offset %d after the last complete commit of a synced log",
+			path, len(content)-validBytes, validBytes)
+	}
+	return ""
+}
+
+// validFrameAfter reports whether a valid message-log frame starts
+// anywhere after offset from in content.
+func validFrameAfter(content []byte, from int) bool {
+	for offset := from + 1; offset+frameHeaderBytes+frameChecksumBytes <= len(content); offset++ {
+		rest := content[offset:]
+		length := binary.LittleEndian.Uint32(rest)
+		if uint64(length) > uint64(len(rest)-frameHeaderBytes-frameChecksumBytes) || rest[8]&^frameFlagCommitEnd != 0 {
+			continue
+		}
+		dataEnd := frameHeaderBytes + int(length)
+		if crc32.Checksum(rest[:dataEnd], castagnoli) == binary.LittleEndian.Uint32(rest[dataEnd:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isHeaderPrefix reports whether content is empty or a part of the
+// message log header: what a power cut leaves of a new log.
+func isHeaderPrefix(content []byte) bool {
+	return len(content) < len(logHeader) && bytes.HasPrefix([]byte(logHeader), content)
+}
+
+// errQuarantined marks a session quarantined during the replay; its
+// entries are skipped until the journal deletes it.
+var errQuarantined = errors.New("quarantined")
