@@ -90,6 +90,21 @@ type Recovery struct {
 // Recovery returns what Open found and repaired.
 func (s *Store) Recovery() Recovery { return s.recovery }
 
+// Health returns the storage error that makes commits fail now (a full
+// disk, an I/O error: the store retries by itself, see journal.go), or nil
+// when the store works.
+func (s *Store) Health() error {
+	if s.journal != nil {
+		if err := s.journal.failure(); err != nil {
+			return err
+		}
+	}
+	if err := s.writeFailure.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // quarantine moves a damaged session's directory to quarantine/ and
 // returns the *CorruptError that reports it. The caller holds state.mu.
 func (s *Store) quarantine(state *session, reason string) error {

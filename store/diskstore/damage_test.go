@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -234,4 +235,57 @@ func TestJournalHeaderDamage(t *testing.T) {
 		t.Errorf("recovery %+v, want the header damage reported and 3 entries replayed", recovery)
 	}
 	checkLoad(t, s, "a", []byte("r"), testMessages(1, 2))
+}
+
+// TestJournalRecoversFromStorageErrors: a journal write that fails (a full
+// disk) fails the commits of its round; while the error lasts every commit
+// and load fails at once and Health reports it; once the disk works again
+// the journal recovers by itself, and nothing acknowledged is lost.
+func TestJournalRecoversFromStorageErrors(t *testing.T) {
+	if !fileSystemSyncAvailable {
+		t.Skip("the journal is used where syncfs is available (Linux)")
+	}
+	directory := t.TempDir()
+	s := openForTest(t, directory, Options{Durable: true})
+	mustCommit(t, s, "a", store.Batch{Append: testMessages(1), Record: []byte("r")})
+	full := errors.New("no space left on device (injected)")
+	fault := func(operation string) error { return full }
+	s.journal.fault.Store(&fault)
+	if err := s.Commit(context.Background(), "a", store.Batch{Append: testMessages(2)}); !errors.Is(err, full) {
+		t.Fatalf("Commit on a full disk: %v, want the disk's error", err)
+	}
+	if err := s.Health(); !errors.Is(err, full) {
+		t.Errorf("Health on a full disk: %v, want the disk's error", err)
+	}
+	if err := s.Commit(context.Background(), "b", store.Batch{Append: testMessages(1)}); !errors.Is(err, full) {
+		t.Errorf("a commit while the disk is full: %v, want the disk's error", err)
+	}
+	if _, err := s.LoadSession(context.Background(), "a"); !errors.Is(err, full) {
+		t.Errorf("a load while the disk is full: %v, want the disk's error", err)
+	}
+	s.journal.fault.Store(nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Health() != nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.Health(); err != nil {
+		t.Fatalf("the journal did not recover: %v", err)
+	}
+	mustCommit(t, s, "a", store.Batch{Append: testMessages(3)})
+	s.crashForTest()
+	s = openForTest(t, directory, Options{Durable: true})
+	defer mustClose(t, s)
+	// Message 2's commit failed after it reached the session file: it may
+	// be there; 1 and 3 must.
+	loaded, err := s.LoadSession(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint32
+	for _, message := range loaded.Messages {
+		seqs = append(seqs, message.Seq)
+	}
+	if len(seqs) < 2 || seqs[0] != 1 || seqs[len(seqs)-1] != 3 {
+		t.Errorf("after recovering and a crash the log holds seqs %v, want 1, (2,) 3", seqs)
+	}
 }

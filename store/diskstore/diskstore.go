@@ -126,6 +126,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -178,13 +179,16 @@ type Store struct {
 	// journal, when not nil, makes session changes durable (Durable on
 	// Linux; see journal.go); journaled is set from Open on, before the
 	// replay of what an earlier run left.
-	journal            *journal
-	journaled          bool
+	journal   *journal
+	journaled bool
 	// recovery is what Open found and repaired (damage.go); replaying,
 	// during Open's replay, maps every session the journal holds appends
 	// of to the seq of the first.
-	recovery           Recovery
-	replaying          map[string]uint32
+	recovery  Recovery
+	replaying map[string]uint32
+	// writeFailure is the error of the last commit if it failed writing
+	// the session files; nil once a commit succeeds (Health).
+	writeFailure       atomic.Pointer[error]
 	root               string
 	openLogFilesMax    int
 	sessionsDirectory  string

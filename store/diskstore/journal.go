@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -95,6 +97,7 @@ type journal struct {
 	// pending wakes the syncer (something submitted, or stopping).
 	pending    *sync.Cond
 	stopping   bool
+	stopped    chan struct{} // closed when stopping
 	syncerDone chan struct{}
 	// buffer holds the entries submitted since the syncer's last round,
 	// waiters the commits they belong to, in order.
@@ -102,7 +105,9 @@ type journal struct {
 	waiters []func(error)
 	// lastEntry is the offset in buffer of its last entry.
 	lastEntry int
-	err       error // a failed write or sync: the journal is unusable
+	// err is the storage error of a failed round or checkpoint: every
+	// commit fails until the syncer recovers (recover).
+	err error
 
 	// The syncer's own state (and close's, once the syncer has stopped).
 	file        *os.File
@@ -110,6 +115,8 @@ type journal struct {
 	size        int64
 	spareBuffer []byte
 	spareWait   []func(error)
+	// fault, set only by tests, injects errors into operations.
+	fault atomic.Pointer[func(operation string) error]
 	// checkpointing is set while a checkpoint runs (guarded by mu).
 	checkpointing bool
 	checkpoints   sync.WaitGroup
@@ -261,7 +268,7 @@ func journalPath(directory string, generation uint64) string {
 // openJournal starts a journal file after the generations found (which
 // recovery has replayed).
 func openJournal(directory string, next uint64) (*journal, error) {
-	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{})}
+	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{}), stopped: make(chan struct{})}
 	j.pending = sync.NewCond(&j.mu)
 	file, err := j.create(next)
 	if err != nil {
@@ -277,10 +284,27 @@ func openJournal(directory string, next uint64) (*journal, error) {
 // the journal stops and nothing is left (see journal).
 func (j *journal) syncer() {
 	defer close(j.syncerDone)
+	retry := journalRetryMin
 	for {
 		j.mu.Lock()
-		for len(j.waiters) == 0 && !j.stopping {
+		for len(j.waiters) == 0 && !j.stopping && j.err == nil {
 			j.pending.Wait()
+		}
+		if j.err != nil && !j.stopping && len(j.waiters) == 0 {
+			j.mu.Unlock()
+			// Failed: wait, then try to make everything durable again.
+			if !j.sleep(retry) {
+				continue
+			}
+			if err := j.recover(); err != nil {
+				j.mu.Lock()
+				j.err = fmt.Errorf("%w (retrying every %s)", err, min(2*retry, journalRetryMax))
+				j.mu.Unlock()
+				retry = min(2*retry, journalRetryMax)
+			} else {
+				retry = journalRetryMin
+			}
+			continue
 		}
 		if len(j.waiters) == 0 {
 			j.mu.Unlock()
@@ -317,6 +341,73 @@ func (j *journal) syncer() {
 	}
 }
 
+// Retrying after a storage error: the first retry waits journalRetryMin,
+// each next one twice as long, up to journalRetryMax.
+const (
+	journalRetryMin = 100 * time.Millisecond
+	journalRetryMax = 5 * time.Second
+)
+
+// injected returns the error a test injects into operation, or nil.
+func (j *journal) injected(operation string) error {
+	if fault := j.fault.Load(); fault != nil {
+		return (*fault)(operation)
+	}
+	return nil
+}
+
+// failure returns the storage error that makes commits fail now, or nil.
+func (j *journal) failure() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err == store.ErrClosed {
+		return nil
+	}
+	return j.err
+}
+
+// sleep waits for d, or until the journal stops; it reports whether the
+// whole time passed.
+func (j *journal) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-j.stopped:
+		return false
+	}
+}
+
+// recover ends a storage failure (a full disk, an I/O error): it starts a
+// new journal file and syncs the file system, which makes durable every
+// change the failed rounds had made to the session files (they were made
+// before they were journaled); the old journal files are then not needed.
+// Until it succeeds every commit fails at once. On the syncer's goroutine.
+func (j *journal) recover() error {
+	if err := j.injected("recover"); err != nil {
+		return err
+	}
+	file, err := j.create(j.generation + 1)
+	if err != nil {
+		return err
+	}
+	if err := syncFileSystem(j.directory); err != nil {
+		file.Close()
+		os.Remove(file.Name())
+		return fmt.Errorf("syncing the file system: %w", err)
+	}
+	j.checkpoints.Wait()
+	j.file.Close()
+	old := j.generation
+	j.mu.Lock()
+	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
+	j.err = nil
+	j.mu.Unlock()
+	removeJournals(j.directory, old)
+	return nil
+}
+
 // markRoundEnd flags the entry at offset in buffer as the end of a round
 // and updates its checksum.
 func markRoundEnd(buffer []byte, offset int) {
@@ -329,6 +420,9 @@ func markRoundEnd(buffer []byte, offset int) {
 // writeAndSync appends one round of entries to the journal file and syncs
 // it.
 func (j *journal) writeAndSync(buffer []byte) error {
+	if err := j.injected("write"); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
 	if _, err := j.file.Write(buffer); err != nil {
 		return fmt.Errorf("writing the journal: %w", err)
 	}
@@ -487,7 +581,10 @@ func (j *journal) abandon() {
 // a running checkpoint.
 func (j *journal) stop() {
 	j.mu.Lock()
-	j.stopping = true
+	if !j.stopping {
+		j.stopping = true
+		close(j.stopped)
+	}
 	j.pending.Signal()
 	j.mu.Unlock()
 	<-j.syncerDone

@@ -25,6 +25,13 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 		return store.Session{}, err
 	}
 	defer end()
+	if s.journal != nil {
+		// While the journal fails, the session files may hold changes
+		// that are not durable: nothing is read until it has recovered.
+		if err := s.journal.failure(); err != nil {
+			return store.Session{}, fmt.Errorf("diskstore: session %q: storage unavailable: %w", sessionID, err)
+		}
+	}
 	state := s.acquire(sessionID)
 	defer s.release(state)
 
@@ -115,6 +122,11 @@ func (s *Store) submit(ctx context.Context, sessionID string, batch store.Batch,
 	defer s.release(state)
 	var journaled []journalEntry
 	err = s.commit(state, batch, frames, &journaled)
+	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		s.writeFailure.Store(&err)
+	} else if err == nil && s.writeFailure.Load() != nil {
+		s.writeFailure.Store(nil)
+	}
 	if s.journal == nil || len(journaled) == 0 {
 		return true, err
 	}
