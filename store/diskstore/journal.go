@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,6 +114,12 @@ type journal struct {
 	size        int64
 	spareBuffer []byte
 	spareWait   []func(error)
+	// preallocated: the current file was prepared (zero-filled, synced).
+	preallocated bool
+	// spare is a prepared file ready for the next rotation, preparing is
+	// set while one is written (both guarded by mu).
+	spare     *os.File
+	preparing bool
 	// fault, set only by tests, injects errors into operations.
 	fault atomic.Pointer[func(operation string) error]
 	// checkpointing is set while a checkpoint runs (guarded by mu).
@@ -151,6 +156,8 @@ func appendJournalEntry(buffer []byte, entry journalEntry) []byte {
 // entries returned are those before the damage and those of the complete
 // commits that start after it (damage.go).
 func decodeJournal(content []byte) (entries []journalEntry, damage string) {
+	// A prepared file ends in zeros: no entry starts there.
+	content = bytes.TrimRight(content, "\x00")
 	offset := len(journalHeader)
 	if !bytes.HasPrefix(content, []byte(journalHeader)) {
 		if len(content) < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content) {
@@ -276,7 +283,9 @@ func openJournal(directory string, next uint64) (*journal, error) {
 	}
 	j.file = file
 	j.size = int64(len(journalHeader))
+	os.Remove(filepath.Join(directory, spareJournalName)) // left by a crash
 	go j.syncer()
+	j.prepareSpare()
 	return j, nil
 }
 
@@ -287,7 +296,7 @@ func (j *journal) syncer() {
 	retry := journalRetryMin
 	for {
 		j.mu.Lock()
-		for len(j.waiters) == 0 && !j.stopping && j.err == nil {
+		for len(j.waiters) == 0 && !j.stopping && j.err == nil && (j.preallocated || j.spare == nil || j.checkpointing) {
 			j.pending.Wait()
 		}
 		if j.err != nil && !j.stopping && len(j.waiters) == 0 {
@@ -306,9 +315,16 @@ func (j *journal) syncer() {
 			}
 			continue
 		}
-		if len(j.waiters) == 0 {
+		if len(j.waiters) == 0 && j.stopping {
 			j.mu.Unlock()
 			return
+		}
+		if len(j.waiters) == 0 {
+			// A prepared file is ready: switch to it now, between rounds.
+			j.checkpointing = true
+			j.mu.Unlock()
+			j.rotate()
+			continue
 		}
 		buffer, waiters, err := j.buffer, j.waiters, j.err
 		markRoundEnd(buffer, j.lastEntry)
@@ -330,7 +346,8 @@ func (j *journal) syncer() {
 			j.err = err
 		}
 		j.spareBuffer, j.spareWait = buffer[:0], waiters[:0]
-		rotate := j.err == nil && j.size > journalCheckpointBytes && !j.checkpointing
+		rotate := j.err == nil && !j.checkpointing &&
+			(j.size > journalCheckpointBytes || (!j.preallocated && j.spare != nil))
 		if rotate {
 			j.checkpointing = true
 		}
@@ -402,6 +419,7 @@ func (j *journal) recover() error {
 	old := j.generation
 	j.mu.Lock()
 	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
+	j.preallocated = false
 	j.err = nil
 	j.mu.Unlock()
 	removeJournals(j.directory, old)
@@ -423,7 +441,7 @@ func (j *journal) writeAndSync(buffer []byte) error {
 	if err := j.injected("write"); err != nil {
 		return fmt.Errorf("writing the journal: %w", err)
 	}
-	if _, err := j.file.Write(buffer); err != nil {
+	if _, err := j.file.WriteAt(buffer, j.size); err != nil {
 		return fmt.Errorf("writing the journal: %w", err)
 	}
 	j.size += int64(len(buffer))
@@ -436,11 +454,11 @@ func (j *journal) writeAndSync(buffer []byte) error {
 // create creates journal file generation with its header, durably (file
 // and directory entry).
 func (j *journal) create(generation uint64) (*os.File, error) {
-	file, err := os.OpenFile(journalPath(j.directory, generation), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	file, err := os.OpenFile(journalPath(j.directory, generation), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.WriteString(file, journalHeader); err == nil {
+	if _, err := file.WriteAt([]byte(journalHeader), 0); err == nil {
 		err = file.Sync()
 	}
 	if err == nil {
@@ -496,7 +514,7 @@ func (j *journal) commit(entries []journalEntry) error {
 // rounds (everything written to the old file is durable), and starts a
 // checkpoint of the old one.
 func (j *journal) rotate() {
-	file, err := j.create(j.generation + 1)
+	file, preallocated, err := j.next()
 	if err != nil {
 		j.mu.Lock()
 		j.err = err
@@ -507,7 +525,117 @@ func (j *journal) rotate() {
 	j.file.Close()
 	old := j.generation
 	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
+	j.preallocated = preallocated
 	j.checkpoints.Go(func() { j.checkpoint(old) })
+	j.prepareSpare()
+}
+
+// # Preallocated journal files
+//
+// An fdatasync of a file that grew must also commit the file system's own
+// journal (the new size and blocks), and with it every other metadata
+// change waiting there: the message logs' new sizes, renamed records. An
+// fdatasync of blocks that were written and synced before does not: it
+// writes the data and flushes the disk's cache. So journal files are
+// prepared in advance, in the background, as zero-filled, synced files of
+// journalPreallocateBytes (the header, then zeros: a decoder sees the end
+// of the entries at the first zero length), and the syncer overwrites
+// them. The first file after Open is an ordinary growing file; the syncer
+// switches to a prepared one as soon as it is ready, and prepares the
+// next after each switch. A round that goes past the preallocated size
+// simply grows the file.
+
+// journalPreallocateBytes is the size of a prepared journal file, zero to
+// prepare none (tests).
+var journalPreallocateBytes int64 = journalCheckpointBytes + 4<<20
+
+// spareJournalName is the file being prepared, in the journal directory.
+const spareJournalName = "next.spare"
+
+// next returns the next journal file: the prepared one if it is ready,
+// else a new growing one. On the syncer's goroutine.
+func (j *journal) next() (*os.File, bool, error) {
+	j.mu.Lock()
+	spare := j.spare
+	j.spare = nil
+	j.mu.Unlock()
+	if spare == nil {
+		file, err := j.create(j.generation + 1)
+		return file, false, err
+	}
+	target := journalPath(j.directory, j.generation+1)
+	err := os.Rename(spare.Name(), target)
+	if err == nil {
+		err = syncDirectory(j.directory)
+	}
+	if err != nil {
+		spare.Close()
+		os.Remove(spare.Name())
+		file, err := j.create(j.generation + 1)
+		return file, false, err
+	}
+	return spare, true, nil
+}
+
+// prepareSpare starts preparing the next journal file in the background,
+// unless one is ready or being prepared.
+func (j *journal) prepareSpare() {
+	if journalPreallocateBytes <= 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.spare != nil || j.preparing || j.stopping {
+		return
+	}
+	j.preparing = true
+	j.checkpoints.Go(j.writeSpare)
+}
+
+// writeSpare writes the spare journal file: header, zeros, synced. It
+// gives up when the journal stops.
+func (j *journal) writeSpare() {
+	path := filepath.Join(j.directory, spareJournalName)
+	file, err := j.fillSpare(path)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.preparing = false
+	if err != nil || j.stopping {
+		if file != nil {
+			file.Close()
+		}
+		os.Remove(path)
+		return
+	}
+	j.spare = file
+	j.pending.Signal() // the syncer may switch to it
+}
+
+func (j *journal) fillSpare(path string) (*os.File, error) {
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	zeros := make([]byte, 1<<20)
+	copy(zeros, journalHeader)
+	for offset := int64(0); offset < journalPreallocateBytes; offset += int64(len(zeros)) {
+		select {
+		case <-j.stopped:
+			return file, store.ErrClosed
+		default:
+		}
+		chunk := zeros[:min(int64(len(zeros)), journalPreallocateBytes-offset)]
+		if _, err := file.WriteAt(chunk, offset); err != nil {
+			return file, err
+		}
+		if offset == 0 {
+			clear(zeros[:len(journalHeader)])
+		}
+	}
+	if err := file.Sync(); err != nil {
+		return file, err
+	}
+	return file, nil
 }
 
 // checkpoint makes the session files durable up to the rotation and
@@ -589,6 +717,14 @@ func (j *journal) stop() {
 	j.mu.Unlock()
 	<-j.syncerDone
 	j.checkpoints.Wait()
+	j.mu.Lock()
+	spare := j.spare
+	j.spare = nil
+	j.mu.Unlock()
+	if spare != nil {
+		spare.Close()
+		os.Remove(spare.Name())
+	}
 }
 
 // seqAfter reports whether seq a comes after b (uint32 wrap-around).

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -246,5 +247,54 @@ func TestJournalTornTail(t *testing.T) {
 		r := openForTest(t, recovered, Options{Durable: true})
 		checkModel(t, r, models[last-1], fmt.Sprintf("journal cut at %d of %d", cut, sizes[last]))
 		mustClose(t, r)
+	}
+}
+
+// TestPreallocatedJournal: the syncer switches to a prepared, zero-filled
+// journal file as soon as one is ready, overwrites it in place, and a
+// crash after that recovers every commit (the zeros after the entries are
+// their end, not damage).
+func TestPreallocatedJournal(t *testing.T) {
+	if !fileSystemSyncAvailable {
+		t.Skip("the journal is used where syncfs is available (Linux)")
+	}
+	journalPreallocateBytes = 1 << 20
+	defer func() { journalPreallocateBytes = 0 }()
+	directory := t.TempDir()
+	s := openForTest(t, directory, Options{Durable: true})
+	mustCommit(t, s, "a", store.Batch{Append: testMessages(1), Record: []byte("r")})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		s.journal.mu.Lock()
+		switched := s.journal.generation > 1 && !s.journal.checkpointing
+		s.journal.mu.Unlock()
+		if switched {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for seq := uint32(2); seq <= 50; seq++ {
+		mustCommit(t, s, "a", store.Batch{Append: testMessages(seq)})
+	}
+	s.journal.mu.Lock()
+	preallocated, generation := s.journal.preallocated, s.journal.generation
+	s.journal.mu.Unlock()
+	if !preallocated {
+		t.Fatalf("the journal is at generation %d and not on a prepared file", generation)
+	}
+	s.crashForTest()
+	path := journalPath(filepath.Join(directory, journalDirectoryName), generation)
+	if size := fileSize(t, path); size != journalPreallocateBytes {
+		t.Errorf("the prepared journal file is %d bytes, want %d", size, journalPreallocateBytes)
+	}
+	s = openForTest(t, directory, Options{Durable: true})
+	defer mustClose(t, s)
+	var want []uint32
+	for seq := uint32(1); seq <= 50; seq++ {
+		want = append(want, seq)
+	}
+	checkLoad(t, s, "a", []byte("r"), testMessages(want...))
+	if recovery := s.Recovery(); len(recovery.JournalDamage) != 0 || recovery.Replayed == 0 {
+		t.Errorf("recovery %+v, want a clean replay", recovery)
 	}
 }
