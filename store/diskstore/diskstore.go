@@ -7,6 +7,9 @@
 //	files/<path>                       uploaded files
 //	tmp/                               files being written; emptied by Open
 //	journal/<generation>.log           the journal (Durable on Linux; journal.go)
+//	journal/next.spare                 the next journal file, being prepared
+//	quarantine/                        damaged sessions and journals, moved
+//	                                   here whole, never deleted (damage.go)
 //	lock                               the data-directory lock; names its holder
 //
 // # The data-directory lock
@@ -86,10 +89,17 @@
 //
 // With Options.Durable on Linux, session changes are made durable through
 // one journal shared by all sessions (journal.go): the steps above are
-// written without syncing, the same changes are appended to the journal,
-// and Commit returns once the journal is synced; the session files are
-// synced in the background (checkpoints), and Open replays the journal
-// after a crash. Pointers and uploaded files are synced as described next.
+// written without syncing, the same changes are handed to the journal,
+// and Commit returns once the journal's syncer has written and synced
+// them (Submit returns at once and reports durability later: the
+// pipelined commits of host/pipeline.go); the session files are synced in
+// the background (checkpoints), and Open replays the journal after a
+// crash. Pointers and uploaded files are synced as described next.
+//
+// A torn write is cut off; damage is not: a damaged session is moved to
+// quarantine/ and starts again on a new timeline (damage.go). A storage
+// error (a full disk) fails the commits that meet it, and the journal
+// retries until the disk works again (Health reports it meanwhile).
 //
 // With Options.Durable elsewhere, each step is synced before the next
 // starts: after step 1 the log file is fsynced; for every
