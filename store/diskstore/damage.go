@@ -109,6 +109,10 @@ func (s *Store) Health() error {
 // returns the *CorruptError that reports it. The caller holds state.mu.
 func (s *Store) quarantine(state *session, reason string) error {
 	_ = s.closeLog(state)
+	if state.pendingRecord != nil {
+		_ = s.writeRecord(state, state.pendingRecord) // for whoever looks at it
+	}
+	s.forgetRecord(state)
 	if err := s.makeDirectories(s.root, quarantineDirectoryName, true); err != nil {
 		return fmt.Errorf("quarantining damaged session (%s): %w", reason, err)
 	}

@@ -220,6 +220,9 @@ type Store struct {
 	// openLogs lists the sessions whose log is open, most recently used
 	// first.
 	openLogs list.List
+	// deferred holds the sessions whose record.json is older than their
+	// record (records.go).
+	deferred map[*session]struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -248,6 +251,7 @@ func Open(directory string, options Options) (*Store, error) {
 		filesDirectory:     filepath.Join(directory, filesDirectoryName),
 		temporaryDirectory: filepath.Join(directory, temporaryDirectoryName),
 		sessions:           make(map[string]*session),
+		deferred:           make(map[*session]struct{}),
 	}
 	if err := os.MkdirAll(directory, directoryPermissions); err != nil {
 		return nil, fmt.Errorf("diskstore: creating the data directory: %w", err)
@@ -290,7 +294,7 @@ func (s *Store) open(directory string) error {
 		return fmt.Errorf("diskstore: recovering from the journal: %w", err)
 	}
 	if s.journaled {
-		s.journal, err = openJournal(journalDirectory, next)
+		s.journal, err = openJournal(journalDirectory, next, s.writeDeferredRecords)
 		if err != nil {
 			return fmt.Errorf("diskstore: %w", err)
 		}
@@ -333,6 +337,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	// No call is in progress, so no session mutex is held.
 	var errs []error
+	if err := s.writeDeferredRecords(); err != nil {
+		errs = append(errs, err)
+	}
 	for element := s.openLogs.Front(); element != nil; element = element.Next() {
 		opened := element.Value.(*session)
 		if err := opened.log.file.Close(); err != nil {

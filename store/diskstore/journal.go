@@ -120,6 +120,9 @@ type journal struct {
 	// set while one is written (both guarded by mu).
 	spare     *os.File
 	preparing bool
+	// beforeSync runs before a file-system sync lets journal files go
+	// (Store.writeDeferredRecords).
+	beforeSync func() error
 	// fault, set only by tests, injects errors into operations.
 	fault atomic.Pointer[func(operation string) error]
 	// checkpointing is set while a checkpoint runs (guarded by mu).
@@ -274,8 +277,8 @@ func journalPath(directory string, generation uint64) string {
 
 // openJournal starts a journal file after the generations found (which
 // recovery has replayed).
-func openJournal(directory string, next uint64) (*journal, error) {
-	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{}), stopped: make(chan struct{})}
+func openJournal(directory string, next uint64, beforeSync func() error) (*journal, error) {
+	j := &journal{directory: directory, generation: next, syncerDone: make(chan struct{}), stopped: make(chan struct{}), beforeSync: beforeSync}
 	j.pending = sync.NewCond(&j.mu)
 	file, err := j.create(next)
 	if err != nil {
@@ -409,6 +412,11 @@ func (j *journal) recover() error {
 	if err != nil {
 		return err
 	}
+	if err := j.beforeSync(); err != nil {
+		file.Close()
+		os.Remove(file.Name())
+		return fmt.Errorf("writing records: %w", err)
+	}
 	if err := syncFileSystem(j.directory); err != nil {
 		file.Close()
 		os.Remove(file.Name())
@@ -524,8 +532,10 @@ func (j *journal) rotate() {
 	}
 	j.file.Close()
 	old := j.generation
+	j.mu.Lock() // for readers outside the syncer (tests)
 	j.file, j.generation, j.size = file, j.generation+1, int64(len(journalHeader))
 	j.preallocated = preallocated
+	j.mu.Unlock()
 	j.checkpoints.Go(func() { j.checkpoint(old) })
 	j.prepareSpare()
 }
@@ -647,7 +657,14 @@ func (j *journal) checkpoint(old uint64) {
 		j.mu.Unlock()
 	}()
 	// Every change journaled in the old files was made to the session
-	// files before it was journaled: syncfs makes them durable.
+	// files before it was journaled (records are written now): syncfs
+	// makes them durable.
+	if err := j.beforeSync(); err != nil {
+		j.mu.Lock()
+		j.err = fmt.Errorf("checkpoint: writing records: %w", err)
+		j.mu.Unlock()
+		return
+	}
 	if err := syncFileSystem(j.directory); err != nil {
 		j.mu.Lock()
 		j.err = fmt.Errorf("checkpoint: syncing the file system: %w", err)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -35,7 +36,10 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 	state := s.acquire(sessionID)
 	defer s.release(state)
 
-	record, err := os.ReadFile(state.recordPath())
+	record, err := slices.Clone(state.pendingRecord), error(nil)
+	if record == nil {
+		record, err = os.ReadFile(state.recordPath())
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		record = nil
 	} else if err != nil {
@@ -169,7 +173,11 @@ func (s *Store) commit(state *session, batch store.Batch, frames []byte, journal
 		}
 		*journaled = append(*journaled, journalEntry{kind: journalAppend, session: state.id, payload: frames})
 	}
-	if batch.Record != nil {
+	if batch.Record != nil && s.journaled && s.replaying == nil {
+		// The journal holds it; record.json is written later (records.go).
+		s.deferRecord(state, batch.Record)
+		*journaled = append(*journaled, journalEntry{kind: journalRecord, session: state.id, payload: batch.Record})
+	} else if batch.Record != nil {
 		if err := s.writeRecord(state, batch.Record); err != nil {
 			return fmt.Errorf("writing the record: %w", err)
 		}
@@ -224,6 +232,7 @@ func (s *Store) DeleteSession(ctx context.Context, sessionID string) error {
 func (s *Store) deleteSession(state *session) error {
 	// A failure to close loses nothing: the directory goes away.
 	_ = s.closeLog(state)
+	s.forgetRecord(state)
 	if _, err := os.Lstat(state.directory); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -271,6 +280,15 @@ func (s *Store) Sessions(ctx context.Context) ([]string, error) {
 			ids = append(ids, entry.Name())
 		}
 	}
+	// Sessions whose only record is not written yet (records.go).
+	s.mu.Lock()
+	for state := range s.deferred {
+		if _, found := slices.BinarySearch(ids, state.id); !found {
+			ids = append(ids, state.id)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(ids)
 	return ids, nil
 }
 

@@ -17,12 +17,17 @@ type session struct {
 	mu sync.Mutex
 	// log is the open message log, or nil. Guarded by mu.
 	log *openLog
+	// pendingRecord is the session's record when it is newer than
+	// record.json (records.go), else nil. Guarded by mu.
+	pendingRecord []byte
 
 	// users counts the calls using the session. Guarded by Store.mu.
 	users int
 	// element is the session's entry in Store.openLogs while its log is
 	// open. Guarded by Store.mu.
 	element *list.Element
+	// deferred: the session is in Store.deferred. Guarded by Store.mu.
+	deferred bool
 }
 
 // openLog is a message log opened for appending, validated up to size.
@@ -71,7 +76,7 @@ func (s *Store) release(state *session) {
 // unpin ends one use of state. The caller holds s.mu.
 func (s *Store) unpin(state *session) {
 	state.users--
-	if state.users == 0 && state.element == nil {
+	if state.users == 0 && state.element == nil && !state.deferred {
 		delete(s.sessions, state.id)
 	}
 }
