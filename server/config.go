@@ -27,6 +27,15 @@ type Config struct {
 	// header is ignored and the peer's address is logged.
 	TrustedProxies []netip.Prefix
 
+	// AllowedOrigins are the origins ("https://app.example.com") of the web
+	// pages that may use the server from a browser: their WebSocket
+	// upgrades are accepted and /files/ answers them with CORS headers
+	// (files_origins.go). A request with another Origin header is refused
+	// (WebSocket upgrade, upload: 403); a request without one (native and
+	// Node.js clients) is always accepted. Empty, or just AnyOrigin: every
+	// origin, with "Access-Control-Allow-Origin: *".
+	AllowedOrigins []string
+
 	// Store keeps sessions, pointers and files: store/diskstore on a data
 	// directory (what metronome serve opens) or store/memstore. The caller
 	// opens it and closes it after Shutdown.
@@ -131,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CoalesceMax != CoalesceOff && (c.CoalesceMax < coalesceDelayMin || c.CoalesceMax > time.Second) {
 		return fmt.Errorf("server config: CoalesceMax must be in [%s, 1s] (or CoalesceOff), got %s", coalesceDelayMin, c.CoalesceMax)
+	}
+	if err := validateOrigins(c.AllowedOrigins); err != nil {
+		return fmt.Errorf("server config: AllowedOrigins: %w", err)
 	}
 	if c.ConnectionsMax < 1 {
 		return fmt.Errorf("server config: ConnectionsMax must be positive, got %d", c.ConnectionsMax)

@@ -13,15 +13,24 @@ import (
 	"github.com/metronome-sync/metronome/store"
 )
 
-// The file server of Croquet-in-a-Box (docs/protocol.md §12.2): PUT creates or replaces
-// a file, GET reads it; CORS is open so browser apps on other origins work.
+// The file server of Croquet-in-a-Box (docs/protocol.md §12.2): PUT stores
+// a file, GET reads it. Files named by their content's hash are written
+// once (files_writeonce.go); CORS follows Config.AllowedOrigins
+// (files_origins.go). Uploads are other people's bytes: they are only ever
+// served as application/octet-stream, never as a page a browser would
+// render or run (setFileSafetyHeaders).
 func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 	header := w.Header()
-	header.Set("Access-Control-Allow-Origin", "*")
-	header.Set("Access-Control-Allow-Methods", "GET, PUT, OPTIONS")
-	header.Set("Access-Control-Allow-Headers", "Content-Type, Cache-Control, Range, X-Croquet-App, X-Croquet-Id, X-Croquet-Session, X-Croquet-Version, X-Croquet-Path")
-	header.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
-
+	setFileSafetyHeaders(header)
+	origin := r.Header.Get("Origin")
+	originAllowed := s.origins.writeFilesCORS(header, origin)
+	if !originAllowed && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A GET is answered without CORS headers (the browser hides it
+		// from the page); a PUT or its preflight is refused outright.
+		s.logger.Info("file request refused: origin not allowed", "origin", origin, "method", r.Method, "remote", s.remoteAddr(r))
+		writeText(w, http.StatusForbidden, fmt.Sprintf("origin %q may not upload here: it is not in the server's allowed origins (--allowed-origins)", origin))
+		return
+	}
 	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/files"), "/")
 	if r.Method == http.MethodOptions {
 		header.Set("Access-Control-Max-Age", "1728000")
@@ -32,59 +41,113 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx := r.Context()
 	// Bound the transfer (FileTransferTimeout): the body's reads for a PUT,
 	// the response's writes for a GET.
-	deadline := time.Now().Add(s.config.FileTransferTimeout)
-	controller := http.NewResponseController(w)
-	_ = controller.SetReadDeadline(deadline)
-	_ = controller.SetWriteDeadline(deadline)
+	transfer := fileTransfer{deadline: time.Now().Add(s.config.FileTransferTimeout), controller: http.NewResponseController(w)}
+	_ = transfer.controller.SetReadDeadline(transfer.deadline)
+	_ = transfer.controller.SetWriteDeadline(transfer.deadline)
 	switch r.Method {
 	case http.MethodPut:
-		if r.ContentLength > s.config.FileBytesMax {
-			http.Error(w, fmt.Sprintf("file of %d bytes exceeds the limit of %d bytes (FileBytesMax)", r.ContentLength, s.config.FileBytesMax),
-				http.StatusRequestEntityTooLarge)
-			return
-		}
-		err := s.store.PutFile(ctx, path, r.Body, s.config.FileBytesMax)
-		switch {
-		case errors.Is(err, store.ErrTooLarge):
-			http.Error(w, fmt.Sprintf("file exceeds the limit of %d bytes (FileBytesMax)", s.config.FileBytesMax), http.StatusRequestEntityTooLarge)
-		case errors.Is(err, store.ErrBadPath):
-			http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.logger.Info("upload too slow: cut off", "path", path, "remote", s.remoteAddr(r), "timeout", s.config.FileTransferTimeout)
-			_ = controller.SetWriteDeadline(time.Now().Add(time.Second))
-			http.Error(w, fmt.Sprintf("upload not complete within %s (FileTransferTimeout)", s.config.FileTransferTimeout), http.StatusRequestTimeout)
-		case err != nil:
-			s.logger.Error("storing file failed", "path", path, "err", err)
-			http.Error(w, "storing the file failed", http.StatusInternalServerError)
-		default:
-			s.metrics.filesPut.Add(1)
-			w.WriteHeader(http.StatusCreated)
-		}
+		s.putFile(w, r, path, transfer)
 	case http.MethodGet, http.MethodHead:
-		body, size, err := s.store.OpenFile(ctx, path)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			http.Error(w, "no such file", http.StatusNotFound)
-			return
-		case err != nil:
-			s.logger.Error("reading file failed", "path", path, "err", err)
-			http.Error(w, "reading the file failed", http.StatusInternalServerError)
-			return
-		}
-		defer body.Close()
-		header.Set("Content-Type", "application/octet-stream")
-		header.Set("Content-Length", strconv.FormatInt(size, 10))
-		header.Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			s.metrics.filesGot.Add(1)
-			io.Copy(w, body)
-		}
+		s.getFile(w, r, path)
 	default:
 		header.Set("Allow", "GET, HEAD, PUT, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// setFileSafetyHeaders makes every /files/ answer inert in a browser: no
+// MIME sniffing (so bytes served as application/octet-stream are never
+// taken for HTML or script), and a sandbox without any allowed source in
+// case a browser renders one anyway (no script runs, nothing loads, the
+// document gets an origin of its own).
+func setFileSafetyHeaders(header http.Header) {
+	header.Set("X-Content-Type-Options", "nosniff")
+	header.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+}
+
+// fileTransfer is the deadline of one request's transfer
+// (FileTransferTimeout) and the controller that set it.
+type fileTransfer struct {
+	deadline   time.Time
+	controller *http.ResponseController
+}
+
+func (s *Server) putFile(w http.ResponseWriter, r *http.Request, path string, transfer fileTransfer) {
+	if r.ContentLength > s.config.FileBytesMax {
+		http.Error(w, fmt.Sprintf("file of %d bytes exceeds the limit of %d bytes (FileBytesMax)", r.ContentLength, s.config.FileBytesMax),
+			http.StatusRequestEntityTooLarge)
+		return
+	}
+	if rule := fileRuleFor(path); rule != fileReplaceable {
+		s.putOnce(w, r, path, rule, transfer)
+		return
+	}
+	s.storeFile(w, r, path, transfer)
+}
+
+// storeFile stores the body at path, replacing what was there: 201.
+func (s *Server) storeFile(w http.ResponseWriter, r *http.Request, path string, transfer fileTransfer) {
+	err := s.store.PutFile(r.Context(), path, r.Body, s.config.FileBytesMax)
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		http.Error(w, fmt.Sprintf("file exceeds the limit of %d bytes (FileBytesMax)", s.config.FileBytesMax), http.StatusRequestEntityTooLarge)
+	case errors.Is(err, store.ErrBadPath):
+		http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.uploadFailed(w, r, path, err, transfer)
+	case err != nil:
+		s.logger.Error("storing file failed", "path", path, "err", err)
+		http.Error(w, "storing the file failed", http.StatusInternalServerError)
+	default:
+		s.metrics.filesPut.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}
+}
+
+// uploadFailed answers an upload whose body could not be read: 408 when
+// it was too slow, 400 otherwise (the client went away, a broken chunk).
+func (s *Server) uploadFailed(w http.ResponseWriter, r *http.Request, path string, err error, transfer fileTransfer) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.logger.Info("upload too slow: cut off", "path", path, "remote", s.remoteAddr(r), "timeout", s.config.FileTransferTimeout)
+		_ = transfer.controller.SetWriteDeadline(time.Now().Add(time.Second))
+		http.Error(w, fmt.Sprintf("upload not complete within %s (FileTransferTimeout)", s.config.FileTransferTimeout), http.StatusRequestTimeout)
+		return
+	}
+	s.logger.Info("reading an upload failed", "path", path, "remote", s.remoteAddr(r), "err", err)
+	http.Error(w, "reading the upload failed", http.StatusBadRequest)
+}
+
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request, path string) {
+	body, size, err := s.store.OpenFile(r.Context(), path)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	case err != nil:
+		s.logger.Error("reading file failed", "path", path, "err", err)
+		http.Error(w, "reading the file failed", http.StatusInternalServerError)
+		return
+	}
+	defer body.Close()
+	header := w.Header()
+	// Always opaque bytes, whatever the name or the uploader said: the
+	// clients read snapshots and data as an ArrayBuffer and need no type.
+	header.Set("Content-Type", "application/octet-stream")
+	header.Set("Content-Disposition", "attachment")
+	header.Set("Content-Length", strconv.FormatInt(size, 10))
+	header.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		s.metrics.filesGot.Add(1)
+		io.Copy(w, body)
+	}
+}
+
+// writeText answers with a line of plain text.
+func writeText(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, message+"\n")
 }

@@ -56,6 +56,11 @@ type Server struct {
 	// Owned by the overload monitor's goroutine (logOverload).
 	overloadLogged   time.Time
 	overloadEpisodes int
+
+	// origins is Config.AllowedOrigins, for /files/ and WebSocket upgrades.
+	origins originPolicy
+	// fileLocks lets the uploads of one write-once file take turns.
+	fileLocks fileLocks
 }
 
 // New creates a server: it validates the config and opens the store. Call
@@ -79,6 +84,7 @@ func New(config Config) (*Server, error) {
 		shutdownRequested: make(chan struct{}),
 	}
 	server.store = config.Store
+	server.origins = newOriginPolicy(config.AllowedOrigins)
 	web, err := newWebHandler(config.WebRoot)
 	if err != nil {
 		return nil, err
@@ -239,6 +245,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if closing {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if origin := r.Header.Get("Origin"); !s.origins.allows(origin) {
+		// Browsers name the page in Origin; a page of another site must
+		// not use the reflector through its visitors' browsers.
+		s.logger.Info("websocket upgrade refused: origin not allowed", "origin", origin, "remote", s.remoteAddr(r))
+		http.Error(w, fmt.Sprintf("origin %q may not connect: it is not in the server's allowed origins (--allowed-origins)", origin), http.StatusForbidden)
 		return
 	}
 	if int(s.metrics.connections.Load()) >= s.config.ConnectionsMax {

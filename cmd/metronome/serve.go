@@ -53,6 +53,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
 	trustedProxies := flags.String("trusted-proxies", env("METRONOME_TRUSTED_PROXIES", ""), "comma-separated addresses or prefixes of reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For is believed for the client address in logs; empty: the header is ignored [METRONOME_TRUSTED_PROXIES]")
+	allowedOrigins := flags.String("allowed-origins", env("METRONOME_ALLOWED_ORIGINS", server.AnyOrigin), `web pages that may use the server from a browser: * (any), or comma-separated origins such as https://app.example.com,http://localhost:5173; WebSocket upgrades and uploads with another Origin header get 403, and /files/ sends CORS headers to these only; clients that send no Origin (native, Node.js) are not affected. Set it on a server others can reach, including the server's own origin if it serves the app (--web-root, the demo) [METRONOME_ALLOWED_ORIGINS]`)
 	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly [METRONOME_DEBUG_ADDR]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
@@ -72,6 +73,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve: --trusted-proxies:", err)
 		return 2
 	}
+	origins, err := server.ParseAllowedOrigins(*allowedOrigins)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve: --allowed-origins:", err)
+		return 2
+	}
 	st, err := openStore(*dataDir, *durable, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
@@ -89,6 +95,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Addr:                *addr,
 		Store:               st,
 		TrustedProxies:      proxies,
+		AllowedOrigins:      origins,
 		WebRoot:             *webRoot,
 		Logger:              logger,
 		FileBytesMax:        *fileBytesMax,

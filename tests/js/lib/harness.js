@@ -173,21 +173,24 @@ class MetronomeServer {
      * @param {number} options.port
      * @param {string} options.dataDir
      * @param {string} [options.webRoot]
+     * @param {function(MetronomeServer): string[]} [options.extraArgs] more flags for `serve`,
+     *        computed from the server (e.g. its baseUrl, known only once the port is chosen)
      */
-    constructor({ bin, port, dataDir, webRoot }) {
+    constructor({ bin, port, dataDir, webRoot, extraArgs }) {
         this.bin = bin;
         this.port = port;
         this.dataDir = dataDir;
         this.webRoot = webRoot;
+        this.extraArgs = extraArgs || (() => []);
         this.process = null;
         this.generation = 0;
         this.logLines = [];
         this.exits = [];
     }
 
-    static async start({ webRoot } = {}) {
+    static async start({ webRoot, extraArgs } = {}) {
         const bin = await buildServer();
-        const server = new MetronomeServer({ bin, port: await freePort(), dataDir: makeTempDir("data"), webRoot });
+        const server = new MetronomeServer({ bin, port: await freePort(), dataDir: makeTempDir("data"), webRoot, extraArgs });
         await server.start();
         return server;
     }
@@ -206,6 +209,7 @@ class MetronomeServer {
         const generation = this.generation;
         const args = ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir];
         if (this.webRoot) args.push("--web-root", this.webRoot);
+        args.push(...this.extraArgs(this));
         this.log(`[harness] start #${generation}: ${this.bin} ${args.join(" ")}`);
         const child = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
         this.process = child;

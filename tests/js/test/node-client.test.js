@@ -219,6 +219,22 @@ test("(c) persistSession data and session state survive the session ending and a
         assert.deepEqual(s3.model.restoredFromPersisted, { counter: 7, entries: 7 }, "root model init must receive the persisted data");
         assert.deepEqual(s3.model.applied, persistedState.applied, "model state restored from persisted data");
         assert.equal(s3.model.counter, 7);
+
+        // 3. The new version persists the data it started from: the client uploads to the same
+        //    path (named by the hash of the data before encryption) with other bytes (a new random
+        //    IV). The server must accept it without replacing the first file, so the client sends
+        //    SAVE with the same URL, which still decrypts to the same data (docs/operations.md,
+        //    "Uploaded files and browsers"). A client that is not synced yet skips the vote.
+        await waitForSynced([v2], 10000);
+        await v2.persist();
+        const resave = await waitFor(async () => latestSent([await v2.state()], "saves"),
+            { timeoutMs: 15000, what: "the new version to upload the same persisted data again and send SAVE" });
+        ctx.note(`SAVE of the new version: ${JSON.stringify(resave)}`);
+        assert.equal(resave.url, save.url, "the same data has the same URL");
+        const kept = await httpRequest(resave.url);
+        assert.equal(kept.status, 200, `GET ${resave.url}`);
+        assert.ok(kept.body.equals(saved.body), "the server keeps the first upload of a persisted-data path");
+
         await v2.increment(2);
         await waitForCounter([v2], 9, CONVERGE_MS);
     }));
