@@ -28,8 +28,11 @@ type metrics struct {
 	slowClients         atomic.Uint64
 	storeErrors         atomic.Uint64
 	sessionsQuarantined atomic.Uint64
-	filesPut            atomic.Uint64
-	filesGot            atomic.Uint64
+	// upgradesRefusedStorage counts WebSocket upgrades refused while
+	// storage failed (health.go).
+	upgradesRefusedStorage atomic.Uint64
+	filesPut               atomic.Uint64
+	filesGot               atomic.Uint64
 
 	closesMu sync.Mutex
 	closes   map[int]uint64
@@ -129,6 +132,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
 	counter("metronome_slow_clients_total", "Clients disconnected because their send queue was full.", m.slowClients.Load())
 	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
+	counter("metronome_upgrades_refused_storage_total", "WebSocket upgrades refused with 503 while storage failed.", m.upgradesRefusedStorage.Load())
 	counter("metronome_sessions_quarantined_total", "Sessions whose stored data was damaged: quarantined, restarted on a new timeline.", m.sessionsQuarantined.Load())
 	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
 	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -217,8 +216,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.URL.Path == "/healthz":
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
+		s.serveHealth(w)
 	case r.URL.Path == "/metrics":
 		s.serveMetrics(w)
 	case r.URL.Path == "/sessions":
@@ -245,6 +243,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if closing {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.refuseWhileStorageFails(w) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); !s.origins.allows(origin) {

@@ -198,9 +198,18 @@ func openStore(dataDir string, durable bool, logger *slog.Logger) (store.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("opening data dir: %w", err)
 	}
-	if replayed := diskStore.Replayed(); replayed > 0 {
+	recovery := diskStore.Recovery()
+	if recovery.Replayed > 0 {
 		logger.Warn("data dir was not closed cleanly: recovered the sessions from the journal",
-			"dir", dataDir, "entries", replayed)
+			"dir", dataDir, "entries", recovery.Replayed)
+	}
+	for _, damage := range recovery.JournalDamage {
+		logger.Error("damaged journal: replayed what could be read around the damage; the file was kept for inspection",
+			"damage", damage)
+	}
+	for _, quarantined := range recovery.Quarantined {
+		logger.Error("damaged session quarantined: it starts on a new timeline, its clients rejoin from scratch",
+			"session", quarantined.Session, "reason", quarantined.Reason, "moved_to", quarantined.Quarantine)
 	}
 	return diskStore, nil
 }
