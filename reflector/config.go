@@ -74,6 +74,10 @@ type Config struct {
 	// most time jumps forward after a crash (a model's future messages due
 	// in between run back to back), and the lease is renewed, a record
 	// write, every TimeLeaseMs/2 of session time while the session runs.
+	// One second (the default) keeps the jump after a kill -9 small; the
+	// renewals cost little because the disk store keeps records in its
+	// journal and writes record.json only at checkpoints
+	// (store/diskstore/records.go).
 	TimeLeaseMs int64
 }
 
@@ -97,7 +101,7 @@ func DefaultConfig() Config {
 		FramesPerSecondMax:          200,
 		FramesBurstMax:              400,
 		DebounceKeysMax:             1024,
-		TimeLeaseMs:                 10_000,
+		TimeLeaseMs:                 1_000,
 	}
 }
 
