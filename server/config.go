@@ -55,6 +55,12 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FileBytesMax bounds an uploaded file (snapshots, persisted data).
 	FileBytesMax int64
+	// FilesDiskReserveBytes is the free space uploads never take: a PUT
+	// is refused with 507 while the data directory's file system has less
+	// than this free, so that uploads cannot starve the journal (stores
+	// that know their free space: store/diskstore). Zero means
+	// DefaultFilesDiskReserveBytes; negative turns the check off.
+	FilesDiskReserveBytes int64
 	// FileTransferTimeout bounds one upload's body (PUT) or one download's
 	// response (GET) under /files: a client that trickles bytes is cut off
 	// (408 for an upload) instead of holding a connection, and a shutdown,
@@ -77,6 +83,10 @@ const (
 	DefaultQueueBytesMax  = 16 << 20
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultFileBytesMax   = 128 << 20 // ≥ the 100 MB of Croquet-in-a-Box (docs/protocol.md §12.2)
+	// DefaultFilesDiskReserveBytes leaves room for the journal (one file
+	// of 36 MiB, the next being prepared) and for a checkpoint's session
+	// files.
+	DefaultFilesDiskReserveBytes = 256 << 20
 	// DefaultFileTransferTimeout lets a 128 MiB snapshot through at
 	// about 1.1 MB/s.
 	DefaultFileTransferTimeout = 2 * time.Minute
@@ -103,6 +113,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.FileBytesMax == 0 {
 		c.FileBytesMax = DefaultFileBytesMax
+	}
+	if c.FilesDiskReserveBytes == 0 {
+		c.FilesDiskReserveBytes = DefaultFilesDiskReserveBytes
 	}
 	if c.FileTransferTimeout == 0 {
 		c.FileTransferTimeout = DefaultFileTransferTimeout

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/metronome-sync/metronome/store"
@@ -80,11 +81,42 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request, path string, tr
 			http.StatusRequestEntityTooLarge)
 		return
 	}
+	if s.refuseUploadForSpace(w, r) {
+		return
+	}
 	if rule := fileRuleFor(path); rule != fileReplaceable {
 		s.putOnce(w, r, path, rule, transfer)
 		return
 	}
 	s.storeFile(w, r, path, transfer)
+}
+
+// freeSpace is implemented by stores that know their free disk space.
+type freeSpace interface {
+	FreeBytes() (int64, error)
+}
+
+// refuseUploadForSpace answers 507 when an upload of this request's size
+// would leave less than FilesDiskReserveBytes free, and reports whether it
+// did.
+func (s *Server) refuseUploadForSpace(w http.ResponseWriter, r *http.Request) bool {
+	space, ok := s.store.(freeSpace)
+	if !ok || s.config.FilesDiskReserveBytes < 0 {
+		return false
+	}
+	free, err := space.FreeBytes()
+	if err != nil {
+		return false
+	}
+	size := max(r.ContentLength, 0)
+	if free-size >= s.config.FilesDiskReserveBytes {
+		return false
+	}
+	s.logger.Warn("upload refused: the disk is nearly full", "remote", s.remoteAddr(r),
+		"free_bytes", free, "upload_bytes", size, "reserve_bytes", s.config.FilesDiskReserveBytes)
+	http.Error(w, fmt.Sprintf("the server's disk is nearly full: %d bytes free, %d kept for sessions (FilesDiskReserveBytes)",
+		free, s.config.FilesDiskReserveBytes), http.StatusInsufficientStorage)
+	return true
 }
 
 // storeFile stores the body at path, replacing what was there: 201.
@@ -97,6 +129,9 @@ func (s *Server) storeFile(w http.ResponseWriter, r *http.Request, path string, 
 		http.Error(w, "bad file path: "+err.Error(), http.StatusBadRequest)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.uploadFailed(w, r, path, err, transfer)
+	case errors.Is(err, syscall.ENOSPC):
+		s.logger.Error("storing file failed: the disk is full", "path", path, "err", err)
+		http.Error(w, "the server's disk is full", http.StatusInsufficientStorage)
 	case err != nil:
 		s.logger.Error("storing file failed", "path", path, "err", err)
 		http.Error(w, "storing the file failed", http.StatusInternalServerError)

@@ -73,3 +73,30 @@ func TestStorageFailureIsReported(t *testing.T) {
 	c := dialSession(t, server.Addr(), "s1", "v1")
 	c.join() // the session works again
 }
+
+// TestUploadsKeepDiskReserve: an upload that would leave less than
+// FilesDiskReserveBytes free on the data directory's disk is refused with
+// 507; with the check off the same upload is stored.
+func TestUploadsKeepDiskReserve(t *testing.T) {
+	for _, reserve := range []int64{1 << 62, -1} {
+		st := openDiskStore(t, t.TempDir())
+		server := startServer(t, Config{Store: st, FilesDiskReserveBytes: reserve})
+		request, err := http.NewRequest(http.MethodPut, "http://"+server.Addr()+"/files/apps/a/data/blob", strings.NewReader("content"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		response, err := http.DefaultClient.Do(request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(response.Body)
+		response.Body.Close()
+		want := http.StatusCreated
+		if reserve > 0 {
+			want = http.StatusInsufficientStorage
+		}
+		if response.StatusCode != want {
+			t.Errorf("reserve %d: PUT answered %d %q, want %d", reserve, response.StatusCode, body, want)
+		}
+	}
+}

@@ -49,6 +49,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logLevel := flags.String("log-level", env("METRONOME_LOG_LEVEL", "info"), "debug, info, warn or error [METRONOME_LOG_LEVEL]")
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
 	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
+	filesDiskReserve := flags.Int64("files-disk-reserve", envInt("METRONOME_FILES_DISK_RESERVE", server.DefaultFilesDiskReserveBytes), "free disk space (bytes) uploads never take, so that sessions can still be stored: a PUT that would leave less is refused with 507; -1 turns the check off [METRONOME_FILES_DISK_RESERVE]")
 	fileTransferTimeout := flags.Duration("file-transfer-timeout", envDuration("METRONOME_FILE_TRANSFER_TIMEOUT", server.DefaultFileTransferTimeout), "longest upload (PUT body) or download (GET response) under /files; a slower upload is cut off with 408 [METRONOME_FILE_TRANSFER_TIMEOUT]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
@@ -92,16 +93,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	config := server.Config{
-		Addr:                *addr,
-		Store:               st,
-		TrustedProxies:      proxies,
-		AllowedOrigins:      origins,
-		WebRoot:             *webRoot,
-		Logger:              logger,
-		FileBytesMax:        *fileBytesMax,
-		FileTransferTimeout: *fileTransferTimeout,
-		ConnectionsMax:      connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
-		CoalesceMax:         coalesce,
+		Addr:                  *addr,
+		Store:                 st,
+		TrustedProxies:        proxies,
+		AllowedOrigins:        origins,
+		WebRoot:               *webRoot,
+		Logger:                logger,
+		FileBytesMax:          *fileBytesMax,
+		FilesDiskReserveBytes: *filesDiskReserve,
+		FileTransferTimeout:   *fileTransferTimeout,
+		ConnectionsMax:        connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
+		CoalesceMax:           coalesce,
 	}
 	srv, err := server.New(config)
 	if err != nil {
