@@ -27,8 +27,10 @@ const (
 	nonceBytes    = 12
 )
 
-// ErrWrongPassword means the session exists with a different password.
-var ErrWrongPassword = errors.New("client: wrong password: this session was created with a different password")
+// ErrWrongPassword means that the session exists and its members use
+// another password: Join cannot decrypt what they send. The error Join
+// returns wraps it (errors.Is) and names the session and the app.
+var ErrWrongPassword = errors.New("client: wrong password")
 
 // sessionID derives a Go session's id from the app id, the model version
 // and the session name: sessions of another app or model version are

@@ -18,6 +18,9 @@
 // pure runtime of package client/island; this package is the thin shell
 // that runs them: one goroutine, WebSocket connections, HTTP for
 // snapshots, timers, and AES-GCM end-to-end encryption (crypto.go).
+// Under GOOS=js it runs in browsers and in Node.js alike (fetch_js.go).
+// docs/sdk.md is the guide: writing a model, the Session API, snapshots,
+// votes, reconnection, encryption, WebAssembly and metronome vet.
 package client
 
 import (
@@ -30,6 +33,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -46,6 +50,12 @@ type (
 	Context        = island.Context
 	Event          = island.Event
 	Divergence     = island.Divergence
+)
+
+// Snapshot intervals, re-exported: see App.SnapshotIntervalMs.
+const (
+	SnapshotIntervalMsMin     = island.SnapshotIntervalMsMin
+	SnapshotIntervalMsDefault = island.SnapshotIntervalMsDefault
 )
 
 // System events, re-exported.
@@ -90,8 +100,8 @@ type Options struct {
 	TickMs int64
 	// OnDivergence is called (on the session's callback goroutine, in
 	// order with the other callbacks; it may call any Session method) when
-	// replicas'
-	// state hashes disagree. Default: log at error level.
+	// replicas' state hashes disagree at a snapshot vote. Default: log at
+	// error level.
 	OnDivergence func(island.Divergence)
 	// OnVote, when set, is called (on the callback goroutine) each time this
 	// replica votes its state hash at a snapshot poll: replicas vote at the
@@ -100,7 +110,9 @@ type Options struct {
 	// Logger receives the session's log (default: slog.Default()).
 	Logger *slog.Logger
 	// HTTPClient fetches and stores snapshots (default: a client with a
-	// timeout).
+	// timeout; under Node.js with GOOS=js, where net/http does not use
+	// fetch, one that calls fetch itself). A client given here is used as
+	// it is.
 	HTTPClient *http.Client
 }
 
@@ -122,6 +134,10 @@ type Session[M any] struct {
 	done      chan struct{}
 	closing   sync.Once
 
+	// uploaded and uploadsFailed count snapshot uploads (Stats); the
+	// upload goroutines write them.
+	uploaded, uploadsFailed atomic.Int64
+
 	// Owned by the run goroutine.
 	replica     *replica.Replica[M]
 	conns       map[link.ConnID]*transport
@@ -134,12 +150,41 @@ type Session[M any] struct {
 	snapshotURL string
 }
 
-// Stats are a session's counters.
+// Stats are a session's counters, since Join. A healthy session that
+// never lost its connection shows Connects 1, Syncs 1 and zero Resets,
+// Gaps and SnapshotUploadsFailed.
 type Stats struct {
+	// The connection to the reflector (package client/link), whose fields
+	// are promoted:
+	//
+	//   - Connects: connection attempts, the first included (failed ones
+	//     too); Connects - 1 is the number of reconnects.
+	//   - Syncs: SYNCs received, one per connection that got as far as
+	//     joining; Syncs = 1 + SeamlessRejoins + Resets.
+	//   - SeamlessRejoins: reconnects after which the model simply went on
+	//     (nothing was missed).
+	//   - Resets: reconnects after which the model had to be rebuilt from
+	//     the session's latest snapshot (or from nothing) because the
+	//     reflector no longer had the messages since this replica's last
+	//     one (it dropped them after a newer snapshot, or restarted
+	//     without its data). The first join is not one.
+	//   - Gaps: missing messages noticed (each ends the connection and the
+	//     rejoin fills the gap); Duplicates: messages received twice and
+	//     dropped.
+	//   - InputsSent: Publish calls sent to the reflector, re-sends
+	//     included; InputsResent: the re-sends, after a reconnect or a
+	//     rejection by a full reflector (each input still takes effect
+	//     once).
+	//   - Pulses: keep-alives sent on a quiet connection.
 	link.Stats
 	// SnapshotURL is the snapshot this replica was last rebuilt from ("" if
 	// it started fresh).
 	SnapshotURL string
+	// SnapshotsUploaded counts snapshots this replica uploaded to the file
+	// server (a snapshot vote chose it; it then announces each to the
+	// reflector); SnapshotUploadsFailed those whose upload failed (logged;
+	// the next vote tries again).
+	SnapshotsUploaded, SnapshotUploadsFailed int
 	// CallbacksDropped counts callbacks dropped because the views fell
 	// CallbacksQueuedMax behind.
 	CallbacksDropped int
@@ -149,6 +194,8 @@ type Stats struct {
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
 	s.do(func() { stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL} })
+	stats.SnapshotsUploaded = int(s.uploaded.Load())
+	stats.SnapshotUploadsFailed = int(s.uploadsFailed.Load())
 	stats.CallbacksDropped = s.callbacks.droppedCount()
 	return stats
 }
@@ -192,8 +239,8 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 	if options.Reflector == "" || options.Name == "" || options.Password == "" {
 		return nil, errors.New("client: Options.Reflector, Name and Password are required")
 	}
-	if app.ID == "" {
-		return nil, errors.New("client: App.ID is required")
+	if err := app.Validate(); err != nil {
+		return nil, err
 	}
 	if options.ViewID == "" {
 		options.ViewID = randomViewID()
@@ -237,7 +284,7 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 	}
 	s.logger = s.logger.With("session", options.Name, "view", s.viewID)
 	if s.http == nil {
-		s.http = &http.Client{Timeout: httpTimeout}
+		s.http = &http.Client{Timeout: httpTimeout, Transport: defaultTransport()}
 	}
 	s.tove = seal.sealString(purposeTove, []byte(id))
 	s.replica, err = replica.New(replica.Options[M]{
@@ -337,7 +384,9 @@ func (s *Session[M]) Subscribe(name string, fn func(data []byte)) {
 
 // Read calls fn with the model and the session time, on the session
 // goroutine, between messages: the model is consistent. fn must not
-// change the model or keep it.
+// change the model or keep it, and must not call Session methods (they
+// wait for the session goroutine, which is running fn): copy what the
+// view needs and act after Read returns.
 func (s *Session[M]) Read(fn func(m *M, now int64)) error {
 	return s.do(func() {
 		if i := s.replica.Island(); i != nil {

@@ -84,6 +84,21 @@ func join(t *testing.T, addr, name, password string, app App[tally], onVote ...f
 	return s
 }
 
+// joinFromSnapshot joins once a snapshot was uploaded: the uploader
+// announces it to the reflector just after the upload, so a join at once
+// may still start without it; such a joiner leaves and joins again.
+func joinFromSnapshot(t *testing.T, addr, name, password string, app App[tally]) *Session[tally] {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := join(t, addr, name, password, app)
+		if s.Stats().SnapshotURL != "" || attempt == 5 {
+			return s
+		}
+		s.Leave()
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // waitAgree waits until every session applied the same last seq with the
 // same model, and that model satisfies want; it returns the model.
 func waitAgree(t *testing.T, want func(model string) bool, sessions ...*Session[tally]) (uint32, string) {
@@ -141,7 +156,7 @@ func sortedKeys(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) 
 
 func TestTwoViewsAgreeAndALateJoinerLoadsTheSnapshot(t *testing.T) {
 	addr := startServer(t)
-	app := tallyApp(2000)
+	app := tallyApp(SnapshotIntervalMsMin)
 	var votesMu sync.Mutex
 	votes := map[int64][]string{} // session time → hashes voted by a and b
 	record := func(at int64, hash string) {
@@ -166,9 +181,19 @@ func TestTwoViewsAgreeAndALateJoinerLoadsTheSnapshot(t *testing.T) {
 	emitted.Wait()
 	want := func(model string) bool { return strings.HasSuffix(model, "sum=2380") }
 	_, model := waitAgree(t, want, a, b)
-	// Wait for a snapshot (2 s of session time), then join late.
-	time.Sleep(4 * time.Second)
-	c := join(t, addr, "room1", "pw", app)
+	if stats := a.Stats(); stats.Connects != 1 || stats.Syncs != 1 || stats.Resets != 0 {
+		t.Fatalf("a fresh join: %+v, want 1 connect, 1 sync, no reset", stats)
+	}
+	// Wait for a snapshot (SnapshotIntervalMsMin of session time), then
+	// join late.
+	deadline := time.Now().Add(20 * time.Second)
+	for a.Stats().SnapshotsUploaded+b.Stats().SnapshotsUploaded == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot uploaded: %+v, %+v", a.Stats(), b.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := joinFromSnapshot(t, addr, "room1", "pw", app)
 	_, modelC := waitAgree(t, want, a, b, c)
 	if modelC != model {
 		t.Fatalf("late joiner: %s, want %s", modelC, model)
@@ -227,6 +252,28 @@ func TestWrongPasswordFailsTheJoin(t *testing.T) {
 	if !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("Join with the wrong password: %v, want ErrWrongPassword", err)
 	}
+	// In the user's words: what is wrong and where, no protocol jargon.
+	for _, want := range []string{"wrong password", `session "room3"`, `app "io.metronome.test.tally"`, "Options.Password"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(strings.ToLower(err.Error()), "tove") {
+		t.Errorf("the error %q speaks of the tove", err)
+	}
+}
+
+// TestJoinRefusesASnapshotIntervalItCannotHonour: below
+// SnapshotIntervalMsMin, Join fails naming the field, the limit and the
+// value instead of silently using the minimum.
+func TestJoinRefusesASnapshotIntervalItCannotHonour(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := Join(ctx, tallyApp(2000), Options{Reflector: "ws://127.0.0.1:1/reflector", Name: "room", Password: "pw",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "App.SnapshotIntervalMs is 2000 ms") || !strings.Contains(err.Error(), "at least 5000 ms (SnapshotIntervalMsMin)") {
+		t.Fatalf("Join with SnapshotIntervalMs 2000: %v", err)
+	}
 }
 
 // divergeCounter makes the "diverge" handler of reentrantApp compute a
@@ -235,7 +282,7 @@ func TestWrongPasswordFailsTheJoin(t *testing.T) {
 var divergeCounter atomic.Int64
 
 func reentrantApp() App[tally] {
-	app := tallyApp(1000)
+	app := tallyApp(SnapshotIntervalMsMin)
 	app.Events["noop"] = func(*tally, *Context, Event) {}
 	app.Events["diverge"] = func(m *tally, _ *Context, _ Event) { m.Sum += int(divergeCounter.Add(1)) }
 	return app
@@ -264,8 +311,15 @@ func TestEveryMethodFromEveryCallback(t *testing.T) {
 		s.LastVote()
 		s.Stats()
 		s.Subscribe("unused", func([]byte) {})
-		if err := s.Publish("noop", nil); err != nil && s.Err() == nil {
-			t.Errorf("Publish from a %s callback: %v", kind, err)
+		if err := s.Publish("noop", nil); err != nil {
+			// A callback may still run while the session ends (the Leave
+			// below, or the test's cleanup): only a refusal by a running
+			// session is wrong.
+			select {
+			case <-s.Done():
+			default:
+				t.Errorf("Publish from a %s callback of session %d: %v", kind, i, err)
+			}
 		}
 		mu.Lock()
 		called[kind+strconv.Itoa(i)] = true

@@ -62,9 +62,11 @@ func (f *sessionFiles[M]) Upload(upload island.Upload, sealed []byte) {
 	target := fmt.Sprintf("%s/snapshots/%s/%010d_%d-%s.snap", s.filesBase, s.id, upload.Time, upload.Seq, upload.Hash[:16])
 	go func() {
 		if err := s.put(target, sealed); err != nil {
-			s.logger.Warn("snapshot upload failed", "err", err)
+			s.uploadsFailed.Add(1)
+			s.logger.Warn("snapshot upload failed; late joiners start from an older snapshot until another succeeds", "err", err)
 			return
 		}
+		s.uploaded.Add(1)
 		s.post(inboxItem{event: replica.SnapshotStored{Time: upload.Time, Seq: upload.Seq, Hash: upload.Hash, URL: target}})
 	}()
 }
@@ -146,7 +148,9 @@ func (c *sessionCodec[M]) CheckTove(tove string) error {
 		return nil
 	}
 	if plain, err := c.sealer.openString(purposeTove, tove); err != nil || string(plain) != c.id {
-		return ErrWrongPassword
+		return fmt.Errorf("%w for session %q of app %q: its members encrypt with a different key, "+
+			"so Options.Password is not theirs (or they run a client that derives the key differently, such as another version of this SDK)",
+			ErrWrongPassword, c.options.Name, c.app.ID)
 	}
 	return nil
 }

@@ -38,14 +38,25 @@ type Message struct {
 	Input uint64
 
 	Envelope *Envelope
-	// Users is a reflector's users message: the views that joined and
-	// left since the last one. Each entry of Joined and Left is the raw
-	// JSON "user" value of that view's JOIN, exactly as the client sent
-	// it; the Go SDK sends its view id as a JSON string ("\"abc123\""),
-	// and other clients may send any JSON value (an object with a name,
-	// say). The island announces a view to the model (EventViewJoin,
-	// EventViewExit) for a string value (the view id) or an object with a
-	// string "id"; other values are ignored.
+	// Users is a reflector's users message (docs/protocol.md §7.3, §10):
+	// the views that joined and left since the previous one. The reflector
+	// builds it; no client can send one. Each entry of Users.Joined and
+	// Users.Left is the "user" value of one member's JOIN, as raw JSON,
+	// exactly as that client sent it (the reflector only strips
+	// whitespace): the Go SDK sends its view id as a JSON string, so an
+	// entry reads "k2j4h5g6f7" with the quotes. Other Croquet clients may
+	// send any JSON value: the JavaScript client sends its view id as a
+	// string, [viewId] when it asked for location, or {"id": viewId,
+	// "data": ...} when it has view data. Users.Active and Users.Total
+	// (the members present and connected) are not used.
+	//
+	// The island turns each entry into a view id for EventViewJoin and
+	// EventViewExit (Event.View, Context.Views): a JSON string is the view
+	// id; an object with a non-empty string "id" has that id; any other
+	// value (a number, an array, an object without "id") is its own JSON
+	// text, so ["k2j4h5g6f7"] is the view `["k2j4h5g6f7"]`. A view may
+	// appear in several joins (one per connection); the model hears of it
+	// at the first join and at the last exit.
 	Users *protocol.UsersChange
 	Tally *protocol.Tally
 }
@@ -203,7 +214,9 @@ func (i *Island[M]) users(change *protocol.UsersChange, out *Effects) {
 	}
 }
 
-// userViewID reads a user value: a JSON string, or an object with "id".
+// userViewID reads a user value (Message.Users): a JSON string is the view
+// id, an object's non-empty string "id" is, and any other value is its own
+// JSON text.
 func userViewID(raw json.RawMessage) string {
 	var id string
 	if json.Unmarshal(raw, &id) == nil {

@@ -1,9 +1,11 @@
 package island_test
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/metronome-sync/metronome/client/island"
+	"github.com/metronome-sync/metronome/protocol"
 )
 
 // Counter is a model: plain data with exported fields.
@@ -63,4 +65,37 @@ func Example() {
 	// count 5 beats 4 same state: true
 	// restored replica agrees: true
 	// count after a duplicate 5
+}
+
+// The entries of a users message are the raw JSON "user" values of the
+// members' JOINs. The Go SDK's is its view id as a JSON string; other
+// clients may send an object with an "id", or any other JSON value, which
+// is then the view id as it is written.
+func ExampleMessage_users() {
+	app := island.App[struct{}]{ID: "io.example.room", Version: "1",
+		Events: map[string]island.Handler[struct{}]{
+			island.EventViewJoin: func(_ *struct{}, ctx *island.Context, e island.Event) {
+				fmt.Printf("join %s\n", e.View)
+			},
+			island.EventViewExit: func(_ *struct{}, ctx *island.Context, e island.Event) {
+				fmt.Printf("exit %s, present: %q\n", e.View, ctx.Views())
+			},
+		}}
+	var out island.Effects
+	i := island.New(app, "k2j4h5g6f7", &out)
+	i.Apply(island.Message{Time: 200, Seq: 1, Users: &protocol.UsersChange{Active: 4, Total: 4, Joined: []json.RawMessage{
+		json.RawMessage(`"k2j4h5g6f7"`),                   // the Go SDK
+		json.RawMessage(`{"id":"a9s8d7f6g5","data":"x"}`), // a client with view data
+		json.RawMessage(`["q1w2e3r4t5"]`),                 // any other value
+		json.RawMessage(`"k2j4h5g6f7"`),                   // a second connection of the same view
+	}}}, &out)
+	i.Apply(island.Message{Time: 400, Seq: 2, Users: &protocol.UsersChange{Active: 2, Total: 2, Left: []json.RawMessage{
+		json.RawMessage(`"k2j4h5g6f7"`), // one of its two connections: still present
+		json.RawMessage(`{"id":"a9s8d7f6g5","data":"x"}`),
+	}}}, &out)
+	// Output:
+	// join k2j4h5g6f7
+	// join a9s8d7f6g5
+	// join ["q1w2e3r4t5"]
+	// exit a9s8d7f6g5, present: ["[\"q1w2e3r4t5\"]" "k2j4h5g6f7"]
 }

@@ -45,7 +45,8 @@
 // targets; write float64(a*b) + c, so that the compiler cannot fuse a
 // multiply-add on arm64 or amd64 v3; never range over a map (range over
 // its sorted keys); never convert a float outside an integer's range to
-// that integer. metronome vet checks these rules.
+// that integer. metronome vet checks the first three rules where it can
+// see them (not the conversions; see its doc for what it cannot see).
 //
 // client/island/internal/crossrun replays a recorded trace of 4,000
 // reflected messages through a physics model, with a snapshot and a
@@ -58,6 +59,7 @@ package island
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -74,8 +76,17 @@ const (
 	// FutureDelayMaxMs bounds how far ahead a future message may be.
 	FutureDelayMaxMs = 365 * 24 * 3600 * 1000
 	// SnapshotPollGapMs: islands ignore a snapshot poll less than this much
-	// session time after the previous one (docs/protocol.md §9.1).
+	// session time after the previous one (docs/protocol.md §9.1). It is a
+	// constant, not a setting: which polls count is replicated logic, and
+	// replicas configured differently would vote at different times.
 	SnapshotPollGapMs = 5000
+	// SnapshotIntervalMsMin is the least App.SnapshotIntervalMs (App.Validate
+	// rejects less): polls closer together are ignored by the islands
+	// (SnapshotPollGapMs) and, like the Croquet client's, debounced by the
+	// reflector (link.PollDebounceMs), so a shorter interval could not be
+	// honoured. It also bounds what snapshots cost a session: every replica
+	// hashes its whole state and one uploads it, per snapshot.
+	SnapshotIntervalMsMin = SnapshotPollGapMs
 	// SnapshotIntervalMsDefault: session time between snapshots when
 	// App.SnapshotIntervalMs is zero.
 	SnapshotIntervalMsDefault = 30_000
@@ -102,12 +113,28 @@ type App[M any] struct {
 	// Events maps event names to handlers. Events with no handler are
 	// ignored.
 	Events map[string]Handler[M]
-	// SnapshotIntervalMs is the session time between snapshots (0: the
-	// default, SnapshotIntervalMsDefault). Values below SnapshotPollGapMs
-	// (5 s) act as 5 s: the reflector forwards at most one snapshot poll
-	// per 5 s (link.PollDebounceMs, as the Croquet reflector does) and
-	// replicas ignore polls closer together.
+	// SnapshotIntervalMs is the session time between snapshots: 0 for the
+	// default (SnapshotIntervalMsDefault, 30 s), otherwise at least
+	// SnapshotIntervalMsMin (5 s); Validate rejects other values. At each
+	// snapshot the replicas vote their state hashes (so this is also how
+	// soon a divergence is detected) and one of them uploads the state
+	// that late joiners start from.
 	SnapshotIntervalMs int64
+}
+
+// Validate reports the first field of the App that cannot work, naming
+// the field, the rule and the value. The session shell calls it before
+// joining.
+func (a App[M]) Validate() error {
+	if a.ID == "" {
+		return errors.New("island: App.ID is required (it names the application, e.g. \"io.example.balls\")")
+	}
+	if a.SnapshotIntervalMs != 0 && a.SnapshotIntervalMs < SnapshotIntervalMsMin {
+		return fmt.Errorf("island: App.SnapshotIntervalMs is %d ms; it must be 0 (the default, %d ms) or at least %d ms (SnapshotIntervalMsMin): "+
+			"replicas and the reflector let through at most one snapshot poll per %d ms",
+			a.SnapshotIntervalMs, SnapshotIntervalMsDefault, SnapshotIntervalMsMin, SnapshotPollGapMs)
+	}
+	return nil
 }
 
 // Handler handles one event for the model m.

@@ -205,3 +205,35 @@ func TestModelPanicsAndLimitsAreReported(t *testing.T) {
 		t.Fatalf("errors %v", out.Errors)
 	}
 }
+
+// TestValidateNamesFieldLimitAndValue: a snapshot interval the replicas
+// and the reflector cannot honour is refused, not silently raised.
+func TestValidateNamesFieldLimitAndValue(t *testing.T) {
+	for _, test := range []struct {
+		interval int64
+		want     string // "" for valid
+	}{
+		{0, ""},
+		{SnapshotIntervalMsMin, ""},
+		{SnapshotIntervalMsDefault, ""},
+		{1 << 50, ""},
+		{SnapshotIntervalMsMin - 1, "App.SnapshotIntervalMs is 4999 ms; it must be 0 (the default, 30000 ms) or at least 5000 ms (SnapshotIntervalMsMin)"},
+		{2000, "App.SnapshotIntervalMs is 2000 ms"},
+		{-1, "App.SnapshotIntervalMs is -1 ms"},
+	} {
+		app := counterApp
+		app.SnapshotIntervalMs = test.interval
+		err := app.Validate()
+		if test.want == "" && err != nil {
+			t.Errorf("SnapshotIntervalMs %d: %v, want valid", test.interval, err)
+		}
+		if test.want != "" && (err == nil || !strings.Contains(err.Error(), test.want)) {
+			t.Errorf("SnapshotIntervalMs %d: %v, want an error containing %q", test.interval, err, test.want)
+		}
+	}
+	app := counterApp
+	app.ID = ""
+	if err := app.Validate(); err == nil || !strings.Contains(err.Error(), "App.ID is required") {
+		t.Errorf("no ID: %v", err)
+	}
+}

@@ -114,20 +114,33 @@ type Link struct {
 	stats Stats
 }
 
-// Stats count what a link did, for tests, logs and the simulator.
+// Stats count what a link did, for tests, logs and the simulator. Every
+// SYNC after the first is a rejoin, which either continues the model or
+// rebuilds it: Syncs = 1 + SeamlessRejoins + Resets once joined.
 type Stats struct {
-	// Connects counts connections opened (the first included), Syncs the
-	// SYNCs received.
-	Connects, Syncs int
-	// SeamlessRejoins counts SYNCs that continued the model where it was
-	// (same timeline, no gap); Resets the SYNCs that rebuilt it from a
-	// snapshot or from nothing — the first join is one.
-	SeamlessRejoins, Resets int
-	// Gaps counts sequence gaps seen (each ends the connection to resync);
-	// Duplicates, messages seen twice and dropped.
+	// Connects counts connection attempts, the first included (an attempt
+	// that fails counts too): Connects - 1 is the number of reconnects.
+	Connects int
+	// Syncs counts the SYNCs received (one per connection that got as far
+	// as joining).
+	Syncs int
+	// SeamlessRejoins counts rejoins that continued the model where it
+	// was: same timeline, nothing missed.
+	SeamlessRejoins int
+	// Resets counts rejoins that had to rebuild the model (from the
+	// reflector's snapshot, or from nothing if it has none) because what
+	// followed this replica's last message was no longer available or the
+	// reflector's timeline changed: this replica's state was replaced by
+	// the session's. The first join is not one.
+	Resets int
+	// Gaps counts sequence gaps seen (a message missing; each ends the
+	// connection, and the rejoin fills the gap). Duplicates counts
+	// messages received twice and dropped.
 	Gaps, Duplicates int
-	// InputsSent counts inputs sent (re-sends included), InputsResent the
-	// re-sends, Pulses the keep-alives sent.
+	// InputsSent counts inputs sent (re-sends included); InputsResent the
+	// re-sends of inputs not yet seen reflected, after a reconnect or a
+	// rejection (each still takes effect once). Pulses counts the
+	// keep-alives sent on an otherwise quiet connection.
 	InputsSent, InputsResent, Pulses int
 }
 
@@ -375,7 +388,9 @@ func (l *Link) sync(now int64, sync *protocol.ServerSync, out *Effects) {
 			}
 		}
 	} else {
-		l.stats.Resets++
+		if l.hasSeq {
+			l.stats.Resets++ // the first SYNC builds the model; later ones rebuild it
+		}
 		l.timeline = sync.Timeline
 		l.hasSeq = true
 		l.joinComplete = false

@@ -66,6 +66,9 @@ func (h *harness) join() {
 	if h.link.Joined() {
 		h.t.Fatal("joined before the users message named the view")
 	}
+	if s := h.link.Stats(); s.Syncs != 1 || s.Resets != 0 {
+		h.t.Fatalf("the first join counted as a reset: %+v", s)
+	}
 	out = h.frame(protocol.AppendRecv(nil, "S", message(200, firstSeq+1, usersJoined("view1"))))
 	if !out.Joined || !h.link.Joined() {
 		h.t.Fatal("not joined after the users message")
@@ -156,6 +159,9 @@ func TestRejoinAfterSnapshotResetsAndResendsUnseenInputs(t *testing.T) {
 	}
 	if len(out.Frames) != 1 || !strings.Contains(string(out.Frames[0].Data), `"view1:1"`) || h.link.Stats().InputsResent != 1 {
 		t.Fatalf("input not re-sent: %q, stats %+v", out.Frames, h.link.Stats())
+	}
+	if s := h.link.Stats(); s.Syncs != 2 || s.Resets != 1 || s.SeamlessRejoins != 0 {
+		t.Fatalf("a rejoin from a snapshot: stats %+v, want 2 syncs, 1 reset", s)
 	}
 }
 

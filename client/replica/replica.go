@@ -144,6 +144,9 @@ type Replica[M any] struct {
 
 // New creates a replica; step link.Start to connect.
 func New[M any](options Options[M]) (*Replica[M], error) {
+	if err := options.App.Validate(); err != nil {
+		return nil, err
+	}
 	l, err := link.New(options.Link)
 	if err != nil {
 		return nil, err

@@ -179,3 +179,19 @@ func mustSeal(t *testing.T) json.RawMessage {
 	}
 	return payload
 }
+
+// TestSnapshotIntervalLimitsAgree: the least snapshot interval an App may
+// ask for is exactly what the islands and the reflector's debounce of the
+// link's polls let through; and New refuses an App that asks for less.
+func TestSnapshotIntervalLimitsAgree(t *testing.T) {
+	limits := []int64{island.SnapshotIntervalMsMin, island.SnapshotPollGapMs, link.PollDebounceMs}
+	if limits[0] != limits[1] || limits[0] != limits[2] {
+		t.Fatalf("SnapshotIntervalMsMin, SnapshotPollGapMs, PollDebounceMs = %v: they must be equal", limits)
+	}
+	tooShort := app
+	tooShort.SnapshotIntervalMs = island.SnapshotIntervalMsMin - 1
+	_, err := replica.New(replica.Options[counter]{App: tooShort, Link: link.Config{SessionID: "S", ViewID: "v"}})
+	if err == nil || !strings.Contains(err.Error(), "App.SnapshotIntervalMs") {
+		t.Fatalf("New with SnapshotIntervalMs %d: %v", tooShort.SnapshotIntervalMs, err)
+	}
+}

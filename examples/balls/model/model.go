@@ -42,11 +42,11 @@ const (
 const (
 	// StepMs is the session time between two simulation steps.
 	StepMs = 50
-	// SnapshotIntervalMs is the session time between snapshots (the
-	// reflector and the runtime allow one poll per 5 s at most): short so
-	// that late joiners start from a recent snapshot and replicas compare
-	// state hashes often.
-	SnapshotIntervalMs = 2000
+	// SnapshotIntervalMs is the session time between snapshots: the
+	// shortest allowed (island.SnapshotIntervalMsMin, 5 s), so that late
+	// joiners start from a recent snapshot and replicas compare state
+	// hashes often.
+	SnapshotIntervalMs = island.SnapshotIntervalMsMin
 	// WorldWidth and WorldHeight are the size of the box, in world units.
 	WorldWidth  = 800.0
 	WorldHeight = 500.0

@@ -136,7 +136,7 @@ func (v *view) fail(message string) {
 	v.status.Get("classList").Call("add", "error")
 }
 
-// onDivergence runs on the session goroutine.
+// onDivergence runs on the session's callback goroutine.
 func (v *view) onDivergence(d client.Divergence) {
 	v.mu.Lock()
 	v.divergences++
@@ -208,6 +208,7 @@ func (v *view) exposeAPI(room string) {
 				"connects": stats.Connects, "syncs": stats.Syncs, "seamlessRejoins": stats.SeamlessRejoins,
 				"resets": stats.Resets, "gaps": stats.Gaps, "duplicates": stats.Duplicates,
 				"inputsSent": stats.InputsSent, "inputsResent": stats.InputsResent,
+				"snapshotsUploaded": stats.SnapshotsUploaded, "snapshotUploadsFailed": stats.SnapshotUploadsFailed,
 			}, nil
 		})
 	}))
