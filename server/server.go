@@ -107,6 +107,11 @@ func (s *Server) Start() error {
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
+	// The monitor exists before the first connection can read it.
+	if s.config.CoalesceMax != CoalesceOff {
+		s.overload = newOverloadMonitor(s.config.CoalesceMax, s.logOverload)
+		go s.overload.run(s.shutdownRequested)
+	}
 	go func() {
 		err := s.httpServer.Serve(listener)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -114,10 +119,6 @@ func (s *Server) Start() error {
 		}
 		s.serveErr <- err
 	}()
-	if s.config.CoalesceMax != CoalesceOff {
-		s.overload = newOverloadMonitor(s.config.CoalesceMax, s.logOverload)
-		go s.overload.run(s.shutdownRequested)
-	}
 	close(s.ready)
 	return nil
 }
