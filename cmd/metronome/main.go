@@ -15,6 +15,7 @@ Usage:
   metronome bench [flags]    measure a reflector: latency, loss, server memory and CPU
   metronome bench baseline   run a minimal broadcast server to compare against
   metronome sim [flags]      run the system under faults in a seeded, deterministic simulation
+  metronome check [flags]    check a data directory (server stopped): intact, torn or damaged
   metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
   metronome version          print the version, source revision and Go version
   metronome help [command]   show help
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return vetCommand(args[1:], stdout, stderr)
 	case "sim":
 		return simCommand(args[1:], stdout, stderr)
+	case "check":
+		return checkCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -55,6 +58,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if len(args) > 1 && args[1] == "bench" {
 			return benchCommand([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "check" {
+			return checkCommand([]string{"--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return 0

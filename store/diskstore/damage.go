@@ -147,24 +147,76 @@ func (s *Store) quarantinePath(name string) string {
 	return path
 }
 
+// logRules are the circumstances in which a log is opened, which decide
+// what its invalid bytes are (see above).
+type logRules struct {
+	// durable and journaled are the store's: Options.Durable, and whether
+	// it keeps a journal.
+	durable, journaled bool
+	// replaying: Open is replaying the journal. covered: the journal holds
+	// appends of the session, the first of them starting at seq first.
+	replaying, covered bool
+	first              uint32
+}
+
+// logRules returns the rules for opening the session's log now.
+func (s *Store) logRules(sessionID string) logRules {
+	first, covered := s.replaying[sessionID]
+	return logRules{durable: s.durable, journaled: s.journaled, replaying: s.replaying != nil, covered: covered, first: first}
+}
+
+// logVerdict is what opening a log decides about its content.
+type logVerdict struct {
+	// messages are those of the complete commits, which occupy validBytes
+	// of the content (with the header); the rest is a torn write to cut
+	// off, unless damage says why it is damage.
+	messages   []store.Message
+	validBytes int
+	// emptied: the content is empty or a part of the header, what a power
+	// cut leaves of a new log; it is rewritten as an empty log (validBytes
+	// then counts the header written, not the content).
+	emptied bool
+	damage  string
+}
+
+// judgeLog decides what opening the log at path with content does under
+// rules: keep its complete commits and cut the rest, rewrite it as empty,
+// or quarantine it (damage). Open's replay, LoadSession and Inspect all
+// decide with it.
+func judgeLog(path string, content []byte, rules logRules) logVerdict {
+	messages, validBytes, err := decodeLog(content)
+	if err != nil && (rules.replaying || !rules.durable) && isHeaderPrefix(content) {
+		// What a power cut leaves of a log created after the last
+		// checkpoint (the journal holds its messages) or, without
+		// durability, of any new log.
+		return logVerdict{validBytes: len(logHeader), emptied: true}
+	}
+	if err != nil {
+		return logVerdict{damage: fmt.Sprintf("%s: %v", path, err)}
+	}
+	verdict := logVerdict{messages: messages, validBytes: validBytes}
+	if validBytes < len(content) {
+		verdict.damage = logDamage(path, content, validBytes, messages, rules)
+	}
+	return verdict
+}
+
 // logDamage decides whether the invalid bytes after the valid part of a
 // log (validBytes of content, holding messages) are damage, and if so
 // says why (see above); "" means a torn write to cut off.
-func (s *Store) logDamage(state *session, content []byte, validBytes int, messages []store.Message) string {
-	path := state.logPath()
-	if s.replaying != nil {
-		first, covered := s.replaying[state.id]
-		if covered && len(messages) > 0 && !seqAfter(first, messages[len(messages)-1].Seq+1) {
+func logDamage(path string, content []byte, validBytes int, messages []store.Message, rules logRules) string {
+	if rules.replaying {
+		if rules.covered && len(messages) > 0 && !seqAfter(rules.first, messages[len(messages)-1].Seq+1) {
 			return "" // the journal holds the rest again
 		}
-		if covered && len(messages) == 0 && !validFrameAfter(content, validBytes) {
+		if rules.covered && len(messages) == 0 && !validFrameAfter(content, validBytes) {
 			return "" // a torn first append after the log was created
 		}
 	}
 	if validFrameAfter(content, validBytes) {
 		return fmt.Sprintf("%s: invalid frame at offset %d with valid frames after it", path, validBytes)
 	}
-	if s.journaled && s.replaying == nil {
+	if rules.journaled && !rules.replaying {
 		return fmt.Sprintf("%s: %d invalid bytes at offset %d after the last complete commit of a synced log",
 			path, len(content)-validBytes, validBytes)
 	}

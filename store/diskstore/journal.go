@@ -159,37 +159,62 @@ func appendJournalEntry(buffer []byte, entry journalEntry) []byte {
 // entries returned are those before the damage and those of the complete
 // commits that start after it (damage.go).
 func decodeJournal(content []byte) (entries []journalEntry, damage string) {
+	scan := scanJournal(content)
+	return scan.entries, scan.damage
+}
+
+// journalScan is what decodeJournal finds in a journal file.
+type journalScan struct {
+	// entries are those of the complete commits (kinds without their
+	// flags), commits the number of these commits.
+	entries []journalEntry
+	commits int
+	// tornBytes follow the last complete commit: a torn write (not
+	// counting the zeros at the end of a prepared file).
+	tornBytes int
+	// damage says where the file is damaged, "" if it is not.
+	damage string
+}
+
+// scanJournal is decodeJournal, with the counts that Inspect reports.
+func scanJournal(content []byte) (scan journalScan) {
 	// A prepared file ends in zeros: no entry starts there.
 	content = bytes.TrimRight(content, "\x00")
 	offset := len(journalHeader)
 	if !bytes.HasPrefix(content, []byte(journalHeader)) {
 		if len(content) < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content) {
-			return nil, "" // created, header not (fully) written
+			scan.tornBytes = len(content)
+			return scan // created, header not (fully) written
 		}
-		damage, offset = "the header is missing or wrong", 0
+		scan.damage, offset = "the header is missing or wrong", 0
 		if !journalRoundAfter(content, 0) {
-			return nil, damage
+			return scan
 		}
 		offset = nextJournalCommitStart(content, 0)
 	}
 	for {
-		decoded, invalid := decodeJournalCommits(content, offset)
-		entries = append(entries, decoded...)
+		decoded, commits, end, invalid := decodeJournalCommits(content, offset)
+		scan.entries = append(scan.entries, decoded...)
+		scan.commits += commits
 		if invalid >= len(content) || !journalRoundAfter(content, invalid+1) {
-			return entries, damage // the end, or a torn write of the last round
+			// The end, or a torn write of the last round.
+			scan.tornBytes = len(content) - end
+			return scan
 		}
-		if damage == "" {
-			damage = fmt.Sprintf("invalid entry at offset %d, synced entries after it", invalid)
+		if scan.damage == "" {
+			scan.damage = fmt.Sprintf("invalid entry at offset %d, synced entries after it", invalid)
 		}
 		offset = nextJournalCommitStart(content, invalid+1)
 	}
 }
 
 // decodeJournalCommits decodes entries from offset on and returns those of
-// complete commits, and the offset of the first entry that is not valid
-// (len(content) if the content ran out).
-func decodeJournalCommits(content []byte, offset int) (entries []journalEntry, invalid int) {
+// complete commits, the number of these commits and the offset after the
+// last of them (offset if there is none), and the offset of the first
+// entry that is not valid (len(content) if the content ran out).
+func decodeJournalCommits(content []byte, offset int) (entries []journalEntry, commits, end, invalid int) {
 	complete := 0 // entries of complete commits
+	end = offset
 	for offset < len(content) {
 		entry, length, ok := decodeJournalEntry(content[offset:])
 		if !ok {
@@ -199,9 +224,11 @@ func decodeJournalCommits(content []byte, offset int) (entries []journalEntry, i
 		offset += length
 		if entry.kind&journalCommitEnd != 0 {
 			complete = len(entries)
+			commits++
+			end = offset
 		}
 	}
-	return entries[:complete], offset
+	return entries[:complete], commits, end, offset
 }
 
 // decodeJournalEntry decodes the entry at the start of rest (kind with its
@@ -766,7 +793,6 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 	}
 	decoded := make([][]journalEntry, len(generations))
 	damaged := make([]bool, len(generations))
-	s.replaying = map[string]uint32{}
 	defer func() { s.replaying = nil }()
 	for i, generation := range generations {
 		path := journalPath(directory, generation)
@@ -780,12 +806,8 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 			damaged[i] = true
 			s.recovery.JournalDamage = append(s.recovery.JournalDamage, fmt.Sprintf("%s: %s", path, damage))
 		}
-		for _, entry := range decoded[i] {
-			if _, seen := s.replaying[entry.session]; !seen && entry.kind == journalAppend && len(entry.payload) >= frameHeaderBytes {
-				s.replaying[entry.session] = frameSeq(entry.payload, 0)
-			}
-		}
 	}
+	s.replaying = journalFirstAppends(decoded)
 	quarantined := map[string]bool{}
 	for i, generation := range generations {
 		for _, entry := range decoded[i] {
@@ -853,23 +875,19 @@ func (s *Store) replay(entry journalEntry) error {
 	defer s.release(state)
 	switch entry.kind {
 	case journalAppend:
-		messages, validBytes, err := decodeLog(append([]byte(logHeader), entry.payload...))
-		if err != nil || validBytes != len(logHeader)+len(entry.payload) {
-			return errors.New("journal append entry holds invalid frames")
+		messages, err := decodeJournalAppend(entry.payload)
+		if err != nil {
+			return err
 		}
 		if err := s.useLog(state, true); err != nil {
 			return err
 		}
 		if state.log.count > 0 {
 			// Only what the log does not hold yet.
-			first := 0
-			for first < len(messages) && !seqAfter(messages[first].Seq, state.log.last) {
-				first++
-			}
-			messages = messages[first:]
-			if len(messages) > 0 && messages[0].Seq != state.log.last+1 {
-				return s.quarantine(state, fmt.Sprintf("%s ends at seq %d, and the journal continues it at seq %d: messages between are lost",
-					state.logPath(), state.log.last, messages[0].Seq))
+			var damage string
+			messages, damage = journalAppendRest(state.logPath(), state.log.last, messages)
+			if damage != "" {
+				return s.quarantine(state, damage)
 			}
 		}
 		if len(messages) == 0 {
@@ -883,10 +901,10 @@ func (s *Store) replay(entry journalEntry) error {
 	case journalRecord:
 		return s.writeRecord(state, entry.payload)
 	case journalDrop:
-		if len(entry.payload) != 4 {
-			return errors.New("journal drop entry of the wrong size")
+		through, err := decodeJournalDrop(entry.payload)
+		if err != nil {
+			return err
 		}
-		through := binary.LittleEndian.Uint32(entry.payload)
 		if err := s.useLog(state, false); errors.Is(err, errNoLog) {
 			return nil
 		} else if err != nil {
@@ -900,10 +918,7 @@ func (s *Store) replay(entry journalEntry) error {
 		if err != nil {
 			return err
 		}
-		count := 0
-		for count < len(messages) && !seqAfter(messages[count].Seq, through) {
-			count++
-		}
+		count := messagesThrough(messages, through)
 		if count == 0 {
 			return nil
 		}
@@ -914,6 +929,65 @@ func (s *Store) replay(entry journalEntry) error {
 	default:
 		return fmt.Errorf("unknown journal entry kind %d", entry.kind)
 	}
+}
+
+// journalFirstAppends maps every session that the decoded journal files
+// (oldest first) hold appends of to the seq of the first message appended:
+// where the replay expects a log's torn end (damage.go).
+func journalFirstAppends(decoded [][]journalEntry) map[string]uint32 {
+	first := map[string]uint32{}
+	for _, entries := range decoded {
+		for _, entry := range entries {
+			if _, seen := first[entry.session]; !seen && entry.kind == journalAppend && len(entry.payload) >= frameHeaderBytes {
+				first[entry.session] = frameSeq(entry.payload, 0)
+			}
+		}
+	}
+	return first
+}
+
+// decodeJournalAppend returns the messages of an append entry's payload.
+func decodeJournalAppend(payload []byte) ([]store.Message, error) {
+	messages, validBytes, err := decodeLog(append([]byte(logHeader), payload...))
+	if err != nil || validBytes != len(logHeader)+len(payload) {
+		return nil, errors.New("journal append entry holds invalid frames")
+	}
+	return messages, nil
+}
+
+// decodeJournalDrop returns the seq of the last message a drop entry drops.
+func decodeJournalDrop(payload []byte) (uint32, error) {
+	if len(payload) != 4 {
+		return 0, errors.New("journal drop entry of the wrong size")
+	}
+	return binary.LittleEndian.Uint32(payload), nil
+}
+
+// journalAppendRest returns the messages of a replayed append that the
+// log at path, whose last message has seq last, does not hold yet; or,
+// if they do not continue it, why the session is damaged (messages
+// between them were lost).
+func journalAppendRest(path string, last uint32, messages []store.Message) (rest []store.Message, damage string) {
+	first := 0
+	for first < len(messages) && !seqAfter(messages[first].Seq, last) {
+		first++
+	}
+	rest = messages[first:]
+	if len(rest) > 0 && rest[0].Seq != last+1 {
+		return nil, fmt.Sprintf("%s ends at seq %d, and the journal continues it at seq %d: messages between are lost",
+			path, last, rest[0].Seq)
+	}
+	return rest, ""
+}
+
+// messagesThrough returns how many messages at the start of messages a
+// replayed drop of the messages up to seq through removes.
+func messagesThrough(messages []store.Message, through uint32) int {
+	count := 0
+	for count < len(messages) && !seqAfter(messages[count].Seq, through) {
+		count++
+	}
+	return count
 }
 
 // closeLogs closes every open message log. No call is in progress.

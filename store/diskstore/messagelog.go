@@ -129,26 +129,20 @@ func (s *Store) openLog(state *session) ([]byte, error) {
 		file.Close()
 		return nil, err
 	}
-	messages, validBytes, err := decodeLog(content)
-	if err != nil && (s.replaying != nil || !s.durable) && isHeaderPrefix(content) {
-		// What a power cut leaves of a log created after the last
-		// checkpoint (the journal holds its messages) or, without
-		// durability, of any new log.
-		content, messages, validBytes, err = []byte(logHeader), nil, len(logHeader), nil
+	verdict := judgeLog(state.logPath(), content, s.logRules(state.id))
+	if verdict.damage != "" {
+		file.Close()
+		return nil, s.quarantine(state, verdict.damage)
+	}
+	if verdict.emptied {
+		content = []byte(logHeader)
 		if err := rewriteHeader(file); err != nil {
 			file.Close()
 			return nil, fmt.Errorf("rewriting the header of %s: %w", state.logPath(), err)
 		}
 	}
-	if err != nil {
-		file.Close()
-		return nil, s.quarantine(state, fmt.Sprintf("%s: %v", state.logPath(), err))
-	}
+	messages, validBytes := verdict.messages, verdict.validBytes
 	if validBytes < len(content) {
-		if reason := s.logDamage(state, content, validBytes, messages); reason != "" {
-			file.Close()
-			return nil, s.quarantine(state, reason)
-		}
 		err := file.Truncate(int64(validBytes))
 		if err == nil && s.syncSessionFiles() {
 			err = file.Sync()
