@@ -53,6 +53,15 @@ type Store interface {
 	GetPointer(ctx context.Context, key string) ([]byte, error)
 }
 
+// Quarantiner is implemented by stores that can move a session's damaged
+// data out of the way (store/diskstore): Open uses it when the stored data
+// cannot be restored, and then starts the session on a new timeline.
+type Quarantiner interface {
+	// Quarantine returns an error matching store.ErrCorrupt that says
+	// where the data went, or another error if it could not move it.
+	Quarantine(ctx context.Context, sessionID, reason string) error
+}
+
 // Conns is the shell's transport: the connections of one session. The
 // host calls it only from Flush, after the batch's storage is durable.
 type Conns interface {
@@ -178,6 +187,18 @@ func Open(ctx context.Context, sessionID string, now int64, options Options) *Se
 		if s.failed == nil {
 			options.Observer.Opened(sessionID, s.core.Record(), len(messages), true)
 			return s
+		}
+		// What is stored cannot be restored (a damaged record, a gap in
+		// the messages): damage the store did not see.
+		if quarantiner, ok := options.Store.(Quarantiner); ok {
+			err := quarantiner.Quarantine(ctx, sessionID, "the reflector cannot restore it: "+s.failed.Error())
+			if errors.Is(err, store.ErrCorrupt) {
+				options.Observer.Quarantined(sessionID, err)
+				s.failed = nil
+				s.core = reflector.New(options.Config, sessionID, options.Timeline, now)
+				options.Observer.Opened(sessionID, s.core.Record(), 0, false)
+				return s
+			}
 		}
 	}
 	s.core = nil

@@ -244,3 +244,43 @@ func TestPointerURL(t *testing.T) {
 		}
 	}
 }
+
+// quarantiningStore is a recordingStore that moves sessions away when asked.
+type quarantiningStore struct {
+	*recordingStore
+	quarantined []string
+}
+
+func (s *quarantiningStore) Quarantine(ctx context.Context, id, reason string) error {
+	s.quarantined = append(s.quarantined, id)
+	if err := s.Store.DeleteSession(ctx, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("moved away (%s): %w", reason, store.ErrCorrupt)
+}
+
+// TestUnrestorableSessionIsQuarantined: stored data the core cannot
+// restore (here a record that is not JSON) is damage: a store that can
+// quarantine it does, and the session starts fresh on the new timeline
+// instead of failing every connection forever.
+func TestUnrestorableSessionIsQuarantined(t *testing.T) {
+	j := &journal{}
+	st := &quarantiningStore{recordingStore: &recordingStore{Store: memstore.New(), journal: j}}
+	if err := st.Store.Commit(context.Background(), "S", store.Batch{Record: []byte("not a record")}); err != nil {
+		t.Fatal(err)
+	}
+	h := host.Open(context.Background(), "S", 0, host.Options{Config: reflector.DefaultConfig(), Timeline: "T-new",
+		Store: st, Conns: recordingConns{j}, Observer: recordingObserver{j}})
+	if h.Failed() != nil || h.Core() == nil {
+		t.Fatalf("after an unrestorable record: failed %v; want a fresh session\n%s", h.Failed(), strings.Join(j.lines, "\n"))
+	}
+	h.Step(0, reflector.Connect{Conn: 1})
+	h.Step(0, reflector.Receive{Conn: 1, Frame: joinFrame(t, "")})
+	h.Flush(context.Background())
+	if timeline := h.Core().Record().Timeline; timeline != "T-new" {
+		t.Errorf("the session runs on timeline %q, want the new T-new", timeline)
+	}
+	if len(st.quarantined) != 1 || !strings.HasPrefix(strings.Join(j.lines, "\n"), "quarantined: moved away") {
+		t.Errorf("quarantined %v, journal\n%s\nwant the session quarantined and reported", st.quarantined, strings.Join(j.lines, "\n"))
+	}
+}

@@ -1,6 +1,7 @@
 package diskstore
 
 import (
+	"context"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -103,6 +104,28 @@ func (s *Store) Health() error {
 		return *err
 	}
 	return nil
+}
+
+// Quarantine moves a session whose stored data its user found damaged (the
+// reflector could not restore it: reason says why) to quarantine/, like
+// the damage the store finds itself, and returns the *CorruptError that
+// reports it (store.ErrCorrupt). Quarantining an unknown session succeeds
+// with store.ErrNotFound.
+func (s *Store) Quarantine(ctx context.Context, sessionID, reason string) error {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
+	state := s.acquire(sessionID)
+	defer s.release(state)
+	if !exists(state.directory) {
+		return store.ErrNotFound
+	}
+	return s.quarantine(state, reason)
 }
 
 // quarantine moves a damaged session's directory to quarantine/ and

@@ -289,3 +289,26 @@ func TestJournalRecoversFromStorageErrors(t *testing.T) {
 		t.Errorf("after recovering and a crash the log holds seqs %v, want 1, (2,) 3", seqs)
 	}
 }
+
+// TestQuarantineOnRequest: a session the reflector cannot restore is
+// moved away on request, with its record not yet written, and reported.
+func TestQuarantineOnRequest(t *testing.T) {
+	directory := t.TempDir()
+	s := openForTest(t, directory, Options{Durable: true})
+	defer mustClose(t, s)
+	mustCommit(t, s, "s", store.Batch{Append: testMessages(1), Record: []byte("bad")})
+	err := s.Quarantine(context.Background(), "s", "the record is not JSON")
+	var corrupt *CorruptError
+	if !errors.As(err, &corrupt) || !errors.Is(err, store.ErrCorrupt) || !strings.Contains(corrupt.Reason, "not JSON") {
+		t.Fatalf("Quarantine: %v, want a *CorruptError", err)
+	}
+	if record, err := os.ReadFile(filepath.Join(corrupt.Quarantine, recordFileName)); err != nil || string(record) != "bad" {
+		t.Errorf("the quarantined record is %q (%v), want the newest one", record, err)
+	}
+	if _, err := s.LoadSession(context.Background(), "s"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LoadSession after the quarantine: %v, want ErrNotFound", err)
+	}
+	if err := s.Quarantine(context.Background(), "never", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Quarantine of an unknown session: %v, want ErrNotFound", err)
+	}
+}

@@ -281,8 +281,10 @@ func (s *Store) open(directory string) error {
 		return fmt.Errorf("diskstore: %w", err)
 	}
 	// A journal left by a crash is replayed whether this run is durable or
-	// not; a durable run then keeps its own.
+	// not; a durable run then keeps its own. A spare journal file a crash
+	// left is not needed.
 	journalDirectory := filepath.Join(directory, journalDirectoryName)
+	os.Remove(filepath.Join(journalDirectory, spareJournalName))
 	s.journaled = s.durable && fileSystemSyncAvailable
 	if s.journaled {
 		if err := s.makeDirectories(directory, journalDirectoryName, true); err != nil {

@@ -364,6 +364,15 @@ func (j *journal) syncer() {
 		if err == nil {
 			err = j.writeAndSync(buffer)
 		}
+		if err != nil {
+			// Failing before the waiters hear of it: whoever they tell
+			// sees the failure (Health, the next commit).
+			j.mu.Lock()
+			if j.err == nil {
+				j.err = err
+			}
+			j.mu.Unlock()
+		}
 		for _, waiter := range waiters {
 			waiter(err)
 		}
@@ -372,9 +381,6 @@ func (j *journal) syncer() {
 			buffer = nil
 		}
 		j.mu.Lock()
-		if err != nil && j.err == nil {
-			j.err = err
-		}
 		j.spareBuffer, j.spareWait = buffer[:0], waiters[:0]
 		rotate := j.err == nil && !j.checkpointing &&
 			(j.size > journalCheckpointBytes || (!j.preallocated && j.spare != nil))

@@ -200,13 +200,13 @@ func (s *Store) useLog(state *session, create bool) error {
 	if !errors.Is(err, errNoLog) || !create {
 		return err
 	}
-	return s.writeLog(state, nil, 0)
+	return s.writeLog(state, nil, 0, s.syncSessionFiles())
 }
 
 // writeLog replaces the session's message log with one holding the header
 // and frames, which hold count messages, and opens it for appending. The
 // caller holds state.mu.
-func (s *Store) writeLog(state *session, frames []byte, count int) error {
+func (s *Store) writeLog(state *session, frames []byte, count int, sync bool) error {
 	// Close the old log first: some systems cannot rename over an open file.
 	if err := s.closeLog(state); err != nil {
 		return err
@@ -214,7 +214,7 @@ func (s *Store) writeLog(state *session, frames []byte, count int) error {
 	if err := s.makeSessionDirectory(state); err != nil {
 		return err
 	}
-	err := s.replaceFile(state.directory, logFileName, s.syncSessionFiles(), func(w io.Writer) error {
+	err := s.replaceFile(state.directory, logFileName, sync, func(w io.Writer) error {
 		if _, err := io.WriteString(w, logHeader); err != nil {
 			return err
 		}
@@ -274,5 +274,9 @@ func (s *Store) dropFromLog(state *session, count int) (uint32, error) {
 		return 0, err
 	}
 	lastDropped := frameSeq(content, frameOffset(content, count-1))
-	return lastDropped, s.writeLog(state, content[frameOffset(content, count):], state.log.count-count)
+	// Synced also with the journal: its drop entry holds only a seq, not
+	// the messages the new log keeps, so a power cut must find the new
+	// log whole or the old one (a rename of a synced file).
+	sync := s.durable && s.replaying == nil
+	return lastDropped, s.writeLog(state, content[frameOffset(content, count):], state.log.count-count, sync)
 }
