@@ -55,7 +55,11 @@ import (
 // it, the rest. Each session's appends must continue its log without a
 // gap; one that does not lost messages in the damage and is quarantined.
 // The damaged journal file is moved to quarantine/ instead of removed.
-// Open reports all of this in Recovery.
+// Open reports all of this in Recovery. One case stays invisible: if the
+// damaged entries held a session's last changes and nothing of that session
+// follows them, no gap shows; the session files still hold those changes
+// unless a power cut took them too, and then the session keeps its timeline
+// without its last messages. The journal damage is reported either way.
 
 // quarantineDirectoryName is where damaged sessions and journals go.
 const quarantineDirectoryName = "quarantine"
