@@ -178,33 +178,35 @@ type journalScan struct {
 
 // scanJournal is decodeJournal, with the counts that Inspect reports.
 func scanJournal(content []byte) (scan journalScan) {
-	// A prepared file ends in zeros: no entry starts there.
-	content = bytes.TrimRight(content, "\x00")
+	// A prepared file ends in zeros, and no entry starts in them (its
+	// length would be 0). The zeros are not cut off the content: the last
+	// entry's checksum may end in zero bytes.
+	starts := len(bytes.TrimRight(content, "\x00"))
 	offset := len(journalHeader)
 	if !bytes.HasPrefix(content, []byte(journalHeader)) {
-		if len(content) < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content) {
-			scan.tornBytes = len(content)
+		if starts < len(journalHeader) && bytes.HasPrefix([]byte(journalHeader), content[:starts]) {
+			scan.tornBytes = starts
 			return scan // created, header not (fully) written
 		}
 		scan.damage, offset = "the header is missing or wrong", 0
-		if !journalRoundAfter(content, 0) {
+		if !journalRoundAfter(content, 0, starts) {
 			return scan
 		}
-		offset = nextJournalCommitStart(content, 0)
+		offset = nextJournalCommitStart(content, 0, starts)
 	}
 	for {
 		decoded, commits, end, invalid := decodeJournalCommits(content, offset)
 		scan.entries = append(scan.entries, decoded...)
 		scan.commits += commits
-		if invalid >= len(content) || !journalRoundAfter(content, invalid+1) {
+		if invalid >= starts || !journalRoundAfter(content, invalid+1, starts) {
 			// The end, or a torn write of the last round.
-			scan.tornBytes = len(content) - end
+			scan.tornBytes = max(starts-end, 0)
 			return scan
 		}
 		if scan.damage == "" {
 			scan.damage = fmt.Sprintf("invalid entry at offset %d, synced entries after it", invalid)
 		}
-		offset = nextJournalCommitStart(content, invalid+1)
+		offset = nextJournalCommitStart(content, invalid+1, starts)
 	}
 }
 
@@ -253,21 +255,23 @@ func decodeJournalEntry(rest []byte) (entry journalEntry, length int, ok bool) {
 }
 
 // journalRoundAfter reports whether a valid entry that ends a synced
-// round starts at or after from.
-func journalRoundAfter(content []byte, from int) bool {
-	return nextJournalEntry(content, from, journalRoundEnd) < len(content)
+// round starts at or after from (and before starts: see scanJournal).
+func journalRoundAfter(content []byte, from, starts int) bool {
+	return nextJournalEntry(content, from, starts, journalRoundEnd) < len(content)
 }
 
 // nextJournalCommitStart returns the offset of the first valid entry that
-// starts a commit at or after from (len(content) if there is none).
-func nextJournalCommitStart(content []byte, from int) int {
-	return nextJournalEntry(content, from, journalCommitStart)
+// starts a commit at or after from and before starts (len(content) if
+// there is none).
+func nextJournalCommitStart(content []byte, from, starts int) int {
+	return nextJournalEntry(content, from, starts, journalCommitStart)
 }
 
 // nextJournalEntry returns the offset of the first valid entry at or
-// after from whose kind has flag (len(content) if there is none).
-func nextJournalEntry(content []byte, from int, flag byte) int {
-	for offset := from; offset+4+3+4 <= len(content); offset++ {
+// after from and before starts whose kind has flag (len(content) if there
+// is none).
+func nextJournalEntry(content []byte, from, starts int, flag byte) int {
+	for offset := from; offset < starts && offset+4+3+4 <= len(content); offset++ {
 		if entry, _, ok := decodeJournalEntry(content[offset:]); ok && entry.kind&flag != 0 {
 			return offset
 		}
