@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/metronome-sync/metronome/auth"
 	"github.com/metronome-sync/metronome/reflector"
 	"github.com/metronome-sync/metronome/store"
 )
@@ -35,6 +36,20 @@ type Config struct {
 	// Node.js clients) is always accepted. Empty, or just AnyOrigin: every
 	// origin, with "Access-Control-Allow-Origin: *".
 	AllowedOrigins []string
+
+	// Auth decides who may use the server (auth.go, docs/operations.md
+	// "Access control"). AuthNone, the zero value, lets everyone in and is
+	// allowed only on a loopback Addr unless InsecureNoAuth is set.
+	// AuthToken requires a token that AuthVerifier accepts, in the path
+	// prefix /k/<token>/, for every WebSocket and every file transfer.
+	Auth AuthMode
+	// AuthVerifier checks the tokens of AuthToken mode (auth.ParseKeys
+	// reads a keys file); required with AuthToken, refused with AuthNone.
+	AuthVerifier *auth.Verifier
+	// InsecureNoAuth accepts AuthNone on an address that is not loopback:
+	// everyone who can reach the address may join any session and write
+	// files. For a network that is trusted entirely.
+	InsecureNoAuth bool
 
 	// Store keeps sessions, pointers and files: store/diskstore on a data
 	// directory (what metronome serve opens) or store/memstore. The caller
@@ -160,5 +175,5 @@ func (c *Config) Validate() error {
 	if c.ConnectionsMax < 1 {
 		return fmt.Errorf("server config: ConnectionsMax must be positive, got %d", c.ConnectionsMax)
 	}
-	return nil
+	return c.validateAuth()
 }

@@ -38,6 +38,9 @@ type conn struct {
 	// connection has no file descriptor (net.Pipe in tests).
 	rawConn syscall.RawConn
 	remote  string
+	// token is the connection's token in AuthToken mode, nil otherwise:
+	// every JOIN is authorized with it (auth.go). Set before reading starts.
+	token *pathToken
 	// onFinished runs once when the connection is closed (server accounting).
 	onFinished func()
 

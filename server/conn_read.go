@@ -55,6 +55,10 @@ func (c *conn) readLoop() {
 		case ws.OpText:
 			c.server.metrics.framesIn.Add(1)
 			frame, decodeErr := protocol.DecodeClientFrame(payload)
+			if c.token != nil && decodeErr == nil && frame.Action == protocol.ActionJoin && c.refuseJoin(frame) {
+				c.readerExit()
+				return
+			}
 			c.session.deliver(receiveEvent(c.id, frame, decodeErr))
 		case ws.OpBinary:
 			c.session.deliver(receiveEvent(c.id, protocol.ClientFrame{}, &protocol.Error{Code: protocol.CloseMalformed,

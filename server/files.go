@@ -19,8 +19,9 @@ import (
 // once (files_writeonce.go); CORS follows Config.AllowedOrigins
 // (files_origins.go). Uploads are other people's bytes: they are only ever
 // served as application/octet-stream, never as a page a browser would
-// render or run (setFileSafetyHeaders).
-func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
+// render or run (setFileSafetyHeaders). With AuthToken a PUT, GET or HEAD
+// needs a token with the right (auth.go).
+func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, token pathToken) {
 	header := w.Header()
 	setFileSafetyHeaders(header)
 	origin := r.Header.Get("Origin")
@@ -36,6 +37,9 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodOptions {
 		header.Set("Access-Control-Max-Age", "1728000")
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if s.config.Auth == AuthToken && !s.authorizeFile(w, r, token, path) {
 		return
 	}
 	if err := store.ValidatePath(path); err != nil {

@@ -33,6 +33,10 @@ type metrics struct {
 	upgradesRefusedStorage atomic.Uint64
 	filesPut               atomic.Uint64
 	filesGot               atomic.Uint64
+	// Requests refused for their token (auth.go), by kind.
+	authRefusedUpgrades atomic.Uint64
+	authRefusedJoins    atomic.Uint64
+	authRefusedFiles    atomic.Uint64
 
 	closesMu sync.Mutex
 	closes   map[int]uint64
@@ -136,6 +140,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_sessions_quarantined_total", "Sessions whose stored data was damaged: quarantined, restarted on a new timeline.", m.sessionsQuarantined.Load())
 	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
 	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())
+	fmt.Fprintf(w, "# HELP metronome_auth_refused_total Requests refused for their token (--auth token), by what was refused.\n# TYPE metronome_auth_refused_total counter\n")
+	fmt.Fprintf(w, "metronome_auth_refused_total{what=\"upgrade\"} %d\nmetronome_auth_refused_total{what=\"join\"} %d\nmetronome_auth_refused_total{what=\"files\"} %d\n",
+		m.authRefusedUpgrades.Load(), m.authRefusedJoins.Load(), m.authRefusedFiles.Load())
 	if s.overload != nil {
 		gauge("metronome_coalesce_hold_microseconds", "How long sessions hold frames to batch writes; above 0 only while the server is overloaded.", int64(s.overload.coalesceDelay()/time.Microsecond))
 		counter("metronome_overload_episodes_total", "Times the server became overloaded and started holding frames.", s.overload.entered.Load())

@@ -2,7 +2,9 @@
 // connections, drives one reflector state machine per session, executes
 // the machine's effects (storage before sending), serves the file store
 // under /files/ and a web root at /, and exposes /healthz and /metrics.
-// It makes no protocol decisions: those are all in package reflector.
+// With AuthToken it lets in only requests whose /k/<token>/ path prefix
+// carries a token that allows them (auth.go). It makes no protocol
+// decisions: those are all in package reflector.
 package server
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/metronome-sync/metronome/auth"
 	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
@@ -60,6 +63,9 @@ type Server struct {
 	origins originPolicy
 	// fileLocks lets the uploads of one write-once file take turns.
 	fileLocks fileLocks
+	// verifier checks tokens with AuthToken (Config.AuthVerifier, replaced
+	// by SetAuthVerifier); nil with AuthNone.
+	verifier atomic.Pointer[auth.Verifier]
 }
 
 // New creates a server: it validates the config and opens the store. Call
@@ -72,6 +78,8 @@ func New(config Config) (*Server, error) {
 	logger := config.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	} else {
+		logger = slog.New(redactingHandler{inner: logger.Handler()}) // auth_redact.go
 	}
 	server := &Server{
 		config:            config,
@@ -84,6 +92,9 @@ func New(config Config) (*Server, error) {
 	}
 	server.store = config.Store
 	server.origins = newOriginPolicy(config.AllowedOrigins)
+	if config.Auth == AuthToken {
+		server.verifier.Store(config.AuthVerifier)
+	}
 	web, err := newWebHandler(config.WebRoot)
 	if err != nil {
 		return nil, err
@@ -209,21 +220,22 @@ func waitGroup(ctx context.Context, group *sync.WaitGroup) error {
 
 // ServeHTTP routes requests: WebSocket upgrades on any path go to the
 // reflector (the session id is the last path segment, docs/protocol.md §3.1).
+// A /k/<token>/ prefix is removed first, its token kept for the checks of
+// AuthToken mode (auth.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Server", "metronome")
+	r, token := withoutToken(r)
 	if isWebSocketUpgrade(r) {
-		s.serveWebSocket(w, r)
+		s.serveWebSocket(w, r, token)
 		return
 	}
 	switch {
 	case r.URL.Path == "/healthz":
 		s.serveHealth(w)
-	case r.URL.Path == "/metrics":
-		s.serveMetrics(w)
-	case r.URL.Path == "/sessions":
-		s.serveSessions(w)
+	case r.URL.Path == "/metrics", r.URL.Path == "/sessions":
+		s.serveOperatorEndpoint(w, r)
 	case r.URL.Path == "/files" || strings.HasPrefix(r.URL.Path, "/files/"):
-		s.serveFiles(w, r)
+		s.serveFiles(w, r, token)
 	default:
 		s.web.ServeHTTP(w, r)
 	}
@@ -238,7 +250,7 @@ func sessionIDFromPath(path string) string {
 	return path[strings.LastIndexByte(path, '/')+1:]
 }
 
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pathToken) {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
@@ -261,22 +273,40 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("too many connections (ConnectionsMax=%d)", s.config.ConnectionsMax), http.StatusServiceUnavailable)
 		return
 	}
+	var claims auth.Claims
+	refusal := ""
+	if s.config.Auth == AuthToken {
+		claims, refusal = s.authorizeUpgrade(r, token)
+	}
 	upgrader := ws.HTTPUpgrader{Timeout: 10 * time.Second}
 	netConn, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
 		s.logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	if !s.countConnection() {
+		netConn.Close() // shutting down: the client reconnects later
+		return
+	}
 	id := reflector.ConnID(s.nextConn.Add(1))
 	c := newConn(s, id, netConn, rw, s.remoteAddr(r))
 	s.metrics.connections.Add(1)
 	s.metrics.connectionsTotal.Add(1)
-	s.connections.Add(1)
 	c.onFinished = func() {
 		s.metrics.connections.Add(-1)
 		s.connections.Done()
 	}
 
+	if refusal != "" {
+		// Accepted and closed at once: a close code from 4100 on stops the
+		// client, an HTTP error would have it reconnect in a loop.
+		c.close(closeNotAuthorized, refusal)
+		go discardUntilClosed(c)
+		return
+	}
+	if s.config.Auth == AuthToken {
+		c.token = &token // its JOINs are checked again, with their appId
+	}
 	sessionID := sessionIDFromPath(r.URL.Path)
 	if err := validateSessionID(sessionID); err != nil {
 		c.close(protocol.CloseOutdatedProtocol, "outdated protocol: "+err.Error())
@@ -289,9 +319,25 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		go discardUntilClosed(c)
 		return
 	}
-	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote)
+	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote, "sub", claims.Subject)
 	actor.deliver(actorEvent{event: reflector.Connect{Conn: id}, conn: c})
 	c.startReading(actor)
+}
+
+// countConnection adds an upgraded connection to those Shutdown waits
+// for, unless the server is shutting down (false). It takes s.mu, as
+// Shutdown does to set closing before it waits: a connection is either
+// counted before the wait begins or not at all (a connection refused
+// before it reaches route would otherwise be counted concurrently with
+// the wait, which sync.WaitGroup forbids).
+func (s *Server) countConnection() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.connections.Add(1)
+	return true
 }
 
 func validateSessionID(id string) error {

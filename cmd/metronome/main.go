@@ -17,6 +17,8 @@ Usage:
   metronome sim [flags]      run the system under faults in a seeded, deterministic simulation
   metronome check [flags]    check a data directory (server stopped): intact, torn or damaged
   metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
+  metronome token keygen     create a signing key for access tokens (metronome token --help)
+  metronome token mint       mint an access token for clients of a server run with --auth token
   metronome version          print the version, source revision and Go version
   metronome help [command]   show help
 
@@ -41,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return vetCommand(args[1:], stdout, stderr)
 	case "sim":
 		return simCommand(args[1:], stdout, stderr)
+	case "token":
+		return tokenCommand(args[1:], stdout, stderr)
 	case "check":
 		return checkCommand(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -58,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if len(args) > 1 && args[1] == "bench" {
 			return benchCommand([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "token" {
+			return tokenCommand([]string{"--help"}, stdout, stderr)
 		}
 		if len(args) > 1 && args[1] == "check" {
 			return checkCommand([]string{"--help"}, stdout, stderr)

@@ -30,6 +30,12 @@ id, e.g. ws://HOST/reflector/<sessionId>), the file server (PUT/GET /files/...),
 a web root at / (an embedded demo unless --web-root is given), /healthz and
 /metrics. Croquet apps connect with Session.join({box: "http://HOST:PORT/", ...}).
 
+Access control: on the default address (127.0.0.1:8888, loopback) everyone
+may connect. On any other address serve refuses to start unless clients need a
+token: --auth token --auth-keys FILE. A client then carries its token in the
+box URL, box: "https://HOST/k/<token>/"; "metronome token --help" shows how to
+create keys and mint tokens (docs/operations.md, "Access control").
+
 Sessions are kept in --data-dir across restarts: clients that reconnect after
 a restart continue with the same timeline, time and sequence numbers.
 
@@ -55,7 +61,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
 	trustedProxies := flags.String("trusted-proxies", env("METRONOME_TRUSTED_PROXIES", ""), "comma-separated addresses or prefixes of reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For is believed for the client address in logs; empty: the header is ignored [METRONOME_TRUSTED_PROXIES]")
 	allowedOrigins := flags.String("allowed-origins", env("METRONOME_ALLOWED_ORIGINS", server.AnyOrigin), `web pages that may use the server from a browser: * (any), or comma-separated origins such as https://app.example.com,http://localhost:5173; WebSocket upgrades and uploads with another Origin header get 403, and /files/ sends CORS headers to these only; clients that send no Origin (native, Node.js) are not affected. Set it on a server others can reach, including the server's own origin if it serves the app (--web-root, the demo) [METRONOME_ALLOWED_ORIGINS]`)
-	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly [METRONOME_DEBUG_ADDR]")
+	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/), /metrics and /sessions on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly. With --auth token the public address does not serve /metrics and /sessions [METRONOME_DEBUG_ADDR]")
+	var access authFlags
+	flags.StringVar(&access.mode, "auth", env("METRONOME_AUTH", ""), `who may connect: "token" (a token in the URL path /k/<token>/, checked against --auth-keys) or "none" (everyone); default none on a loopback --addr, required on any other [METRONOME_AUTH]`)
+	flags.StringVar(&access.keysFile, "auth-keys", env("METRONOME_AUTH_KEYS", ""), `keys file of --auth token: lines "<kid> ed25519 <public key>" and "static <secret> apps=... rights=..."; reloaded on SIGHUP [METRONOME_AUTH_KEYS]`)
+	flags.BoolVar(&access.insecure, "insecure-no-auth", envBool("METRONOME_INSECURE_NO_AUTH", false), "allow --auth none on an address that is not loopback: anyone who can reach it may join any session and write files [METRONOME_INSECURE_NO_AUTH]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
 	}
@@ -79,6 +89,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve: --allowed-origins:", err)
 		return 2
 	}
+	authMode, verifier, err := authSettings(*addr, access, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
 	st, err := openStore(*dataDir, *durable, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
@@ -97,6 +112,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Store:                 st,
 		TrustedProxies:        proxies,
 		AllowedOrigins:        origins,
+		Auth:                  authMode,
+		AuthVerifier:          verifier,
+		InsecureNoAuth:        access.insecure,
 		WebRoot:               *webRoot,
 		Logger:                logger,
 		FileBytesMax:          *fileBytesMax,
@@ -114,25 +132,40 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 1
 	}
+	logAccessControl(logger, config, access.keysFile)
 	if *debugAddr != "" {
-		if err := serveProfiler(*debugAddr, logger); err != nil {
+		if err := serveProfiler(*debugAddr, srv.OperatorHandler(), logger); err != nil {
 			fmt.Fprintln(stderr, "metronome serve: --debug-addr:", err)
 			return 1
 		}
 	}
 	logger.Info("metronome serving", "addr", srv.Addr(), "data_dir", *dataDir, "durable", *durable, "web_root", *webRoot)
-	fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
+	if authMode == server.AuthToken {
+		fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; clients need a token: box http://%s/k/<token>/)\n", srv.Addr(), srv.Addr())
+	} else {
+		fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
+	}
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	if authMode == server.AuthToken {
+		signal.Notify(signals, syscall.SIGHUP)
+	}
 	received := <-signals
+	for received == syscall.SIGHUP {
+		reloadKeys(logger, srv, access.keysFile)
+		received = <-signals
+	}
 	logger.Info("shutting down: persisting sessions and asking clients to reconnect", "signal", received.String())
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultShutdownTimeout)
 	defer cancel()
 	go func() {
-		<-signals
-		logger.Warn("second signal: exiting now")
-		os.Exit(1)
+		for received := range signals {
+			if received != syscall.SIGHUP { // a reload request is no reason to stop
+				logger.Warn("second signal: exiting now")
+				os.Exit(1)
+			}
+		}
 	}()
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Error("shutdown incomplete", "err", err)
@@ -301,9 +334,10 @@ func envInt(name string, fallback int64) int64 {
 	return fallback
 }
 
-// serveProfiler serves net/http/pprof on its own listener, so profiling
-// never shares the public address.
-func serveProfiler(addr string, logger *slog.Logger) error {
+// serveProfiler serves net/http/pprof, and the operator's endpoints
+// (/metrics, /sessions), on its own listener, so that they never share the
+// public address.
+func serveProfiler(addr string, operator http.Handler, logger *slog.Logger) error {
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -314,6 +348,8 @@ func serveProfiler(addr string, logger *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", operator)
+	mux.Handle("/sessions", operator)
 	logger.Info("profiler listening", "addr", listener.Addr().String())
 	go http.Serve(listener, mux)
 	return nil
