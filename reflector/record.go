@@ -63,6 +63,12 @@ func DecodeRecord(data []byte) (Record, error) {
 	if record.Timeline == "" {
 		return Record{}, fmt.Errorf("reflector: stored record has no timeline")
 	}
+	if record.SnapshotTime >= 0 && record.SnapshotURL == "" {
+		// A snapshot is only ever recorded with its URL: a damaged record
+		// (a renamed key reads as 0) must not pass for one whose snapshot
+		// covers the messages before it.
+		return Record{}, fmt.Errorf("reflector: stored record has a snapshot at time %d without a URL", record.SnapshotTime)
+	}
 	if record.Scale <= 0 {
 		record.Scale = 1
 	}

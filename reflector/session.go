@@ -141,6 +141,9 @@ func Restore(config Config, sessionID string, now int64, recordData []byte, mess
 			}
 		}
 	}
+	if err := checkStoredSeqs(record, messages[session.restoreDrop:]); err != nil {
+		return nil, fmt.Errorf("reflector: session %s: %w", sessionID, err)
+	}
 	for i := session.restoreDrop; i < len(messages); i++ {
 		session.buffer.add(messages[i].Seq, times[i], messages[i].Data)
 	}
@@ -158,6 +161,32 @@ func Restore(config Config, sessionID string, now int64, recordData []byte, mess
 	session.scaledStart = float64(now) - float64(resumeTime)/session.record.Scale
 	session.tickAt = now + session.tickIntervalMs()
 	return session, nil
+}
+
+// checkStoredSeqs checks that the stored messages after the snapshot (or
+// the session's start) are all there: they must start right after it, and
+// the record must not know of a seq beyond the last of them. Otherwise
+// messages that clients may have seen are gone, and continuing on this
+// timeline would stamp their seqs again with other contents: the caller
+// must treat the stored session as damaged.
+func checkStoredSeqs(record Record, buffered []StoredMessage) error {
+	start := protocol.SeqInitial // the seq before the first buffered message
+	if record.SnapshotTime >= 0 {
+		start = record.SnapshotSeq
+	}
+	if len(buffered) == 0 {
+		if record.Seq != start {
+			return fmt.Errorf("the record is at seq %d, but no message after seq %d is stored: messages are lost", record.Seq, start)
+		}
+		return nil
+	}
+	if first := buffered[0].Seq; first != start+1 {
+		return fmt.Errorf("the stored messages start at seq %d, not right after seq %d: messages are lost", first, start)
+	}
+	if last := buffered[len(buffered)-1].Seq; int32(record.Seq-last) > 0 {
+		return fmt.Errorf("the record is at seq %d, but the stored messages end at seq %d: messages are lost", record.Seq, last)
+	}
+	return nil
 }
 
 // messageTime reads the time (element 0) of an encoded message array.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"math/big"
 	"runtime"
 	"sync"
@@ -452,6 +453,15 @@ func (t timedStore) Commit(ctx context.Context, sessionID string, batch store.Ba
 	err := t.Store.Commit(ctx, sessionID, batch)
 	t.commit.observe(float64(time.Since(started).Microseconds()) / 1000)
 	return err
+}
+
+// Quarantine forwards to the store when it can quarantine damaged sessions
+// (host.Quarantiner); otherwise the session fails as before.
+func (t timedStore) Quarantine(ctx context.Context, sessionID, reason string) error {
+	if quarantiner, ok := t.Store.(host.Quarantiner); ok {
+		return quarantiner.Quarantine(ctx, sessionID, reason)
+	}
+	return errors.New("this store cannot quarantine damaged sessions")
 }
 
 // timedPipelinedStore is a timedStore of a store whose commits are

@@ -60,7 +60,9 @@ func checkDataDir(t *testing.T, durable bool) string {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"a", "b"} {
-		record, err := json.Marshal(reflector.Record{ID: id, Timeline: "timeline-" + id, Scale: 1, SnapshotTime: -1})
+		// A snapshot at seq 0 and the messages after it: a record the
+		// reflector restores.
+		record, err := json.Marshal(reflector.Record{ID: id, Timeline: "timeline-" + id, Scale: 1, SnapshotTime: 0, SnapshotSeq: 0, SnapshotURL: "snapshots/" + id, Seq: 3})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,8 @@
 package diskstore
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,9 +28,14 @@ import (
 //     cannot write data after data that never reached the disk within one
 //     synced file), except during the journal's replay for the part of a
 //     log the journal holds again (see below).
-//   - With the journal, every message log that the journal does not cover
-//     was synced by a checkpoint: after Open's replay, any invalid byte in
-//     a log is damage. During the replay, a log's torn end is expected
+//   - With the journal, after a clean Close every message log was synced:
+//     any invalid byte in a log is damage. After a crash, a log may end in
+//     commits that were written but never made durable nor acknowledged (a
+//     power cut can keep a log's new size without its data): an invalid
+//     end with no valid frame after it is a torn write, cut off. What is
+//     lost that clients had seen shows as a gap between the record and the
+//     log, which the reflector refuses to restore (the session is then
+//     quarantined too: host.Quarantiner). During the replay, a log's torn end is expected
 //     only where the journal holds the same messages again: the log's
 //     valid part must reach the journal's first message of the session.
 //     An empty log, or one with a partial header, is what a power cut
@@ -184,12 +189,18 @@ type logRules struct {
 	// appends of the session, the first of them starting at seq first.
 	replaying, covered bool
 	first              uint32
+	// crashed: Open found a journal, so the last run did not close the
+	// store: any log may end in commits that were written, never made
+	// durable and never acknowledged (a power cut keeps a log's new size
+	// without its data, which reads as zeros). Their remains are a torn
+	// write, not damage, also in a log the journal does not cover.
+	crashed bool
 }
 
 // logRules returns the rules for opening the session's log now.
 func (s *Store) logRules(sessionID string) logRules {
 	first, covered := s.replaying[sessionID]
-	return logRules{durable: s.durable, journaled: s.journaled, replaying: s.replaying != nil, covered: covered, first: first}
+	return logRules{durable: s.durable, journaled: s.journaled, replaying: s.replaying != nil, covered: covered, first: first, crashed: s.crashed}
 }
 
 // logVerdict is what opening a log decides about its content.
@@ -212,7 +223,7 @@ type logVerdict struct {
 // decide with it.
 func judgeLog(path string, content []byte, rules logRules) logVerdict {
 	messages, validBytes, err := decodeLog(content)
-	if err != nil && (rules.replaying || !rules.durable) && isHeaderPrefix(content) {
+	if err != nil && (rules.replaying || rules.crashed || !rules.durable) && isHeaderPrefix(content) {
 		// What a power cut leaves of a log created after the last
 		// checkpoint (the journal holds its messages) or, without
 		// durability, of any new log.
@@ -243,7 +254,7 @@ func logDamage(path string, content []byte, validBytes int, messages []store.Mes
 	if validFrameAfter(content, validBytes) {
 		return fmt.Sprintf("%s: invalid frame at offset %d with valid frames after it", path, validBytes)
 	}
-	if rules.journaled && !rules.replaying {
+	if rules.journaled && !rules.replaying && !rules.crashed {
 		return fmt.Sprintf("%s: %d invalid bytes at offset %d after the last complete commit of a synced log",
 			path, len(content)-validBytes, validBytes)
 	}

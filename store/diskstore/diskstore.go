@@ -196,6 +196,8 @@ type Store struct {
 	// of to the seq of the first.
 	recovery  Recovery
 	replaying map[string]uint32
+	// crashed: Open found a journal (the last run did not Close).
+	crashed bool
 	// writeFailure is the error of the last commit if it failed writing
 	// the session files; nil once a commit succeeds (Health).
 	writeFailure       atomic.Pointer[error]

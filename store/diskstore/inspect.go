@@ -287,6 +287,7 @@ func (i *inspection) readJournals() error {
 		return fmt.Errorf("diskstore: reading the journal: %w", err)
 	}
 	i.replay = len(generations) > 0
+	i.rules.crashed = i.replay // as Open: a journal means the last run did not close
 	i.entries = map[string][]replayEntry{}
 	decoded := make([][]journalEntry, len(generations))
 	index := 0

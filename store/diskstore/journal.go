@@ -801,6 +801,7 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 	if len(generations) == 0 {
 		return 1, nil
 	}
+	s.crashed = true
 	decoded := make([][]journalEntry, len(generations))
 	damaged := make([]bool, len(generations))
 	defer func() { s.replaying = nil }()
