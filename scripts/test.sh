@@ -19,6 +19,7 @@ fi
 
 step "go test -race ./..."
 go test -race -count=1 ./...
+step "fault injection: the real server on ext4 loop images (root; skipped otherwise)"; go test -count=1 ./tests/faults/
 
 step "simulator: 500 seeds under every fault, and the self-test that it finds known bugs"
 go run ./cmd/metronome sim --seeds 500
