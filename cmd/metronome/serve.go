@@ -64,6 +64,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/), /metrics and /sessions on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly. With --auth token the public address does not serve /metrics and /sessions [METRONOME_DEBUG_ADDR]")
 	var access authFlags
 	flags.StringVar(&access.mode, "auth", env("METRONOME_AUTH", ""), `who may connect: "token" (a token in the URL path /k/<token>/, checked against --auth-keys) or "none" (everyone); default none on a loopback --addr, required on any other [METRONOME_AUTH]`)
+	flags.StringVar(&access.secretFile, "auth-secret-file", env("METRONOME_AUTH_SECRET_FILE", ""), `signing key of --auth token (PEM, from metronome token keygen): tokens it signs are accepted; the same file mints them: metronome token --auth-secret-file FILE --app APPID [METRONOME_AUTH_SECRET_FILE]`)
 	flags.StringVar(&access.keysFile, "auth-keys", env("METRONOME_AUTH_KEYS", ""), `keys file of --auth token: lines "<kid> ed25519 <public key>" and "static <secret> apps=... rights=..."; reloaded on SIGHUP [METRONOME_AUTH_KEYS]`)
 	flags.BoolVar(&access.insecure, "insecure-no-auth", envBool("METRONOME_INSECURE_NO_AUTH", false), "allow --auth none on an address that is not loopback: anyone who can reach it may join any session and write files [METRONOME_INSECURE_NO_AUTH]")
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
@@ -153,7 +154,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	received := <-signals
 	for received == syscall.SIGHUP {
-		reloadKeys(logger, srv, access.keysFile)
+		reloadKeys(logger, srv, access)
 		received = <-signals
 	}
 	logger.Info("shutting down: persisting sessions and asking clients to reconnect", "signal", received.String())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,10 @@ type authFlags struct {
 	// mode is --auth: "none", "token", or "" (not given: none on a
 	// loopback address, refused elsewhere).
 	mode string
-	// keysFile is --auth-keys.
-	keysFile string
+	// keysFile is --auth-keys; secretFile is --auth-secret-file, a
+	// private key whose tokens are accepted (the simplest setup: the same
+	// file mints them with metronome token --auth-secret-file).
+	keysFile, secretFile string
 	// insecure is --insecure-no-auth.
 	insecure bool
 }
@@ -49,8 +52,8 @@ func authSettings(addr string, flags authFlags, warnings io.Writer) (server.Auth
 	}
 	if mode == server.AuthNone {
 		switch {
-		case flags.keysFile != "":
-			return 0, nil, errors.New("--auth-keys is only read with --auth token; with --auth none nothing is checked")
+		case flags.keysFile != "" || flags.secretFile != "":
+			return 0, nil, errors.New("--auth-keys and --auth-secret-file are only read with --auth token; with --auth none nothing is checked")
 		case !server.IsLoopbackAddr(addr) && !flags.insecure:
 			return 0, nil, errAuthRequired(addr)
 		}
@@ -59,14 +62,49 @@ func authSettings(addr string, flags authFlags, warnings io.Writer) (server.Auth
 	if flags.insecure {
 		return 0, nil, errors.New("--insecure-no-auth goes with --auth none only")
 	}
-	if flags.keysFile == "" {
-		return 0, nil, errors.New("--auth token needs --auth-keys FILE: the public keys and static tokens to accept (docs/operations.md, \"Access control\")")
+	if flags.keysFile == "" && flags.secretFile == "" {
+		return 0, nil, errors.New("--auth token needs --auth-secret-file FILE (a signing key from metronome token keygen) or --auth-keys FILE (the public keys and static tokens to accept) (docs/operations.md, \"Access control\")")
 	}
-	verifier, err := loadKeys(flags.keysFile, warnings)
+	verifier, err := loadVerifier(flags, warnings)
 	if err != nil {
 		return 0, nil, err
 	}
 	return mode, verifier, nil
+}
+
+// loadVerifier reads the keys file and the signing key of --auth-secret-file
+// (whose public key is accepted under its default key id).
+func loadVerifier(flags authFlags, warnings io.Writer) (*auth.Verifier, error) {
+	var lines []byte
+	if flags.keysFile != "" {
+		data, err := readKeysFile(flags.keysFile, warnings)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(data, '\n')
+	}
+	if flags.secretFile != "" {
+		private, err := readPrivateKey(flags.secretFile, warnings)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-secret-file: %w", err)
+		}
+		public := private.Public().(ed25519.PublicKey)
+		lines = append(lines, auth.KeyLine(auth.DefaultKeyID(public), public)+"\n"...)
+	}
+	verifier, err := auth.ParseKeys(lines)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-keys %s: %w", flags.keysFile, err)
+	}
+	return verifier, nil
+}
+
+// readKeysFile reads the keys file, bounded, warning when a file with
+// static tokens is readable by others.
+func readKeysFile(path string, warnings io.Writer) ([]byte, error) {
+	if _, err := loadKeys(path, warnings); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
 }
 
 // loadKeys reads and parses the keys file, warning (to warnings) when a
@@ -108,9 +146,10 @@ func logAccessControl(logger *slog.Logger, config server.Config, keysFile string
 
 // reloadKeys re-reads the keys file on SIGHUP: a new key is accepted, a
 // removed one refused, from then on; a broken file keeps the old keys.
-func reloadKeys(logger *slog.Logger, srv *server.Server, keysFile string) {
+func reloadKeys(logger *slog.Logger, srv *server.Server, access authFlags) {
+	keysFile := access.keysFile
 	var warnings warningLog
-	verifier, err := loadKeys(keysFile, &warnings)
+	verifier, err := loadVerifier(access, &warnings)
 	if err == nil {
 		err = srv.SetAuthVerifier(verifier)
 	}

@@ -19,6 +19,13 @@ import (
 const tokenUsage = `Usage:
   metronome token keygen --out FILE [--kid ID]
   metronome token mint --key FILE --app APP [--rights join,upload,read] [--ttl 24h] [flags]
+  metronome token --auth-secret-file FILE --app APP [--ttl 24h]    (the same as mint)
+
+The simplest setup is one signing key for both the server and the tokens:
+
+  metronome token keygen --out secret.pem
+  metronome serve --addr 0.0.0.0:8888 --auth token --auth-secret-file secret.pem
+  metronome token --auth-secret-file secret.pem --app com.example.chat --ttl 12h
 
 Access tokens for a server started with --auth token (docs/operations.md,
 "Access control"). A Croquet or Multisynq app carries its token in the box
@@ -78,6 +85,10 @@ func tokenCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, tokenUsage)
 		return 2
+	}
+	if strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
+		// metronome token --auth-secret-file FILE --app APPID: mint.
+		return tokenMint(args, stdout, stderr, time.Now())
 	}
 	switch args[0] {
 	case "keygen":
@@ -167,6 +178,7 @@ func tokenMint(args []string, stdout, stderr io.Writer, now time.Time) int {
 	flags := flag.NewFlagSet("token mint", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	keyFile := flags.String("key", "", "private key file from metronome token keygen, or any PEM PKCS #8 Ed25519 key (required)")
+	flags.StringVar(keyFile, "auth-secret-file", "", "the same as --key (the serve flag's name)")
 	kid := flags.String("kid", "", "key id of the key, as in the keys file (default: derived from the key, as keygen does)")
 	var apps listFlag
 	flags.Var(&apps, "app", `app the token is for: an appId, "com.example.*" for every app under a prefix, or "*" for any; repeat or separate with commas (required)`)

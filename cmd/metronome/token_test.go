@@ -68,9 +68,11 @@ func TestServeAuthFlags(t *testing.T) {
 		{"0.0.0.0:8888", authFlags{insecure: true}, server.AuthNone, ""},
 		{"0.0.0.0:8888", authFlags{mode: "token", keysFile: keysFile}, server.AuthToken, ""},
 		{"127.0.0.1:8888", authFlags{mode: "token", keysFile: keysFile}, server.AuthToken, ""},
-		{"0.0.0.0:8888", authFlags{mode: "token"}, 0, "--auth token needs --auth-keys FILE"},
+		{"0.0.0.0:8888", authFlags{mode: "token"}, 0, "--auth token needs --auth-secret-file FILE"},
+		{"0.0.0.0:8888", authFlags{mode: "token", secretFile: filepath.Join(dir, "signing.pem")}, server.AuthToken, ""},
+		{"0.0.0.0:8888", authFlags{mode: "token", secretFile: filepath.Join(dir, "signing.pem"), keysFile: keysFile}, server.AuthToken, ""},
 		{"0.0.0.0:8888", authFlags{mode: "token", keysFile: keysFile, insecure: true}, 0, "--insecure-no-auth goes with --auth none only"},
-		{"127.0.0.1:8888", authFlags{mode: "none", keysFile: keysFile}, 0, "--auth-keys is only read with --auth token"},
+		{"127.0.0.1:8888", authFlags{mode: "none", keysFile: keysFile}, 0, "--auth-keys and --auth-secret-file are only read with --auth token"},
 		{"127.0.0.1:8888", authFlags{mode: "password"}, 0, `--auth: "password" is not an auth mode`},
 		{"0.0.0.0:8888", authFlags{mode: "token", keysFile: filepath.Join(dir, "missing.txt")}, 0, "--auth-keys: stat"},
 		{"0.0.0.0:8888", authFlags{mode: "token", keysFile: brokenKeys}, 0, "broken.txt: keys file line 2: key \"main\": algorithm must be ed25519"},
@@ -144,6 +146,31 @@ func TestKeygenAndMint(t *testing.T) {
 	}
 	if _, err := verifier.Verify(token, now.Add(2*time.Hour)); err == nil {
 		t.Errorf("the token is still valid after --ttl")
+	}
+}
+
+// TestSecretFileNames: the settled names work: serve --auth-secret-file FILE
+// accepts the tokens that metronome token --auth-secret-file FILE --app
+// APPID prints, signed with the same key.
+func TestSecretFileNames(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.pem")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"token", "keygen", "--out", secret}, &stdout, &stderr); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"token", "--auth-secret-file", secret, "--app", "com.example.chat", "--ttl", "1h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("token --auth-secret-file: exit %d: %s", code, stderr.String())
+	}
+	token := strings.SplitN(stdout.String(), "\n", 2)[0]
+	_, verifier, err := authSettings("0.0.0.0:8888", authFlags{mode: "token", secretFile: secret}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := verifier.Verify(token, time.Now())
+	if err != nil || !claims.AllowsApp("com.example.chat") || !claims.Grants(auth.RightJoin) {
+		t.Errorf("the token from token --auth-secret-file: %+v, %v; want it accepted for com.example.chat with join", claims, err)
 	}
 }
 
