@@ -68,6 +68,14 @@ type Config struct {
 	// DebounceKeysMax bounds the SEND debounce table (tags.msgID).
 	DebounceKeysMax int
 
+	// JoinsPerConnectionMax bounds the JOINs of one connection. Every JOIN
+	// after the first is answered with a whole SYNC (all messages since
+	// the snapshot): without a bound, a ~100-byte JOIN repeated on one
+	// connection makes the server send megabytes per frame. Real clients
+	// send one JOIN per connection (they reconnect to rejoin); a
+	// connection that sends more is closed with 4102.
+	JoinsPerConnectionMax int
+
 	// TimeLeaseMs: session time is persisted ahead of itself by this much,
 	// so that after a crash time resumes at a value no client has seen
 	// exceeded (time never goes backwards across restarts). It is also the
@@ -101,6 +109,7 @@ func DefaultConfig() Config {
 		FramesPerSecondMax:          200,
 		FramesBurstMax:              400,
 		DebounceKeysMax:             1024,
+		JoinsPerConnectionMax:       3,
 		TimeLeaseMs:                 1_000,
 	}
 }
@@ -133,6 +142,7 @@ func (c Config) WithDefaults() Config {
 	c.FramesPerSecondMax = cmp.Or(c.FramesPerSecondMax, d.FramesPerSecondMax)
 	c.FramesBurstMax = cmp.Or(c.FramesBurstMax, d.FramesBurstMax)
 	c.DebounceKeysMax = cmp.Or(c.DebounceKeysMax, d.DebounceKeysMax)
+	c.JoinsPerConnectionMax = cmp.Or(c.JoinsPerConnectionMax, d.JoinsPerConnectionMax)
 	c.TimeLeaseMs = cmp.Or(c.TimeLeaseMs, d.TimeLeaseMs)
 	return c
 }
@@ -166,6 +176,7 @@ func (c *Config) Validate() error {
 		{"FramesPerSecondMax", c.FramesPerSecondMax},
 		{"FramesBurstMax", c.FramesBurstMax},
 		{"DebounceKeysMax", int64(c.DebounceKeysMax)},
+		{"JoinsPerConnectionMax", int64(c.JoinsPerConnectionMax)},
 		{"TimeLeaseMs", c.TimeLeaseMs},
 	}
 	for _, p := range positive {

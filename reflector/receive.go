@@ -93,6 +93,13 @@ func (s *Session) requireIsland(m *member, action string, out *Effects) bool {
 }
 
 func (s *Session) join(now int64, m *member, frame protocol.ClientFrame, out *Effects) {
+	m.joins++
+	if m.joins > s.config.JoinsPerConnectionMax {
+		reason := fmt.Sprintf("malformed message: more than %d JOINs on one connection (JoinsPerConnectionMax): reconnect to rejoin", s.config.JoinsPerConnectionMax)
+		s.closeMember(m, protocol.CloseMalformed, reason, out)
+		out.note(NoteRejected, m.id, reason)
+		return
+	}
 	join, err := protocol.DecodeJoin(frame.Args)
 	if err != nil {
 		s.reject(m, err, out)

@@ -22,6 +22,7 @@ type member struct {
 	refilledAt  int64
 
 	joined    bool // sent a valid JOIN
+	joins     int  // JOIN frames received (JoinsPerConnectionMax)
 	synced    bool // received SYNC: part of the island, counted in users
 	connected bool
 	closing   bool  // we asked the shell to close it; ignore its frames
