@@ -84,6 +84,11 @@ type Config struct {
 	// ConnectionsMax bounds open WebSocket connections (further upgrades
 	// get HTTP 503).
 	ConnectionsMax int
+	// ConnectionsPerIPMax bounds the WebSocket connections of one client
+	// address (perip.go; loopback is not limited): an upgrade beyond it is
+	// refused with 429. Zero means DefaultConnectionsPerIPMax; negative
+	// turns the limit off.
+	ConnectionsPerIPMax int
 	// CoalesceMax is the longest a session holds its frames while the
 	// server is overloaded, so that one write carries several (see
 	// overload.go). Zero means DefaultCoalesceMax; CoalesceOff turns
@@ -106,6 +111,9 @@ const (
 	// about 1.1 MB/s.
 	DefaultFileTransferTimeout = 2 * time.Minute
 	DefaultConnectionsMax      = 50_000
+	// DefaultConnectionsPerIPMax leaves room for a classroom or an office
+	// behind one NAT address, not for one machine taking the server.
+	DefaultConnectionsPerIPMax = 256
 	DefaultShutdownTimeout     = 10 * time.Second
 	DefaultCoalesceMax         = 20 * time.Millisecond
 	// CoalesceOff as CoalesceMax: never hold frames.
@@ -137,6 +145,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
+	}
+	if c.ConnectionsPerIPMax == 0 {
+		c.ConnectionsPerIPMax = DefaultConnectionsPerIPMax
 	}
 	if c.CoalesceMax == 0 {
 		c.CoalesceMax = DefaultCoalesceMax

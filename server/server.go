@@ -33,6 +33,8 @@ type Server struct {
 	config Config
 	logger *slog.Logger
 	store  store.Store
+	// perIP counts connections per client address (perip.go).
+	perIP ipConnections
 	// hostStore is the store as session hosts use it (commits timed).
 	hostStore host.Store
 	start     time.Time
@@ -273,6 +275,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 		http.Error(w, fmt.Sprintf("too many connections (ConnectionsMax=%d)", s.config.ConnectionsMax), http.StatusServiceUnavailable)
 		return
 	}
+	remote := s.remoteAddr(r)
+	limited, isLimited := s.limitedAddress(remote)
+	if isLimited && !s.perIP.acquire(limited, s.config.ConnectionsPerIPMax) {
+		s.metrics.rejectedPerIP.Add(1)
+		http.Error(w, fmt.Sprintf("too many connections from %s (ConnectionsPerIPMax=%d)", limited, s.config.ConnectionsPerIPMax), http.StatusTooManyRequests)
+		return
+	}
+	releaseAddress := func() {
+		if isLimited {
+			s.perIP.release(limited)
+		}
+	}
 	var claims auth.Claims
 	refusal := ""
 	if s.config.Auth == AuthToken {
@@ -281,18 +295,21 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 	upgrader := ws.HTTPUpgrader{Timeout: 10 * time.Second}
 	netConn, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
+		releaseAddress()
 		s.logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	if !s.countConnection() {
+		releaseAddress()
 		netConn.Close() // shutting down: the client reconnects later
 		return
 	}
 	id := reflector.ConnID(s.nextConn.Add(1))
-	c := newConn(s, id, netConn, rw, s.remoteAddr(r))
+	c := newConn(s, id, netConn, rw, remote)
 	s.metrics.connections.Add(1)
 	s.metrics.connectionsTotal.Add(1)
 	c.onFinished = func() {
+		releaseAddress()
 		s.metrics.connections.Add(-1)
 		s.connections.Done()
 	}
