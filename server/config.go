@@ -84,6 +84,13 @@ type Config struct {
 	// ConnectionsMax bounds open WebSocket connections (further upgrades
 	// get HTTP 503).
 	ConnectionsMax int
+	// SessionRetention: a stored session unchanged for this long, with no
+	// connection, is deleted (retention.go). Zero means
+	// DefaultSessionRetention; negative keeps sessions forever.
+	SessionRetention time.Duration
+	// RetentionSweepInterval is how often idle sessions are looked for.
+	// Zero means DefaultRetentionSweepInterval.
+	RetentionSweepInterval time.Duration
 	// ConnectionsPerIPMax bounds the WebSocket connections of one client
 	// address (perip.go; loopback is not limited): an upgrade beyond it is
 	// refused with 429. Zero means DefaultConnectionsPerIPMax; negative
@@ -109,8 +116,10 @@ const (
 	DefaultFilesDiskReserveBytes = 256 << 20
 	// DefaultFileTransferTimeout lets a 128 MiB snapshot through at
 	// about 1.1 MB/s.
-	DefaultFileTransferTimeout = 2 * time.Minute
-	DefaultConnectionsMax      = 50_000
+	DefaultFileTransferTimeout    = 2 * time.Minute
+	DefaultConnectionsMax         = 50_000
+	DefaultSessionRetention       = 30 * 24 * time.Hour
+	DefaultRetentionSweepInterval = time.Hour
 	// DefaultConnectionsPerIPMax leaves room for a classroom or an office
 	// behind one NAT address, not for one machine taking the server.
 	DefaultConnectionsPerIPMax = 256
@@ -145,6 +154,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
+	}
+	if c.SessionRetention == 0 {
+		c.SessionRetention = DefaultSessionRetention
+	}
+	if c.RetentionSweepInterval == 0 {
+		c.RetentionSweepInterval = DefaultRetentionSweepInterval
 	}
 	if c.ConnectionsPerIPMax == 0 {
 		c.ConnectionsPerIPMax = DefaultConnectionsPerIPMax

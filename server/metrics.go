@@ -28,6 +28,8 @@ type metrics struct {
 	slowClients         atomic.Uint64
 	storeErrors         atomic.Uint64
 	sessionsQuarantined atomic.Uint64
+	// sessionsExpired counts sessions deleted by the retention sweep.
+	sessionsExpired atomic.Uint64
 	// rejectedPerIP counts upgrades refused by ConnectionsPerIPMax.
 	rejectedPerIP atomic.Uint64
 	// upgradesRefusedStorage counts WebSocket upgrades refused while
@@ -129,6 +131,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	gauge("metronome_connections", "Open WebSocket connections.", m.connections.Load())
 	counter("metronome_connections_total", "WebSocket connections accepted.", m.connectionsTotal.Load())
 	counter("metronome_connections_rejected_total", "WebSocket upgrades refused (ConnectionsMax).", m.rejectedConnections.Load())
+	counter("metronome_sessions_expired_total", "Stored sessions deleted after being idle for longer than the retention.", m.sessionsExpired.Load())
 	counter("metronome_connections_rejected_per_ip_total", "WebSocket upgrades refused with 429 (ConnectionsPerIPMax).", m.rejectedPerIP.Load())
 	gauge("metronome_sessions", "Sessions in memory.", m.sessions.Load())
 	counter("metronome_frames_in_total", "Text frames received from clients.", m.framesIn.Load())

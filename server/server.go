@@ -33,6 +33,9 @@ type Server struct {
 	config Config
 	logger *slog.Logger
 	store  store.Store
+	// deleting marks sessions the retention sweep is deleting (guarded by
+	// mu; retention.go).
+	deleting map[string]bool
 	// perIP counts connections per client address (perip.go).
 	perIP ipConnections
 	// hostStore is the store as session hosts use it (commits timed).
@@ -119,6 +122,9 @@ func (s *Server) Start() error {
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	if _, ok := s.store.(retentionStore); ok && s.config.SessionRetention > 0 {
+		go s.runRetention(s.shutdownRequested)
 	}
 	// The monitor exists before the first connection can read it.
 	if s.config.CoalesceMax != CoalesceOff {
@@ -332,7 +338,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 	}
 	actor := s.route(sessionID)
 	if actor == nil {
-		c.close(protocol.CloseReconnect, "server shutting down, please reconnect")
+		c.close(protocol.CloseReconnect, "session unavailable (the server is shutting down, or the idle session is being deleted), please reconnect")
 		go discardUntilClosed(c)
 		return
 	}
@@ -376,6 +382,9 @@ func (s *Server) route(sessionID string) *sessionActor {
 		return nil
 	}
 	actor := s.sessions[sessionID]
+	if actor == nil && s.deleting[sessionID] {
+		return nil // being deleted (retention.go): the client reconnects
+	}
 	if actor == nil {
 		actor = newSessionActor(s, sessionID)
 		s.sessions[sessionID] = actor

@@ -58,6 +58,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	filesDiskReserve := flags.Int64("files-disk-reserve", envInt("METRONOME_FILES_DISK_RESERVE", server.DefaultFilesDiskReserveBytes), "free disk space (bytes) uploads never take, so that sessions can still be stored: a PUT that would leave less is refused with 507; -1 turns the check off [METRONOME_FILES_DISK_RESERVE]")
 	fileTransferTimeout := flags.Duration("file-transfer-timeout", envDuration("METRONOME_FILE_TRANSFER_TIMEOUT", server.DefaultFileTransferTimeout), "longest upload (PUT body) or download (GET response) under /files; a slower upload is cut off with 408 [METRONOME_FILE_TRANSFER_TIMEOUT]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
+	sessionRetention := flags.Duration("session-retention", envDuration("METRONOME_SESSION_RETENTION", server.DefaultSessionRetention), "a stored session unchanged for this long, with no connection, is deleted with its messages (checked every hour); -1ns keeps sessions forever [METRONOME_SESSION_RETENTION]")
 	connectionsPerIP := flags.Int("connections-per-ip-max", int(envInt("METRONOME_CONNECTIONS_PER_IP_MAX", server.DefaultConnectionsPerIPMax)), "most WebSocket connections from one client address (the peer's, or the client's as --trusted-proxies reveal it); more are refused with 429; loopback is not limited; -1 turns it off [METRONOME_CONNECTIONS_PER_IP_MAX]")
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
 	trustedProxies := flags.String("trusted-proxies", env("METRONOME_TRUSTED_PROXIES", ""), "comma-separated addresses or prefixes of reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For is believed for the client address in logs; empty: the header is ignored [METRONOME_TRUSTED_PROXIES]")
@@ -124,6 +125,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		FileTransferTimeout:   *fileTransferTimeout,
 		ConnectionsMax:        connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
 		ConnectionsPerIPMax:   *connectionsPerIP,
+		SessionRetention:      *sessionRetention,
 		CoalesceMax:           coalesce,
 	}
 	srv, err := server.New(config)

@@ -337,3 +337,19 @@ func TestJournalEntryEndingInZeros(t *testing.T) {
 	}
 	t.Fatal("no entry with a checksum ending in 0x00 in 100,000 tries")
 }
+
+// TestSessionModified: the time a session's stored data last changed, for
+// the server's retention.
+func TestSessionModified(t *testing.T) {
+	s := openForTest(t, t.TempDir(), Options{})
+	defer mustClose(t, s)
+	before := time.Now().Add(-time.Second)
+	mustCommit(t, s, "s", store.Batch{Append: testMessages(1), Record: []byte("r")})
+	modified, err := s.SessionModified(context.Background(), "s")
+	if err != nil || modified.Before(before) || modified.After(time.Now().Add(time.Second)) {
+		t.Errorf("SessionModified right after a commit: %v, %v", modified, err)
+	}
+	if _, err := s.SessionModified(context.Background(), "never"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SessionModified of an unknown session: %v, want ErrNotFound", err)
+	}
+}

@@ -1,8 +1,13 @@
 package diskstore
 
 import (
+	"context"
 	"errors"
+	"os"
 	"slices"
+	"time"
+
+	"github.com/metronome-sync/metronome/store"
 )
 
 // # Records written late
@@ -66,4 +71,38 @@ func (s *Store) writeDeferredRecords() error {
 		s.release(state)
 	}
 	return errors.Join(errs...)
+}
+
+// SessionModified returns when the session's stored data last changed: the
+// newest modification time of its record and log, or now if its record is
+// not written yet (for the server's retention of idle sessions). It
+// returns store.ErrNotFound for a session with neither.
+func (s *Store) SessionModified(ctx context.Context, sessionID string) (time.Time, error) {
+	if err := check(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return time.Time{}, err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer end()
+	state := s.acquire(sessionID)
+	defer s.release(state)
+	if state.pendingRecord != nil {
+		return time.Now(), nil
+	}
+	var newest time.Time
+	found := false
+	for _, path := range []string{state.recordPath(), state.logPath()} {
+		if info, err := os.Stat(path); err == nil {
+			found = true
+			if info.ModTime().After(newest) {
+				newest = info.ModTime()
+			}
+		}
+	}
+	if !found {
+		return time.Time{}, store.ErrNotFound
+	}
+	return newest, nil
 }

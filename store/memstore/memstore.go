@@ -22,6 +22,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/metronome-sync/metronome/store"
 )
@@ -41,9 +42,26 @@ type Store struct {
 type session struct {
 	record   []byte
 	messages messageList
+	// modified is when a commit last changed the session.
+	modified time.Time
 }
 
 var _ store.Store = (*Store)(nil)
+
+// SessionModified returns when a commit last changed the session (for the
+// server's retention of idle sessions), or store.ErrNotFound.
+func (s *Store) SessionModified(ctx context.Context, sessionID string) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored := s.sessions[sessionID]
+	if stored == nil {
+		return time.Time{}, store.ErrNotFound
+	}
+	return stored.modified, nil
+}
 
 // New returns an empty store.
 func New() *Store {
@@ -102,6 +120,7 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 		stored = &session{}
 		s.sessions[sessionID] = stored
 	}
+	stored.modified = time.Now()
 	// The messages' data are immutable (Store.Commit): kept, not copied, so
 	// that in-memory mode holds each message once.
 	stored.messages.append(batch.Append...)
