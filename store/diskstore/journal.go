@@ -839,6 +839,9 @@ func (s *Store) replayJournals(directory string) (uint64, error) {
 			s.recovery.Replayed++
 		}
 	}
+	if err := s.writeDeferredRecords(); err != nil {
+		return 0, fmt.Errorf("writing the replayed records: %w", err)
+	}
 	if err := s.closeLogs(); err != nil {
 		return 0, err
 	}
@@ -910,7 +913,13 @@ func (s *Store) replay(entry journalEntry) error {
 		}
 		return s.appendToLog(state, frames, len(messages), messages[len(messages)-1].Seq)
 	case journalRecord:
-		return s.writeRecord(state, entry.payload)
+		// Only a session's last record matters: written once, after the
+		// replay (replayJournals).
+		if err := s.makeSessionDirectory(state); err != nil {
+			return err
+		}
+		s.deferRecord(state, entry.payload)
+		return nil
 	case journalDrop:
 		through, err := decodeJournalDrop(entry.payload)
 		if err != nil {

@@ -119,7 +119,7 @@ func checkModel(t *testing.T, s *Store, model journalModel, what string) {
 }
 
 // copyTree copies the directory tree from to to.
-func copyTree(t *testing.T, from, to string) {
+func copyTree(t testing.TB, from, to string) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(path string, entry fs.DirEntry, err error) error {
 		if err != nil {
