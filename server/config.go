@@ -20,6 +20,11 @@ type Config struct {
 	Addr string
 	// WebRoot is a directory served at "/"; empty serves the embedded demo.
 	WebRoot string
+	// CroquetClient is the path of a Croquet client ES module
+	// (croquet.esm.js of @croquet/croquet) served at /croquet.esm.js, for
+	// the embedded demo to work without internet; empty serves none (the
+	// demo then loads the client from a CDN).
+	CroquetClient string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 

@@ -104,6 +104,9 @@ func New(config Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if web, err = withCroquetClient(web, config.CroquetClient); err != nil {
+		return nil, err
+	}
 	server.web = web
 	server.metrics.init()
 	server.hostStore = newHostStore(server.store, &server.metrics.commit)

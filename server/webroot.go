@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,42 @@ import (
 // newWebHandler serves dir at "/", or the embedded demo when dir is empty.
 // Directories are served only through their index.html: the web root is
 // never listed.
+// croquetClientPath is where the Croquet client module is served
+// (Config.CroquetClient); the embedded demo imports it from there first.
+const croquetClientPath = "/croquet.esm.js"
+
+// croquetClientBytesMax bounds the client module read at start (the 2.0.4
+// module is about 1 MB).
+const croquetClientBytesMax = 16 << 20
+
+// withCroquetClient serves the module at path (read once, at start) at
+// croquetClientPath, and everything else with web.
+func withCroquetClient(web http.Handler, path string) (http.Handler, error) {
+	if path == "" {
+		return web, nil
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("croquet client: %w", err)
+	}
+	if info.Size() > croquetClientBytesMax {
+		return nil, fmt.Errorf("croquet client %s: %d bytes, more than %d", path, info.Size(), croquetClientBytesMax)
+	}
+	module, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("croquet client: %w", err)
+	}
+	modified := info.ModTime()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != croquetClientPath {
+			web.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeContent(w, r, "croquet.esm.js", modified, bytes.NewReader(module))
+	}), nil
+}
+
 func newWebHandler(dir string) (http.Handler, error) {
 	if dir == "" {
 		return http.FileServerFS(noListing{web.Demo()}), nil

@@ -51,6 +51,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	addr := flags.String("addr", env("METRONOME_ADDR", server.DefaultAddr), "listen address host:port [METRONOME_ADDR]")
 	dataDir := flags.String("data-dir", env("METRONOME_DATA_DIR", "metronome-data"), `directory for sessions and files; "" keeps everything in memory [METRONOME_DATA_DIR]`)
 	durable := flags.Bool("durable", envBool("METRONOME_DURABLE", true), "fsync every stamped message before sending it (off: survives a process crash, not a machine crash) [METRONOME_DURABLE]")
+	croquetClient := flags.String("croquet-client", env("METRONOME_CROQUET_CLIENT", defaultCroquetClient()), "the Croquet client module (croquet.esm.js) served at /croquet.esm.js, so that the embedded demo works offline; default: node_modules/@croquet/croquet/pub/croquet.esm.js under the working directory if it exists (npm install @croquet/croquet@2.0.4), else none and the demo loads it from a CDN [METRONOME_CROQUET_CLIENT]")
 	webRoot := flags.String("web-root", env("METRONOME_WEB_ROOT", ""), "directory served at / (default: the embedded demo) [METRONOME_WEB_ROOT]")
 	logLevel := flags.String("log-level", env("METRONOME_LOG_LEVEL", "info"), "debug, info, warn or error [METRONOME_LOG_LEVEL]")
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
@@ -119,6 +120,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		AuthVerifier:          verifier,
 		InsecureNoAuth:        access.insecure,
 		WebRoot:               *webRoot,
+		CroquetClient:         *croquetClient,
 		Logger:                logger,
 		FileBytesMax:          *fileBytesMax,
 		FilesDiskReserveBytes: *filesDiskReserve,
@@ -358,4 +360,14 @@ func serveProfiler(addr string, operator http.Handler, logger *slog.Logger) erro
 	logger.Info("profiler listening", "addr", listener.Addr().String())
 	go http.Serve(listener, mux)
 	return nil
+}
+
+// defaultCroquetClient is the Croquet client module of an npm install in
+// the working directory, if there is one.
+func defaultCroquetClient() string {
+	const installed = "node_modules/@croquet/croquet/pub/croquet.esm.js"
+	if _, err := os.Stat(installed); err == nil {
+		return installed
+	}
+	return ""
 }

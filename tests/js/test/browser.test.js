@@ -104,3 +104,44 @@ test("browser: two Chromium pages share a counter through metronome", { timeout:
             await context.close();
         }
     }));
+
+// The embedded demo (no --web-root) with the client module served by metronome itself
+// (--croquet-client): it works without internet. This machine has none, so the CDN
+// fallback cannot be what makes it work.
+test("browser: the embedded demo works offline with --croquet-client", { timeout: 120000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
+    runScenario(t, async ctx => {
+        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        const { chromium } = require("playwright-core");
+        const module = require.resolve("@croquet/croquet/pub/croquet.esm.js", { paths: [JS_ROOT] });
+        const server = await ctx.startServer({ extraArgs: () => ["--croquet-client", module] });
+        const served = await httpRequest(`${server.baseUrl}croquet.esm.js`);
+        assert.equal(served.status, 200, "GET /croquet.esm.js with --croquet-client");
+
+        const context = await chromium.launchPersistentContext(makeTempDir("chromium-profile"), {
+            executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true,
+        });
+        const pageLog = [];
+        try {
+            const openPage = async label => {
+                const p = await context.newPage();
+                p.on("console", message => pageLog.push(`[${label}] ${message.type()}: ${message.text()}`));
+                p.on("pageerror", error => pageLog.push(`[${label}] pageerror: ${error.message}`));
+                await p.goto(server.baseUrl);
+                await p.waitForFunction(() => document.getElementById("status").textContent.startsWith("joined"), null, { timeout: UI_TIMEOUT_MS })
+                    .catch(async error => {
+                        throw new Error(`demo page ${label} did not join: status "${await p.textContent("#status")}" (${error.message})`);
+                    });
+                return p;
+            };
+            const first = await openPage("first");
+            await first.click("#increment");
+            await first.click("#increment");
+            await first.waitForFunction(() => document.getElementById("count").textContent === "2", null, { timeout: UI_TIMEOUT_MS })
+                .catch(async () => { throw new Error(`count is "${await first.textContent("#count")}", expected "2"`); });
+        } catch (error) {
+            error.message += `\n--- browser console ---\n${pageLog.slice(-40).join("\n")}`;
+            throw error;
+        } finally {
+            await context.close();
+        }
+    }));
