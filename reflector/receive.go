@@ -107,6 +107,14 @@ func (s *Session) join(now int64, m *member, frame protocol.ClientFrame, out *Ef
 	}
 	if !s.island {
 		s.createIsland(now, join, out)
+	} else if join.AppID != "" && s.record.AppID != "" && join.AppID != s.record.AppID {
+		// Clients derive the session id from their appId: a JOIN that names
+		// another app is not a member of this session (an access token for
+		// one app must not open another app's session by its id).
+		reason := fmt.Sprintf("bad appId: session belongs to app %q, the JOIN names %q", s.record.AppID, join.AppID)
+		s.closeMember(m, protocol.CloseBadAppID, reason, out)
+		out.note(NoteRejected, m.id, reason)
+		return
 	}
 	// Island-wide settings that every JOIN overwrites (docs/protocol.md §6.1, Q4).
 	s.leaveDelayMs = join.LeaveDelayMs
