@@ -98,18 +98,9 @@ func loadVerifier(flags authFlags, warnings io.Writer) (*auth.Verifier, error) {
 	return verifier, nil
 }
 
-// readKeysFile reads the keys file, bounded, warning when a file with
-// static tokens is readable by others.
+// readKeysFile reads the keys file, bounded, checks that it parses, and
+// warns (to warnings) when a file with static tokens is readable by others.
 func readKeysFile(path string, warnings io.Writer) ([]byte, error) {
-	if _, err := loadKeys(path, warnings); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(path)
-}
-
-// loadKeys reads and parses the keys file, warning (to warnings) when a
-// file with static tokens is readable by others.
-func loadKeys(path string, warnings io.Writer) (*auth.Verifier, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("--auth-keys: %w", err)
@@ -128,7 +119,7 @@ func loadKeys(path string, warnings io.Writer) (*auth.Verifier, error) {
 	if verifier.StaticTokens() > 0 && info.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(warnings, "warning: --auth-keys %s holds static tokens and is readable by others (mode %04o); chmod 600 it\n", path, info.Mode().Perm())
 	}
-	return verifier, nil
+	return data, nil
 }
 
 // logAccessControl says at start-up who may use the server.

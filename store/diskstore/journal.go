@@ -44,11 +44,13 @@ import (
 //	         delete: nothing
 //	4 bytes  CRC-32C of the body
 //
-// A commit writes its entries (append, record, drop, in this order) with
-// one write after it has changed the session files, and returns once the
-// journal is synced. Entries after the last complete commit are a torn
-// write and are ignored, as in message logs: a commit is replayed whole or
-// not at all.
+// A commit hands its entries (append, record, drop, in this order) to the
+// journal after it has changed the session files; the syncer writes them
+// in its next round (see journal below), and Commit returns (or Submit
+// reports) once that round is synced. Entries after the last complete
+// commit are a torn write and are ignored, as in message logs: a commit is
+// replayed whole or not at all; damage.go says when invalid bytes are
+// damage instead.
 //
 // # Recovery
 //
