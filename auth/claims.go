@@ -98,6 +98,16 @@ func (c Claims) Authorize(right Right, appID string) error {
 	return nil
 }
 
+// CheckExpiry returns ErrExpired if the claims have expired at now. With
+// claims that Authentic returned it is Verify without checking the
+// signature again.
+func (c Claims) CheckExpiry(now time.Time) error {
+	if c.Expires != 0 && now.Unix() >= c.Expires {
+		return newError(ErrExpired, "token expired at "+c.ExpiresAt().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // ExpiresAt returns the expiry as a time (the zero time for a static
 // token).
 func (c Claims) ExpiresAt() time.Time {

@@ -178,8 +178,8 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if claims.Expires != 0 && now.Unix() >= claims.Expires {
-		return Claims{}, newError(ErrExpired, "token expired at "+claims.ExpiresAt().Format(time.RFC3339))
+	if err := claims.CheckExpiry(now); err != nil {
+		return Claims{}, err
 	}
 	return claims, nil
 }

@@ -13,4 +13,14 @@ type bugSwitches struct {
 	// ({"url": ...}) instead of decoded, so a SYNC names a file that does
 	// not exist.
 	rawPointer bool
+	// loadErrorAsDamage: a session whose store cannot be read (an I/O
+	// error, a full disk) is started fresh on a new timeline as if its
+	// data were damaged, although the data is still stored.
+	loadErrorAsDamage bool
+	// deleteInMemory (Deletions): the retention sweep deletes the storage
+	// of a session the shell has in memory.
+	deleteInMemory bool
+	// openWhileDeleting (Deletions): a connection for a session being
+	// deleted opens it instead of being refused.
+	openWhileDeleting bool
 }

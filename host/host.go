@@ -28,6 +28,11 @@
 // the frames in the order the core made them, each only after everything
 // it depends on is durable (pipeline.go).
 //
+// Beside the sessions, the host holds the rule for deleting the stored
+// sessions nobody used for a long time while clients may be rejoining
+// them (retention.go: Deletions, BeginDeletion, SweepIdle), which the
+// server's retention sweep and the simulator both run.
+//
 // Like the core, the host reads no clock, starts no goroutine, opens no
 // socket and logs nothing: time comes in as arguments, I/O goes through the
 // Store and Conns interfaces, and what is worth logging or counting goes to
@@ -167,7 +172,7 @@ func Open(ctx context.Context, sessionID string, now int64, options Options) *Se
 		s.pipeline = pipelined
 	}
 	stored, err := options.Store.LoadSession(ctx, sessionID)
-	if errors.Is(err, store.ErrCorrupt) {
+	if errors.Is(err, store.ErrCorrupt) || (options.bugs.loadErrorAsDamage && err != nil && !errors.Is(err, store.ErrNotFound)) {
 		options.Observer.Quarantined(sessionID, err)
 		err = store.ErrNotFound
 	}

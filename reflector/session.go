@@ -76,7 +76,10 @@ type Session struct {
 
 	tallies    map[string]*tally
 	tallyOrder []string
-	debounce   map[string]int64
+	// tallyLog keeps the last completed tallies for inspection only
+	// (inspect.go); nothing the session does depends on it.
+	tallyLog tallyLog
+	debounce map[string]int64
 
 	watchdogAt int64
 	deletionAt int64

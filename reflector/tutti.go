@@ -98,6 +98,7 @@ func (s *Session) completeTally(now int64, done *tally, out *Effects) {
 		t := s.advanceTimeAndLease(now, out)
 		s.stamp(now, t, payload, nil, 0, roomSnapshot, out)
 	}
+	s.tallyLog.add(done, s.record.Time)
 	completed := append(s.record.CompletedTallies, CompletedTally{Key: done.key, SendTime: done.sendTime})
 	oldest := max(0, s.record.Time-s.config.TallyHistoryMs+1)
 	kept := completed[:0]

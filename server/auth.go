@@ -39,9 +39,13 @@ import (
 //     it, for as long as the session or the persisted data lives. A path
 //     apps/<appId>/... must be for an app of the token. Refusals are 401
 //     (no valid token) or 403 (a valid token without the right or app).
-//   - /sessions and /metrics are not served on the public address (404;
-//     metronome serve serves them on --debug-addr). /healthz, the web root
-//     and CORS preflights need no token.
+//   - /metrics is not served on the public address (404; with AuthNone it
+//     is). /healthz, the web root and CORS preflights need no token.
+//
+// In every mode the public address answers /sessions and the profiler's
+// /debug/pprof/ with 404: they are served by the admin listener only
+// (admin.go; metronome serve's --admin-addr), with /metrics and the
+// session inspector.
 
 // AuthMode says who may use the server.
 type AuthMode int
@@ -134,10 +138,14 @@ func withoutToken(r *http.Request) (*http.Request, pathToken) {
 // appID is empty, the app) now; with authenticOnly the token's expiry is
 // not checked.
 func (s *Server) authorize(token pathToken, right auth.Right, appID string, authenticOnly bool) (auth.Claims, error) {
+	return authorizeWith(s.verifier.Load(), token, right, appID, authenticOnly)
+}
+
+// authorizeWith is authorize with the given keys.
+func authorizeWith(verifier *auth.Verifier, token pathToken, right auth.Right, appID string, authenticOnly bool) (auth.Claims, error) {
 	if !token.present {
 		return auth.Claims{}, errNoToken
 	}
-	verifier := s.verifier.Load()
 	var claims auth.Claims
 	var err error
 	if authenticOnly {
@@ -204,15 +212,41 @@ func appOfFilePath(path string) string {
 // authorizeUpgrade checks a WebSocket upgrade in AuthToken mode: the
 // token must be valid and grant the join right. It returns the claims, or
 // the close reason of a refusal.
-func (s *Server) authorizeUpgrade(r *http.Request, token pathToken) (auth.Claims, string) {
-	claims, err := s.authorize(token, auth.RightJoin, "", false)
+func (s *Server) authorizeUpgrade(r *http.Request, token pathToken) (verifiedToken, string) {
+	verifier := s.verifier.Load()
+	claims, err := authorizeWith(verifier, token, auth.RightJoin, "", false)
 	if err != nil {
 		s.metrics.authRefusedUpgrades.Add(1)
 		s.metrics.countClose(closeNotAuthorized)
 		s.logger.Info("websocket refused: not authorized", "path", r.URL.Path, "why", err, "remote", s.remoteAddr(r))
-		return auth.Claims{}, notAuthorized + err.Error()
+		return verifiedToken{}, notAuthorized + err.Error()
 	}
-	return claims, ""
+	return verifiedToken{token: token, claims: claims, verifier: verifier}, ""
+}
+
+// verifiedToken is a connection's token with the claims its upgrade found
+// genuine, and the keys that said so.
+type verifiedToken struct {
+	token    pathToken
+	claims   auth.Claims
+	verifier *auth.Verifier
+}
+
+// authorizeJoin checks the token again for a JOIN of appID. While the keys
+// are those of the upgrade (no reload since) the signature still holds,
+// and only the expiry and the app are checked: a signed token costs one
+// signature check per connection, not two.
+func (s *Server) authorizeJoin(token *verifiedToken, appID string) (auth.Claims, error) {
+	if token.verifier == nil || token.verifier != s.verifier.Load() {
+		return s.authorize(token.token, auth.RightJoin, appID, false)
+	}
+	if err := token.claims.CheckExpiry(time.Now()); err != nil {
+		return auth.Claims{}, err
+	}
+	if err := token.claims.Authorize(auth.RightJoin, appID); err != nil {
+		return auth.Claims{}, err
+	}
+	return token.claims, nil
 }
 
 // refuseJoin checks a JOIN of a connection opened with a token (c.token
@@ -221,10 +255,9 @@ func (s *Server) authorizeUpgrade(r *http.Request, token pathToken) (auth.Claims
 // true; the JOIN must then not reach the session. A JOIN whose args cannot
 // be decoded passes: the session rejects it with its own close code.
 //
-// The appId is the one the JOIN states. The session does not compare it
-// with the appId of the JOIN that created it, so a client that knows the
-// id of another app's session could join it by stating an app of its own
-// token (docs/operations.md, "What access control does not do").
+// The appId is the one the JOIN states; the session refuses a JOIN whose
+// appId differs from the one it was created with (4101), so a token for
+// one app cannot open another app's session by its id.
 func (c *conn) refuseJoin(frame protocol.ClientFrame) bool {
 	join, err := protocol.DecodeJoin(frame.Args)
 	if err != nil {
@@ -233,7 +266,7 @@ func (c *conn) refuseJoin(frame protocol.ClientFrame) bool {
 	s := c.server
 	claims, err := auth.Claims{}, error(errJoinWithoutApp)
 	if join.AppID != "" {
-		claims, err = s.authorize(*c.token, auth.RightJoin, join.AppID, false)
+		claims, err = s.authorizeJoin(c.token, join.AppID)
 	}
 	if err == nil {
 		s.logger.Debug("join authorized", "conn", c.id, "app", join.AppID, "sub", claims.Subject, "kid", claims.KeyID)
@@ -300,30 +333,14 @@ func (s *Server) SetAuthVerifier(verifier *auth.Verifier) error {
 	return nil
 }
 
-// serveOperatorEndpoint answers /sessions and /metrics on the public
-// address: served with AuthNone, 404 with AuthToken (strangers must not
-// list sessions; the operator reads both on the debug listener, see
-// OperatorHandler).
-func (s *Server) serveOperatorEndpoint(w http.ResponseWriter, r *http.Request) {
+// servePublicMetrics answers /metrics on the public address: served
+// with AuthNone, 404 with AuthToken (the counters tell strangers how busy
+// the server is; the operator reads them on the admin listener,
+// AdminHandler).
+func (s *Server) servePublicMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.config.Auth == AuthToken {
-		writeText(w, http.StatusNotFound, fmt.Sprintf("%s is not served on the public address with --auth token; read it on the operator's address (--debug-addr)", r.URL.Path))
+		writeText(w, http.StatusNotFound, fmt.Sprintf("%s is not served on the public address with --auth token; the operator reads it on the admin listener (metronome serve --admin-addr)", r.URL.Path))
 		return
 	}
-	s.OperatorHandler().ServeHTTP(w, r)
-}
-
-// OperatorHandler serves /metrics and /sessions, for an address that only
-// the operator can reach (metronome serve's --debug-addr). With AuthNone
-// the public address serves them too.
-func (s *Server) OperatorHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/metrics":
-			s.serveMetrics(w)
-		case "/sessions":
-			s.serveSessions(w)
-		default:
-			http.NotFound(w, r)
-		}
-	})
+	s.serveMetrics(w)
 }

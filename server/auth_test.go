@@ -258,7 +258,7 @@ func TestTokenFiles(t *testing.T) {
 
 // TestTokenModeEndpoints: /healthz and the web root stay open; /sessions
 // and /metrics are not served on the public address, but by
-// OperatorHandler.
+// AdminHandler.
 func TestTokenModeEndpoints(t *testing.T) {
 	keys := newTokenKeys(t, 1)
 	server := startTokenServer(t, keys)
@@ -276,7 +276,7 @@ func TestTokenModeEndpoints(t *testing.T) {
 	if status, body := fileRequest(t, http.MethodGet, base+"/k/"+full+"/sessions", nil); status != 404 || strings.Contains(body, sessionID) {
 		t.Errorf("GET /sessions with a token: %d %q; the public address must not list sessions", status, body)
 	}
-	operator := httptest.NewServer(server.OperatorHandler())
+	operator := httptest.NewServer(server.AdminHandler())
 	defer operator.Close()
 	if status, body := fileRequest(t, http.MethodGet, operator.URL+"/sessions", nil); status != 200 || !strings.Contains(body, sessionID) {
 		t.Errorf("operator /sessions: %d %q, want the session listed", status, body)
@@ -299,8 +299,8 @@ func TestNoAuthStripsTheTokenPrefix(t *testing.T) {
 	if status, body := fileRequest(t, http.MethodGet, base+"/files/notes/a", nil); status != 200 || body != "data" {
 		t.Errorf("GET /files/notes/a: %d %q, want the file stored through the prefix", status, body)
 	}
-	if status, _ := fileRequest(t, http.MethodGet, base+"/sessions", nil); status != 200 {
-		t.Errorf("/sessions with AuthNone: %d, want 200", status)
+	if status, _ := fileRequest(t, http.MethodGet, base+"/sessions", nil); status != 404 {
+		t.Errorf("/sessions with AuthNone: %d, want 404 (served by the admin listener only)", status)
 	}
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,15 @@ import (
 type Config struct {
 	// Addr is the TCP address to listen on ("host:port"; port 0 picks one).
 	Addr string
+	// TLS, when set, makes Addr serve HTTPS and WSS only (tls.go). It
+	// needs a certificate (CertificateFiles.TLSConfig reads one from PEM
+	// files and reloads it); MinVersion below TLS 1.2 is refused, zero
+	// means 1.2. Nil: plain HTTP and WS.
+	TLS *tls.Config
+	// HTTPRedirectAddr, with TLS, is a second address that speaks plain
+	// HTTP and answers every request with 308 to the same path over https
+	// on Addr. Empty: none.
+	HTTPRedirectAddr string
 	// WebRoot is a directory served at "/"; empty serves the embedded demo.
 	WebRoot string
 	// CroquetClient is the path of a Croquet client ES module
@@ -101,6 +111,28 @@ type Config struct {
 	// refused with 429. Zero means DefaultConnectionsPerIPMax; negative
 	// turns the limit off.
 	ConnectionsPerIPMax int
+	// JoinsPerIPPerSecond and JoinsPerIPBurst bound the JOINs of one
+	// client address (joinrate.go; loopback is not limited): a token
+	// bucket of JoinsPerIPBurst refilled at JoinsPerIPPerSecond. Zero means
+	// the defaults; a negative rate turns the limit off.
+	JoinsPerIPPerSecond float64
+	JoinsPerIPBurst     int
+	// OpenConnectionsMax bounds the TCP connections open at once, HTTP and
+	// WebSocket (listenlimit.go): while that many are open, new ones wait
+	// in the listen backlog, so that connections never take the file
+	// descriptors that running sessions' storage needs. Zero: no bound
+	// (metronome serve derives it from the open-file limit).
+	OpenConnectionsMax int
+	// SessionsMax bounds the sessions in memory: an upgrade for one more
+	// is refused with 503 (sessions that exist are not affected). Zero
+	// means DefaultSessionsMax; negative turns the limit off.
+	SessionsMax int
+	// QueueAgeMax is how long a connection's send queue may stay
+	// non-empty before the client is cut as too slow (4001), however
+	// little it holds: a client that reads a trickle is cut in bounded
+	// time, not only one whose queue fills (QueueFramesMax,
+	// QueueBytesMax). Zero means DefaultQueueAgeMax.
+	QueueAgeMax time.Duration
 	// CoalesceMax is the longest a session holds its frames while the
 	// server is overloaded, so that one write carries several (see
 	// overload.go). Zero means DefaultCoalesceMax; CoalesceOff turns
@@ -128,8 +160,17 @@ const (
 	// DefaultConnectionsPerIPMax leaves room for a classroom or an office
 	// behind one NAT address, not for one machine taking the server.
 	DefaultConnectionsPerIPMax = 256
-	DefaultShutdownTimeout     = 10 * time.Second
-	DefaultCoalesceMax         = 20 * time.Millisecond
+	// DefaultJoinsPerIPPerSecond and DefaultJoinsPerIPBurst let a
+	// classroom behind one address join at once, and one machine no more
+	// than ten SYNCs a second after that.
+	DefaultJoinsPerIPPerSecond = 10
+	DefaultJoinsPerIPBurst     = 64
+	DefaultSessionsMax         = 10_000
+	// DefaultQueueAgeMax lets a 16 MiB SYNC (QueueBytesMax) through at
+	// about 0.6 MB/s.
+	DefaultQueueAgeMax     = 30 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultCoalesceMax     = 20 * time.Millisecond
 	// CoalesceOff as CoalesceMax: never hold frames.
 	CoalesceOff time.Duration = -1
 )
@@ -172,6 +213,18 @@ func (c *Config) fillDefaults() {
 	if c.CoalesceMax == 0 {
 		c.CoalesceMax = DefaultCoalesceMax
 	}
+	if c.JoinsPerIPPerSecond == 0 {
+		c.JoinsPerIPPerSecond = DefaultJoinsPerIPPerSecond
+	}
+	if c.JoinsPerIPBurst == 0 {
+		c.JoinsPerIPBurst = DefaultJoinsPerIPBurst
+	}
+	if c.SessionsMax == 0 {
+		c.SessionsMax = DefaultSessionsMax
+	}
+	if c.QueueAgeMax == 0 {
+		c.QueueAgeMax = DefaultQueueAgeMax
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -187,6 +240,12 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueBytesMax < 2<<20 {
 		return fmt.Errorf("server config: QueueBytesMax must be at least 2 MiB (a SYNC can be large), got %d", c.QueueBytesMax)
+	}
+	if c.JoinsPerIPPerSecond > 0 && c.JoinsPerIPBurst < 1 {
+		return fmt.Errorf("server config: JoinsPerIPBurst must be at least 1, got %d", c.JoinsPerIPBurst)
+	}
+	if c.QueueAgeMax < time.Second {
+		return fmt.Errorf("server config: QueueAgeMax must be at least 1s, got %s", c.QueueAgeMax)
 	}
 	if c.WriteTimeout < 100*time.Millisecond {
 		return fmt.Errorf("server config: WriteTimeout must be at least 100ms, got %s", c.WriteTimeout)
@@ -205,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectionsMax < 1 {
 		return fmt.Errorf("server config: ConnectionsMax must be positive, got %d", c.ConnectionsMax)
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	return c.validateAuth()
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -34,13 +36,14 @@ type conn struct {
 	id      reflector.ConnID
 	server  *Server
 	netConn net.Conn
-	// rawConn gives non-blocking writes and read readiness; nil when the
-	// connection has no file descriptor (net.Pipe in tests).
+	// rawConn gives non-blocking writes and read readiness on the socket;
+	// nil unless the connection is a plain TCP socket (socketOf): nil for
+	// TLS, whose socket carries ciphertext, and for net.Pipe in tests.
 	rawConn syscall.RawConn
 	remote  string
 	// token is the connection's token in AuthToken mode, nil otherwise:
 	// every JOIN is authorized with it (auth.go). Set before reading starts.
-	token *pathToken
+	token *verifiedToken
 	// onFinished runs once when the connection is closed (server accounting).
 	onFinished func()
 
@@ -55,7 +58,12 @@ type conn struct {
 	lastInput     time.Time
 	parkAfterIdle time.Duration
 	pollKey       uint64 // non-zero: registered with the read poller
-	readable      readableWaiter
+	// joinsRead counts the JOIN frames read; a limited address's JOINs
+	// after the first take tokens of its JOIN rate (joinrate.go).
+	joinsRead   int
+	joinLimited bool
+	joinAddress netip.Addr
+	readable    readableWaiter
 
 	// flushPending is owned by the session actor: the conn has frames
 	// queued since the actor's last flush.
@@ -64,10 +72,14 @@ type conn struct {
 	// writer writes without blocking; used by whoever holds writing.
 	writer nonBlockingWriter
 
-	mu             sync.Mutex
-	queue          []outFrame
-	spare          []outFrame // the queue's other buffer, reused while writing
-	queuedBytes    int
+	mu          sync.Mutex
+	queue       []outFrame
+	spare       []outFrame // the queue's other buffer, reused while writing
+	queuedBytes int
+	// backlogSince is when the writer goroutine took over (the socket
+	// did not take everything at once); zero while the queue is written
+	// inline. A backlog older than QueueAgeMax cuts the client.
+	backlogSince   time.Time
 	closeCode      int // non-zero: close requested
 	closeReason    string
 	writing        bool          // a goroutine owns the socket's write side
@@ -95,12 +107,30 @@ func newConn(server *Server, id reflector.ConnID, netConn net.Conn, rw *bufio.Re
 		leftover, _ := rw.Reader.Peek(buffered)
 		c.leftover = append([]byte(nil), leftover...)
 	}
-	if sysConn, ok := netConn.(syscall.Conn); ok {
-		if rawConn, err := sysConn.SyscallConn(); err == nil {
-			c.rawConn = rawConn
-		}
-	}
+	c.rawConn = socketOf(netConn)
 	return c
+}
+
+// socketOf returns the raw socket of a plain TCP connection, whose bytes
+// are the WebSocket stream itself; nil for anything else. A *tls.Conn
+// must never be read or written through its socket (the bytes there are
+// TLS records), nor polled for readability (a TLS record may be buffered
+// in the *tls.Conn, or the socket may hold a record that decrypts to
+// nothing): it keeps a reader goroutine and writes through Write. Only
+// *net.TCPConn is accepted, so that no other wrapper slips through.
+func socketOf(netConn net.Conn) syscall.RawConn {
+	if limited, ok := netConn.(*limitedConn); ok {
+		netConn = limited.Conn // the listener's accounting (listenlimit.go)
+	}
+	tcp, ok := netConn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rawConn, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rawConn
 }
 
 // enqueue queues a frame (frame followed by parts) for sending; the caller
@@ -111,6 +141,10 @@ func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
+		return
+	}
+	if c.lagsLocked() {
+		c.cutLaggingLocked()
 		return
 	}
 	if tick && len(c.queue) > 0 {
@@ -132,6 +166,33 @@ func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {
 	}
 	c.queue = append(c.queue, outFrame{data: frame, parts: parts, size: size})
 	c.queuedBytes += size
+}
+
+// lagsLocked reports whether the connection has had a backlog (frames the
+// socket would not take) for longer than QueueAgeMax.
+func (c *conn) lagsLocked() bool {
+	return !c.backlogSince.IsZero() && time.Since(c.backlogSince) > c.server.config.QueueAgeMax
+}
+
+// cutLaggingLocked drops what is queued and asks for a close with
+// CloseSlowClient: the client resyncs when it reconnects, so nothing
+// queued is worth the wait.
+func (c *conn) cutLaggingLocked() {
+	if c.closeCode != 0 {
+		return
+	}
+	clear(c.queue)
+	c.queue, c.queuedBytes = c.queue[:0], 0
+	c.server.metrics.slowClients.Add(1)
+	c.server.metrics.slowClientsLagging.Add(1)
+	c.server.logger.Info("client too slow: its send queue was not emptied for QueueAgeMax; closing with 4001",
+		"conn", c.id, "remote", c.remote, "backlog_since", c.backlogSince, "queue_age_max", c.server.config.QueueAgeMax)
+	// The write in progress may hold megabytes the client reads at a
+	// trickle: it gets closeHandshakeTimeout to finish, then the
+	// connection ends without a close frame.
+	_ = c.netConn.SetWriteDeadline(time.Now().Add(closeHandshakeTimeout))
+	c.requestCloseLocked(protocol.CloseSlowClient, fmt.Sprintf(
+		"client too slow: frames waited more than %s to be sent (QueueAgeMax), please reconnect", c.server.config.QueueAgeMax))
 }
 
 // close asks for a close frame after the queued frames.
@@ -286,6 +347,11 @@ func (c *conn) writeLoop(pending []byte) {
 	timeout := c.server.config.WriteTimeout
 	var headers []byte
 	var buffers net.Buffers
+	c.mu.Lock()
+	if c.backlogSince.IsZero() {
+		c.backlogSince = time.Now()
+	}
+	c.mu.Unlock()
 	for {
 		if len(pending) > 0 {
 			_ = c.netConn.SetWriteDeadline(time.Now().Add(timeout))
@@ -297,10 +363,14 @@ func (c *conn) writeLoop(pending []byte) {
 			pending = nil
 		}
 		c.mu.Lock()
+		if len(c.queue) > 0 && c.lagsLocked() {
+			c.cutLaggingLocked()
+		}
 		batch := c.takeQueueLocked()
 		closeCode, closeReason, readerGone := c.closeCode, c.closeReason, c.readerGone
 		if len(batch) == 0 && closeCode == 0 && !readerGone {
 			c.writing = false
+			c.backlogSince = time.Time{}
 			c.mu.Unlock()
 			return
 		}
@@ -324,8 +394,7 @@ func (c *conn) writeLoop(pending []byte) {
 			buffers = append(buffers, append(appendFrameHeader(nil, ws.OpClose, len(body)), body...))
 		}
 		_ = c.netConn.SetWriteDeadline(time.Now().Add(timeout))
-		toWrite := buffers
-		_, err := toWrite.WriteTo(c.netConn)
+		err := c.writeBuffers(buffers)
 		clear(buffers)
 		c.recycleBatch(batch)
 		if err != nil {
@@ -351,6 +420,31 @@ func (c *conn) writeLoop(pending []byte) {
 			return
 		}
 	}
+}
+
+// writeBuffers writes a batch's slices. A plain TCP socket takes them in
+// place, with one writev. Any other connection gets them copied into one
+// buffer first: a *tls.Conn has no writev and makes every Write at least
+// one TLS record (with its header and authentication tag) and one system
+// call, which slice by slice would be two or three per frame.
+func (c *conn) writeBuffers(buffers net.Buffers) error {
+	if c.rawConn != nil {
+		socket := c.netConn
+		if limited, ok := socket.(*limitedConn); ok {
+			socket = limited.Conn // net.Buffers uses writev on a *net.TCPConn only
+		}
+		_, err := buffers.WriteTo(socket)
+		return err
+	}
+	buffer := getWriteBuffer()
+	data := (*buffer)[:0]
+	for _, slice := range buffers {
+		data = append(data, slice...)
+	}
+	_, err := c.netConn.Write(data)
+	*buffer = data
+	putWriteBuffer(buffer)
+	return err
 }
 
 func (c *conn) writeFailed(err error) {

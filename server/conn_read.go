@@ -55,7 +55,8 @@ func (c *conn) readLoop() {
 		case ws.OpText:
 			c.server.metrics.framesIn.Add(1)
 			frame, decodeErr := protocol.DecodeClientFrame(payload)
-			if c.token != nil && decodeErr == nil && frame.Action == protocol.ActionJoin && c.refuseJoin(frame) {
+			if decodeErr == nil && frame.Action == protocol.ActionJoin &&
+				(c.refuseRejoin() || (c.token != nil && c.refuseJoin(frame))) {
 				c.readerExit()
 				return
 			}

@@ -32,6 +32,17 @@ type metrics struct {
 	sessionsExpired atomic.Uint64
 	// rejectedPerIP counts upgrades refused by ConnectionsPerIPMax.
 	rejectedPerIP atomic.Uint64
+	// joinsRateLimited counts upgrades and JOINs refused by
+	// JoinsPerIPPerSecond (joinrate.go).
+	joinsRateLimited atomic.Uint64
+	// acceptWaits counts the times the listener had OpenConnectionsMax
+	// connections open and waited (listenlimit.go).
+	acceptWaits atomic.Uint64
+	// rejectedSessionsMax counts upgrades refused by SessionsMax.
+	rejectedSessionsMax atomic.Uint64
+	// slowClientsLagging counts clients cut by QueueAgeMax (part of
+	// slowClients).
+	slowClientsLagging atomic.Uint64
 	// upgradesRefusedStorage counts WebSocket upgrades refused while
 	// storage failed (health.go).
 	upgradesRefusedStorage atomic.Uint64
@@ -133,6 +144,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_connections_rejected_total", "WebSocket upgrades refused (ConnectionsMax).", m.rejectedConnections.Load())
 	counter("metronome_sessions_expired_total", "Stored sessions deleted after being idle for longer than the retention.", m.sessionsExpired.Load())
 	counter("metronome_connections_rejected_per_ip_total", "WebSocket upgrades refused with 429 (ConnectionsPerIPMax).", m.rejectedPerIP.Load())
+	counter("metronome_joins_rate_limited_total", "WebSocket upgrades (429) and JOINs (4003) refused by JoinsPerIPPerSecond.", m.joinsRateLimited.Load())
+	counter("metronome_accept_waits_total", "Times the listener had OpenConnectionsMax connections open and new ones had to wait in the backlog.", m.acceptWaits.Load())
+	counter("metronome_sessions_rejected_total", "WebSocket upgrades for a new session refused with 503 (SessionsMax).", m.rejectedSessionsMax.Load())
 	gauge("metronome_sessions", "Sessions in memory.", m.sessions.Load())
 	counter("metronome_frames_in_total", "Text frames received from clients.", m.framesIn.Load())
 	counter("metronome_frames_out_total", "Frames written to clients.", m.framesOut.Load())
@@ -140,7 +154,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_messages_total", "Messages stamped (client inputs and reflector messages).", m.messagesStamped.Load())
 	counter("metronome_ticks_total", "TICK frames queued to clients.", m.ticksSent.Load())
 	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
-	counter("metronome_slow_clients_total", "Clients disconnected because their send queue was full.", m.slowClients.Load())
+	counter("metronome_slow_clients_total", "Clients disconnected (4001) because their send queue was full (QueueFramesMax, QueueBytesMax) or had not been emptied for QueueAgeMax.", m.slowClients.Load())
+	counter("metronome_slow_clients_lagging_total", "Of metronome_slow_clients_total: clients whose send queue had not been emptied for QueueAgeMax.", m.slowClientsLagging.Load())
 	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
 	counter("metronome_upgrades_refused_storage_total", "WebSocket upgrades refused with 503 while storage failed.", m.upgradesRefusedStorage.Load())
 	counter("metronome_sessions_quarantined_total", "Sessions whose stored data was damaged: quarantined, restarted on a new timeline.", m.sessionsQuarantined.Load())

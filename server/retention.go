@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
+	"github.com/metronome-sync/metronome/host"
 	"github.com/metronome-sync/metronome/store"
 )
 
@@ -13,11 +15,14 @@ import (
 // Every session id anyone invents leaves its record and messages in the
 // store for good, unless something removes them. The server deletes a
 // session whose stored data has not changed for SessionRetention (default
-// DefaultSessionRetention) and that has no connection: a sweep runs every
-// RetentionSweepInterval over the stored sessions. A session in memory is
-// never deleted (it changes its record at least every time lease). While
-// a session is being deleted it is marked, and a connection that arrives
-// for it meanwhile is asked to reconnect (4003): it then finds nothing
+// DefaultSessionRetention) and that it does not have in memory: a sweep
+// runs every RetentionSweepInterval over the stored sessions. A session in
+// memory is never deleted (it changes its record at least every time
+// lease). How a deletion excludes a connection that arrives for the same
+// session is the host's (host/retention.go, shared with the simulator,
+// which races rejoins against deletions): the session is reserved under
+// s.mu, the lock route opens sessions under, and a connection that
+// arrives meanwhile is asked to reconnect (4003); it then finds nothing
 // stored and starts a new session. Stores that cannot tell when a session
 // changed (no SessionModified) keep everything.
 
@@ -30,8 +35,7 @@ type sessionModified interface {
 // retentionStore is what a sweep needs of the store.
 type retentionStore interface {
 	sessionModified
-	Sessions(ctx context.Context) ([]string, error)
-	DeleteSession(ctx context.Context, sessionID string) error
+	host.RetentionStore
 }
 
 // runRetention sweeps every RetentionSweepInterval until stop closes.
@@ -57,55 +61,64 @@ func (s *Server) sweepRetention(ctx context.Context, now time.Time) (int, error)
 	if !ok || s.config.SessionRetention < 0 {
 		return 0, nil
 	}
-	ids, err := st.Sessions(ctx)
-	if err != nil {
-		return 0, err
-	}
+	sweep := &retentionSweep{server: s, store: st, now: now, modified: make(map[string]time.Time)}
 	deleted := 0
-	var errs []error
-	for _, id := range ids {
-		modified, err := st.SessionModified(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if now.Sub(modified) < s.config.SessionRetention || !s.markDeleting(id) {
-			continue
-		}
-		err = st.DeleteSession(ctx, id)
-		s.unmarkDeleting(id)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	err := host.SweepIdle(ctx, st, sweep, func(deletion *host.Deletion) error {
+		if err := deletion.Finish(ctx); err != nil {
+			return err
 		}
 		deleted++
 		s.metrics.sessionsExpired.Add(1)
-		s.logger.Info("session deleted: idle for longer than the retention", "session", id,
-			"last_change", modified.UTC().Format(time.RFC3339), "retention", s.config.SessionRetention)
-	}
-	return deleted, errors.Join(errs...)
+		s.logger.Info("session deleted: idle for longer than the retention", "session", deletion.ID(),
+			"last_change", sweep.lastChange(deletion.ID()).UTC().Format(time.RFC3339), "retention", s.config.SessionRetention)
+		return nil
+	})
+	return deleted, err
 }
 
-// markDeleting marks a session that is not in memory as being deleted,
-// so that route refuses it meanwhile; false if it is in memory.
-func (s *Server) markDeleting(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[id] != nil || s.closing {
-		return false
-	}
-	if s.deleting == nil {
-		s.deleting = make(map[string]bool)
-	}
-	s.deleting[id] = true
-	return true
+// retentionSweep is the server as one sweep's host.RetentionShell: its
+// clock is the sweep's time, its sessions in memory are s.sessions.
+type retentionSweep struct {
+	server *Server
+	store  retentionStore
+	now    time.Time
+
+	mu       sync.Mutex
+	modified map[string]time.Time // for the log line
 }
 
-func (s *Server) unmarkDeleting(id string) {
+func (r *retentionSweep) Idle(ctx context.Context, id string) (bool, error) {
+	modified, err := r.store.SessionModified(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	r.modified[id] = modified
+	r.mu.Unlock()
+	return r.now.Sub(modified) >= r.server.config.SessionRetention, nil
+}
+
+// Reserve marks a session as being deleted unless it is in memory or the
+// server is shutting down; route refuses it meanwhile.
+func (r *retentionSweep) Reserve(id string) bool {
+	s := r.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.deleting, id)
+	return s.deletions.Reserve(id, s.sessions[id] != nil || s.closing)
+}
+
+func (r *retentionSweep) Release(id string) {
+	s := r.server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deletions.Release(id)
+}
+
+func (r *retentionSweep) lastChange(id string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.modified[id]
 }

@@ -45,12 +45,16 @@ func TestRetentionDeletesIdleSessions(t *testing.T) {
 		t.Errorf("metronome_sessions_expired_total %d, want 2", got)
 	}
 
-	if !server.markDeleting("gone") {
-		t.Fatal("markDeleting of a session not in memory refused")
+	sweep := &retentionSweep{server: server}
+	if sweep.Reserve("live") {
+		t.Fatal("a session in memory was reserved for deletion")
+	}
+	if !sweep.Reserve("gone") {
+		t.Fatal("reserving a session not in memory for deletion refused")
 	}
 	late := dialSession(t, server.Addr(), "gone", "v2")
 	late.expectClose(4003, "please reconnect")
-	server.unmarkDeleting("gone")
+	sweep.Release("gone")
 	again := dialSession(t, server.Addr(), "gone", "v2")
 	again.join()
 }

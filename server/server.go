@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,11 +34,16 @@ type Server struct {
 	config Config
 	logger *slog.Logger
 	store  store.Store
-	// deleting marks sessions the retention sweep is deleting (guarded by
+	// deletions marks sessions the retention sweep is deleting (guarded by
 	// mu; retention.go).
-	deleting map[string]bool
+	deletions host.Deletions
 	// perIP counts connections per client address (perip.go).
 	perIP ipConnections
+	// joins limits the JOINs per client address (joinrate.go).
+	joins joinLimiter
+	// acceptWaitLogged is when (unix ns) the listener last warned that it
+	// was full (listenlimit.go).
+	acceptWaitLogged atomic.Int64
 	// hostStore is the store as session hosts use it (commits timed).
 	hostStore host.Store
 	start     time.Time
@@ -46,6 +52,10 @@ type Server struct {
 	httpServer *http.Server
 	ready      chan struct{}
 	serveErr   chan error
+	// redirectListener and redirectServer serve Config.HTTPRedirectAddr
+	// (tls.go); nil without it.
+	redirectListener net.Listener
+	redirectServer   *http.Server
 
 	mu       sync.Mutex
 	sessions map[string]*sessionActor
@@ -119,12 +129,22 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.config.Addr, err)
 	}
+	if s.config.OpenConnectionsMax > 0 {
+		listener = newLimitListener(listener, s.config.OpenConnectionsMax, s.noteAcceptWait)
+	}
+	if s.config.TLS != nil {
+		listener = tls.NewListener(listener, s.listenerTLSConfig())
+	}
 	s.listener = listener
 	s.httpServer = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	if err := s.startRedirect(); err != nil {
+		listener.Close()
+		return err
 	}
 	if _, ok := s.store.(retentionStore); ok && s.config.SessionRetention > 0 {
 		go s.runRetention(s.shutdownRequested)
@@ -204,6 +224,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				result = err
 			}
 		}
+		if s.redirectServer != nil {
+			_ = s.redirectServer.Close() // redirects only: nothing to finish
+		}
 		if err := waitGroup(ctx, &s.actors); err != nil {
 			result = errors.Join(result, fmt.Errorf("sessions did not finish: %w", err))
 		}
@@ -243,8 +266,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz":
 		s.serveHealth(w)
-	case r.URL.Path == "/metrics", r.URL.Path == "/sessions":
-		s.serveOperatorEndpoint(w, r)
+	case r.URL.Path == "/metrics":
+		s.servePublicMetrics(w, r)
+	case isAdminOnlyPath(r.URL.Path):
+		s.refuseAdminOnly(w, r) // admin.go
 	case r.URL.Path == "/files" || strings.HasPrefix(r.URL.Path, "/files/"):
 		s.serveFiles(w, r, token)
 	default:
@@ -279,6 +304,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 		http.Error(w, fmt.Sprintf("origin %q may not connect: it is not in the server's allowed origins (--allowed-origins)", origin), http.StatusForbidden)
 		return
 	}
+	if s.refuseNewSession(w, sessionIDFromPath(r.URL.Path)) {
+		return
+	}
 	if int(s.metrics.connections.Load()) >= s.config.ConnectionsMax {
 		s.metrics.rejectedConnections.Add(1)
 		http.Error(w, fmt.Sprintf("too many connections (ConnectionsMax=%d)", s.config.ConnectionsMax), http.StatusServiceUnavailable)
@@ -296,10 +324,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 			s.perIP.release(limited)
 		}
 	}
-	var claims auth.Claims
+	if isLimited && !s.takeJoin(limited) {
+		releaseAddress()
+		reason := s.joinRateRefusal(limited)
+		s.logger.Info("websocket upgrade refused: JOIN rate", "remote", remote, "why", reason)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, reason, http.StatusTooManyRequests)
+		return
+	}
+	var verified verifiedToken
 	refusal := ""
 	if s.config.Auth == AuthToken {
-		claims, refusal = s.authorizeUpgrade(r, token)
+		verified, refusal = s.authorizeUpgrade(r, token)
 	}
 	upgrader := ws.HTTPUpgrader{Timeout: 10 * time.Second}
 	netConn, rw, _, err := upgrader.Upgrade(r, w)
@@ -331,21 +367,26 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 		return
 	}
 	if s.config.Auth == AuthToken {
-		c.token = &token // its JOINs are checked again, with their appId
+		c.token = &verified // its JOINs are checked again, with their appId
 	}
+	c.joinLimited, c.joinAddress = isLimited && s.joinRateLimited(), limited
 	sessionID := sessionIDFromPath(r.URL.Path)
 	if err := validateSessionID(sessionID); err != nil {
 		c.close(protocol.CloseOutdatedProtocol, "outdated protocol: "+err.Error())
 		go discardUntilClosed(c)
 		return
 	}
-	actor := s.route(sessionID)
+	actor, full := s.route(sessionID)
 	if actor == nil {
-		c.close(protocol.CloseReconnect, "session unavailable (the server is shutting down, or the idle session is being deleted), please reconnect")
+		reason := "session unavailable (the server is shutting down, or the idle session is being deleted), please reconnect"
+		if full {
+			reason = "please reconnect: " + s.sessionsFullReason()
+		}
+		c.close(protocol.CloseReconnect, reason)
 		go discardUntilClosed(c)
 		return
 	}
-	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote, "sub", claims.Subject)
+	s.logger.Debug("connection", "session", sessionID, "conn", id, "remote", c.remote, "sub", verified.claims.Subject)
 	actor.deliver(actorEvent{event: reflector.Connect{Conn: id}, conn: c})
 	c.startReading(actor)
 }
@@ -377,16 +418,22 @@ func validateSessionID(id string) error {
 }
 
 // route returns the session's actor, creating (and starting) it if needed,
-// and counts the connection that is about to be delivered to it.
-func (s *Server) route(sessionID string) *sessionActor {
+// and counts the connection that is about to be delivered to it. It
+// returns nil while shutting down, while the session is being deleted, and
+// (full) when a new session would exceed SessionsMax.
+func (s *Server) route(sessionID string) (actor *sessionActor, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil
+		return nil, false
 	}
-	actor := s.sessions[sessionID]
-	if actor == nil && s.deleting[sessionID] {
-		return nil // being deleted (retention.go): the client reconnects
+	actor = s.sessions[sessionID]
+	if actor == nil && s.deletions.Refuses(sessionID) {
+		return nil, false // being deleted (retention.go): the client reconnects
+	}
+	if actor == nil && s.sessionsFullLocked() {
+		s.metrics.rejectedSessionsMax.Add(1)
+		return nil, true
 	}
 	if actor == nil {
 		actor = newSessionActor(s, sessionID)
@@ -396,9 +443,38 @@ func (s *Server) route(sessionID string) *sessionActor {
 		go actor.run()
 	}
 	actor.pendingConnects++
-	return actor
+	return actor, false
 }
 
+// sessionsFullLocked reports whether a new session would exceed
+// SessionsMax.
+func (s *Server) sessionsFullLocked() bool {
+	return s.config.SessionsMax > 0 && len(s.sessions) >= s.config.SessionsMax
+}
+
+// refuseNewSession answers an upgrade for a session that is not in memory
+// with 503 while SessionsMax sessions are; it reports whether it did.
+// Checked before the upgrade so that the refusal costs little; route
+// checks again, exactly.
+func (s *Server) refuseNewSession(w http.ResponseWriter, sessionID string) bool {
+	s.mu.Lock()
+	full := s.sessions[sessionID] == nil && s.sessionsFullLocked()
+	s.mu.Unlock()
+	if !full {
+		return false
+	}
+	s.metrics.rejectedSessionsMax.Add(1)
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, s.sessionsFullReason(), http.StatusServiceUnavailable)
+	return true
+}
+
+func (s *Server) sessionsFullReason() string {
+	return fmt.Sprintf("too many sessions on this server (SessionsMax=%d)", s.config.SessionsMax)
+}
+
+// serveSessions lists the ids of the sessions in memory as plain text,
+// sorted, one per line (the admin listener's GET /sessions, admin.go).
 func (s *Server) serveSessions(w http.ResponseWriter) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.sessions))

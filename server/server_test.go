@@ -512,7 +512,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Errorf("metronome_sessions %v, want 2", got)
 	}
 
-	response, body = httpGet(t, base+"/sessions")
+	response, body = httpGet(t, startAdmin(t, server)+"/sessions") // the admin listener's (admin.go)
 	if response.StatusCode != http.StatusOK {
 		t.Errorf("/sessions: status %d", response.StatusCode)
 	}

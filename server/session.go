@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metronome-sync/metronome/host"
@@ -67,6 +68,11 @@ type sessionActor struct {
 	// flushes at the time, for the reflect-latency histogram.
 	durable durableReports
 	unsent  []unsentFrames
+
+	// stats is what the admin listener shows of the session, published by
+	// the actor (admin_stats.go); statsPublisher is the actor's side of it.
+	stats          atomic.Pointer[sessionStats]
+	statsPublisher statsPublisher
 }
 
 // unsentFrames are the read times of the client frames answered by the
@@ -211,7 +217,8 @@ func (a *sessionActor) run() {
 		if a.host.Ended() && a.host.Pending().Waiting == 0 && a.unregister() {
 			return
 		}
-		timer.Reset(a.untilWake())
+		a.updateStats(a.lastFlush)
+		timer.Reset(min(a.untilWake(), a.statsPublisher.untilStatsDue(a.lastFlush)))
 	}
 }
 
@@ -290,8 +297,10 @@ func (a *sessionActor) load() {
 		Store:    a.server.hostStore,
 		Notify:   a.durable.report,
 		Conns:    a,
-		Observer: (*sessionObserver)(a.server),
+		Observer: actorObserver{sessionObserver: (*sessionObserver)(a.server), actor: a},
 	})
+	a.statsPublisher.urgent = true
+	a.publishStats(time.Now(), a.now())
 }
 
 func (a *sessionActor) step(event actorEvent) {
@@ -301,9 +310,13 @@ func (a *sessionActor) step(event actorEvent) {
 	if event.conn != nil {
 		a.conns[event.conn.id] = event.conn
 		a.seenConnects++
+		a.statsPublisher.urgent = true
 	}
 	a.host.Step(a.now(), event.event)
 	if disconnect, ok := event.event.(reflector.Disconnect); ok {
+		if c := a.conns[disconnect.Conn]; c != nil {
+			a.statsPublisher.noteClose(c, time.Now())
+		}
 		delete(a.conns, disconnect.Conn)
 	}
 }
@@ -393,6 +406,20 @@ func (a *sessionActor) Flush() {
 
 // sessionObserver logs and counts what the session hosts report.
 type sessionObserver Server
+
+// actorObserver is the Observer of one session's host: the server's, and
+// what the session's statistics count (admin_stats.go).
+type actorObserver struct {
+	*sessionObserver
+	actor *sessionActor
+}
+
+func (o actorObserver) Flushed(id string, out *reflector.Effects) {
+	o.sessionObserver.Flushed(id, out)
+	if len(out.Notes) > 0 {
+		o.actor.statsPublisher.noteEffects(out.Notes, time.Now())
+	}
+}
 
 func (o *sessionObserver) Opened(id string, record reflector.Record, messages int, resumed bool) {
 	if resumed {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -99,11 +100,25 @@ func TestConnectionsWithinFileLimit(t *testing.T) {
 		{50_000, 1_048_576, 50_000},
 		{50_000, 1024, 1024 - filesReservedForServer},
 		{100, 1024, 100},
-		{100, 0, 100}, // unknown limit: as configured
-		{100, 200, 1}, // a tiny limit still allows a connection
+		{100, 0, 100},              // unknown limit: as configured
+		{100, 200, 1},              // a tiny limit still allows a connection
+		{100, math.MaxUint64, 100}, // RLIM_INFINITY: no bound
 	} {
 		if got := connectionsWithinFileLimit(tc.max, tc.limit, logger); got != tc.want {
 			t.Errorf("connectionsWithinFileLimit(%d, %d) = %d, want %d", tc.max, tc.limit, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		limit uint64
+		want  int
+	}{
+		{1024, 1024 - filesReservedForServer},
+		{200, 1},
+		{0, 0},              // unknown: no bound
+		{math.MaxUint64, 0}, // RLIM_INFINITY: no bound
+	} {
+		if got := openConnectionsMax(tc.limit); got != tc.want {
+			t.Errorf("openConnectionsMax(%d) = %d, want %d", tc.limit, got, tc.want)
 		}
 	}
 }

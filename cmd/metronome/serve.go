@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -36,6 +33,17 @@ token: --auth token --auth-keys FILE. A client then carries its token in the
 box URL, box: "https://HOST/k/<token>/"; "metronome token --help" shows how to
 create keys and mint tokens (docs/operations.md, "Access control").
 
+TLS: --tls-cert FILE --tls-key FILE make the address serve https:// and
+wss:// (box: "https://HOST:PORT/"); SIGHUP re-reads them. Behind a reverse
+proxy that terminates TLS, name it in --trusted-proxies (docs/operations.md,
+"TLS and reverse proxies").
+
+The operator's address, --admin-addr (default 127.0.0.1:8889, loopback
+only), serves a live session inspector at http://127.0.0.1:8889/, the
+session list /sessions, /metrics and Go's profiler /debug/pprof/; the
+public address never serves /sessions or the profiler (docs/operations.md,
+"Admin listener and inspector").
+
 Sessions are kept in --data-dir across restarts: clients that reconnect after
 a restart continue with the same timeline, time and sequence numbers.
 
@@ -45,7 +53,7 @@ a flag on the command line wins.
 Flags:
 `
 
-func serve(args []string, stdout, stderr io.Writer) int {
+func serve(args []string, stdout, stderr io.Writer) (code int) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	addr := flags.String("addr", env("METRONOME_ADDR", server.DefaultAddr), "listen address host:port [METRONOME_ADDR]")
@@ -61,10 +69,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
 	sessionRetention := flags.Duration("session-retention", envDuration("METRONOME_SESSION_RETENTION", server.DefaultSessionRetention), "a stored session unchanged for this long, with no connection, is deleted with its messages (checked every hour); -1ns keeps sessions forever [METRONOME_SESSION_RETENTION]")
 	connectionsPerIP := flags.Int("connections-per-ip-max", int(envInt("METRONOME_CONNECTIONS_PER_IP_MAX", server.DefaultConnectionsPerIPMax)), "most WebSocket connections from one client address (the peer's, or the client's as --trusted-proxies reveal it); more are refused with 429; loopback is not limited; -1 turns it off [METRONOME_CONNECTIONS_PER_IP_MAX]")
+	joinsPerIPRate := flags.Float64("joins-per-ip-per-second", envFloat("METRONOME_JOINS_PER_IP_PER_SECOND", server.DefaultJoinsPerIPPerSecond), "JOINs one client address may make per second, after a burst of --joins-per-ip-burst (every JOIN costs a SYNC: the session's messages since its snapshot); a connection beyond it is refused with 429 before the upgrade, a repeated JOIN is closed with 4003; loopback is not limited; -1 turns it off [METRONOME_JOINS_PER_IP_PER_SECOND]")
+	joinsPerIPBurst := flags.Int("joins-per-ip-burst", int(envInt("METRONOME_JOINS_PER_IP_BURST", server.DefaultJoinsPerIPBurst)), "JOINs one client address may make at once before --joins-per-ip-per-second applies (a classroom behind one NAT address reconnecting after a restart) [METRONOME_JOINS_PER_IP_BURST]")
+	sessionsMax := flags.Int("sessions-max", int(envInt("METRONOME_SESSIONS_MAX", server.DefaultSessionsMax)), "most sessions in memory at once; a connection to one more is refused with 503 (sessions already running are not affected); -1 turns it off [METRONOME_SESSIONS_MAX]")
+	queueAgeMax := flags.Duration("queue-age-max", envDuration("METRONOME_QUEUE_AGE_MAX", server.DefaultQueueAgeMax), "longest a client may leave frames unread: a connection whose send queue has not been emptied for this long is closed with 4001 (it reconnects and resyncs), as is one whose queue holds 4096 frames or 16 MiB [METRONOME_QUEUE_AGE_MAX]")
 	coalesceMax := flags.Duration("coalesce-max", envDuration("METRONOME_COALESCE_MAX", server.DefaultCoalesceMax), "while the server is overloaded (goroutines wait > 0.5 ms for a CPU), sessions hold their frames up to this long so that one write carries several: more throughput at the cost of latency that is already high; 0 turns it off; see /metrics metronome_coalesce_hold_microseconds [METRONOME_COALESCE_MAX]")
 	trustedProxies := flags.String("trusted-proxies", env("METRONOME_TRUSTED_PROXIES", ""), "comma-separated addresses or prefixes of reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For is believed for the client address in logs; empty: the header is ignored [METRONOME_TRUSTED_PROXIES]")
 	allowedOrigins := flags.String("allowed-origins", env("METRONOME_ALLOWED_ORIGINS", server.AnyOrigin), `web pages that may use the server from a browser: * (any), or comma-separated origins such as https://app.example.com,http://localhost:5173; WebSocket upgrades and uploads with another Origin header get 403, and /files/ sends CORS headers to these only; clients that send no Origin (native, Node.js) are not affected. Set it on a server others can reach, including the server's own origin if it serves the app (--web-root, the demo) [METRONOME_ALLOWED_ORIGINS]`)
-	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/), /metrics and /sessions on this separate address, e.g. 127.0.0.1:6060; off when empty — never expose it publicly. With --auth token the public address does not serve /metrics and /sessions [METRONOME_DEBUG_ADDR]")
+	adminAddr := flags.String("admin-addr", env("METRONOME_ADMIN_ADDR", defaultAdminAddr), `the operator's address: the session inspector (a web page at /), /sessions, /metrics and Go's profiler (/debug/pprof/); "off" turns it off. It has no authentication: keep it on loopback (reach it through an SSH tunnel). If the default address is taken, serve warns and runs without it [METRONOME_ADMIN_ADDR]`)
+	debugAddr := flags.String("debug-addr", env("METRONOME_DEBUG_ADDR", ""), "deprecated: the old name of --admin-addr [METRONOME_DEBUG_ADDR]")
+	var secure tlsFlags
+	flags.StringVar(&secure.certFile, "tls-cert", env("METRONOME_TLS_CERT", ""), "certificate chain (PEM, e.g. fullchain.pem): --addr serves https:// and wss:// only; needs --tls-key; re-read on SIGHUP [METRONOME_TLS_CERT]")
+	flags.StringVar(&secure.keyFile, "tls-key", env("METRONOME_TLS_KEY", ""), "private key (PEM) of --tls-cert; re-read on SIGHUP [METRONOME_TLS_KEY]")
+	flags.StringVar(&secure.redirectAddr, "http-redirect-addr", env("METRONOME_HTTP_REDIRECT_ADDR", ""), "with --tls-cert: also listen on this address (e.g. 0.0.0.0:80) for plain HTTP and answer every request with 308 to the same URL over https on --addr; off when empty [METRONOME_HTTP_REDIRECT_ADDR]")
 	var access authFlags
 	flags.StringVar(&access.mode, "auth", env("METRONOME_AUTH", ""), `who may connect: "token" (a token in the URL path /k/<token>/, checked against --auth-keys) or "none" (everyone); default none on a loopback --addr, required on any other [METRONOME_AUTH]`)
 	flags.StringVar(&access.secretFile, "auth-secret-file", env("METRONOME_AUTH_SECRET_FILE", ""), `signing key of --auth token (PEM, from metronome token keygen): tokens it signs are accepted; the same file mints them: metronome token --auth-secret-file FILE --app APPID [METRONOME_AUTH_SECRET_FILE]`)
@@ -88,12 +105,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "metronome serve: --trusted-proxies:", err)
 		return 2
 	}
+	admin, err := adminSettings(flags, *adminAddr, *debugAddr)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
 	origins, err := server.ParseAllowedOrigins(*allowedOrigins)
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve: --allowed-origins:", err)
 		return 2
 	}
 	authMode, verifier, err := authSettings(*addr, access, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 2
+	}
+	certificates, err := tlsSettings(secure)
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 2
@@ -108,11 +135,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
+			// What was not synced stays in the journal and is replayed at
+			// the next start; the exit status tells a supervisor that this
+			// stop was not clean.
 			logger.Error("closing the store", "err", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}()
 	config := server.Config{
 		Addr:                  *addr,
+		TLS:                   tlsConfig(certificates),
+		HTTPRedirectAddr:      secure.redirectAddr,
 		Store:                 st,
 		TrustedProxies:        proxies,
 		AllowedOrigins:        origins,
@@ -126,11 +161,21 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		FilesDiskReserveBytes: *filesDiskReserve,
 		FileTransferTimeout:   *fileTransferTimeout,
 		ConnectionsMax:        connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
+		OpenConnectionsMax:    openConnectionsMax(openFilesLimit()),
 		ConnectionsPerIPMax:   *connectionsPerIP,
+		JoinsPerIPPerSecond:   *joinsPerIPRate,
+		JoinsPerIPBurst:       *joinsPerIPBurst,
+		SessionsMax:           *sessionsMax,
+		QueueAgeMax:           *queueAgeMax,
 		SessionRetention:      *sessionRetention,
 		CoalesceMax:           coalesce,
 	}
 	srv, err := server.New(config)
+	if err != nil {
+		fmt.Fprintln(stderr, "metronome serve:", err)
+		return 1
+	}
+	adminListener, err := listenAdmin(admin, logger) // before Start: a refusal leaves nothing running
 	if err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 1
@@ -140,27 +185,29 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logAccessControl(logger, config, access.keysFile)
-	if *debugAddr != "" {
-		if err := serveProfiler(*debugAddr, srv.OperatorHandler(), logger); err != nil {
-			fmt.Fprintln(stderr, "metronome serve: --debug-addr:", err)
-			return 1
-		}
-	}
-	logger.Info("metronome serving", "addr", srv.Addr(), "data_dir", *dataDir, "durable", *durable, "web_root", *webRoot)
+	logTLS(logger, certificates, srv)
+	stopAdmin := serveAdmin(adminListener, srv.AdminHandler(), logger)
+	defer stopAdmin()
+	logger.Info("metronome serving", "addr", srv.Addr(), "url", srv.URL(), "data_dir", *dataDir, "durable", *durable, "web_root", *webRoot)
 	if authMode == server.AuthToken {
-		fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; clients need a token: box http://%s/k/<token>/)\n", srv.Addr(), srv.Addr())
+		fmt.Fprintf(stdout, "metronome serving on %s (demo page; clients need a token: box %sk/<token>/)\n", srv.URL(), srv.URL())
 	} else {
-		fmt.Fprintf(stdout, "metronome serving on http://%s/ (demo page; reflector at ws://%s/reflector/<sessionId>)\n", srv.Addr(), srv.Addr())
+		fmt.Fprintf(stdout, "metronome serving on %s (demo page; reflector at %s)\n", srv.URL(), reflectorURL(srv))
 	}
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	if authMode == server.AuthToken {
-		signal.Notify(signals, syscall.SIGHUP)
+	if authMode == server.AuthToken || certificates != nil {
+		signal.Notify(signals, syscall.SIGHUP) // something to reload
 	}
 	received := <-signals
 	for received == syscall.SIGHUP {
-		reloadKeys(logger, srv, access)
+		if authMode == server.AuthToken {
+			reloadKeys(logger, srv, access)
+		}
+		if certificates != nil {
+			reloadCertificate(logger, certificates)
+		}
 		received = <-signals
 	}
 	logger.Info("shutting down: persisting sessions and asking clients to reconnect", "signal", received.String())
@@ -210,12 +257,16 @@ func ensureProcsForDurableSyncs(logger *slog.Logger) {
 // logs it keeps open, uploads and downloads in flight, the epoll poller.
 const filesReservedForServer = 512
 
+// filesLimitUnbounded: an open-file limit above it (RLIM_INFINITY, or
+// close to it) is no bound worth deriving limits from.
+const filesLimitUnbounded = 1 << 30
+
 // connectionsWithinFileLimit returns connectionsMax, lowered (with a
 // warning) so that WebSocket connections cannot use up the open-file limit:
 // idle upgrades would otherwise take the descriptors that the journal,
 // session logs and file transfers of running sessions need.
 func connectionsWithinFileLimit(connectionsMax int, filesLimit uint64, logger *slog.Logger) int {
-	if filesLimit == 0 {
+	if filesLimit == 0 || filesLimit > filesLimitUnbounded {
 		return connectionsMax
 	}
 	room := int64(filesLimit) - filesReservedForServer
@@ -228,6 +279,17 @@ func connectionsWithinFileLimit(connectionsMax int, filesLimit uint64, logger *s
 	logger.Warn("--connections-max lowered to fit the open-file limit (raise it with ulimit -n, or LimitNOFILE= in a systemd unit)",
 		"connections_max", connectionsMax, "open_files_limit", filesLimit, "reserved", filesReservedForServer, "now", room)
 	return int(room)
+}
+
+// openConnectionsMax is how many TCP connections (HTTP and WebSocket) the
+// server keeps open at once for an open-file limit: the limit less
+// filesReservedForServer; 0 (no bound) when the limit is unknown. Beyond
+// it new connections wait in the listen backlog (server/listenlimit.go).
+func openConnectionsMax(filesLimit uint64) int {
+	if filesLimit == 0 || filesLimit > filesLimitUnbounded {
+		return 0
+	}
+	return int(max(int64(filesLimit)-filesReservedForServer, 1))
 }
 
 // openStore opens the sessions' and files' store: on disk in dataDir, or
@@ -331,6 +393,16 @@ func envDuration(name string, fallback time.Duration) time.Duration {
 	return fallback
 }
 
+func envFloat(name string, fallback float64) float64 {
+	if value, ok := os.LookupEnv(name); ok {
+		if parsed, err := strconv.ParseFloat(value, 64); err == nil {
+			return parsed
+		}
+		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not a number\n", name, value)
+	}
+	return fallback
+}
+
 func envInt(name string, fallback int64) int64 {
 	if value, ok := os.LookupEnv(name); ok {
 		if parsed, err := strconv.ParseInt(value, 10, 64); err == nil {
@@ -339,27 +411,6 @@ func envInt(name string, fallback int64) int64 {
 		fmt.Fprintf(os.Stderr, "metronome: ignoring %s=%q: not an integer\n", name, value)
 	}
 	return fallback
-}
-
-// serveProfiler serves net/http/pprof, and the operator's endpoints
-// (/metrics, /sessions), on its own listener, so that they never share the
-// public address.
-func serveProfiler(addr string, operator http.Handler, logger *slog.Logger) error {
-	listener, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/metrics", operator)
-	mux.Handle("/sessions", operator)
-	logger.Info("profiler listening", "addr", listener.Addr().String())
-	go http.Serve(listener, mux)
-	return nil
 }
 
 // defaultCroquetClient is the Croquet client module of an npm install in

@@ -40,14 +40,22 @@ const (
 // output appended to logPath, and waits until /healthz answers 200.
 func startServer(t *testing.T, binary, dataDirectory, logPath string) *server {
 	t.Helper()
+	return startServerCommand(t, []string{binary}, dataDirectory, logPath)
+}
+
+// startServerCommand is startServer with the binary run by a wrapper
+// (e.g. prlimit): command is the wrapper's arguments followed by the
+// binary; serve and its flags are appended.
+func startServerCommand(t *testing.T, command []string, dataDirectory, logPath string) *server {
+	t.Helper()
 	s := &server{t: t, addr: freeAddress(t), logPath: logPath, exited: make(chan struct{})}
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	s.command = exec.Command(binary, "serve", "--addr", s.addr, "--data-dir", dataDirectory,
-		"--durable=true", "--log-level", "info", "--log-format", "text")
+	s.command = exec.Command(command[0], append(command[1:], "serve", "--addr", s.addr, "--data-dir", dataDirectory,
+		"--durable=true", "--log-level", "info", "--log-format", "text")...)
 	s.command.Stdout, s.command.Stderr = logFile, logFile
 	s.command.Env = environmentWithoutServerSettings()
 	// The server dies with the test process, whatever ends it.

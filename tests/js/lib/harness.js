@@ -6,6 +6,7 @@
 const { spawn, execFile, fork } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
+const https = require("node:https");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
@@ -93,7 +94,8 @@ function withTimeout(promise, timeoutMs, what) {
 
 function httpRequest(url, { method = "GET", body, timeoutMs = 5000, headers = {} } = {}) {
     return new Promise((resolve, reject) => {
-        const request = http.request(url, { method, headers, timeout: timeoutMs }, response => {
+        const transport = String(url).startsWith("https:") ? https : http; // https: trusts https.globalAgent.options.ca
+        const request = transport.request(url, { method, headers, timeout: timeoutMs }, response => {
             const chunks = [];
             response.on("data", chunk => chunks.push(chunk));
             response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks) }));
