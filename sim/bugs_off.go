@@ -12,6 +12,6 @@ import (
 // re-introduce: none (build with -tags simbugs).
 var ReflectorBugs []string
 
-func injectBug(*host.Options, string) error {
+func injectBug(*host.Options, *host.Deletions, string) error {
 	return fmt.Errorf("unknown bug; only %v are available without -tags simbugs", SimulatorBugs)
 }

@@ -14,9 +14,9 @@ import (
 // (host.BugNames).
 var ReflectorBugs = slices.Concat(reflector.BugNames, host.BugNames)
 
-func injectBug(options *host.Options, name string) error {
+func injectBug(options *host.Options, deletions *host.Deletions, name string) error {
 	if slices.Contains(reflector.BugNames, name) {
 		return reflector.InjectBug(&options.Config, name)
 	}
-	return host.InjectBug(options, name)
+	return host.InjectBug(options, deletions, name)
 }

@@ -147,6 +147,13 @@ func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
 			k.w.violate(InvariantTime, fmt.Sprintf("%s: SYNC at time %d, but it saw time %d on timeline %s before", where, sync.Time, c.seenTime[sync.Timeline], sync.Timeline))
 			return false
 		}
+		// Every message a client received was durable first: a session
+		// that comes back on the same timeline has all of them.
+		if seen, ok := c.seenSeq[sync.Timeline]; ok && int32(seen-sync.Seq) > 0 {
+			k.w.violate(InvariantOrder, fmt.Sprintf("%s: SYNC on timeline %s at seq %d, but it received seq %d on that timeline before: messages it received were lost without a new timeline",
+				where, sync.Timeline, sync.Seq, seen))
+			return false
+		}
 		previous := sync.Seq - uint32(len(sync.Messages))
 		if sync.HasSnapshot && len(sync.Messages) > 0 && sync.Messages[0].Seq != sync.SnapshotSeq+1 {
 			k.w.violate(InvariantOrder, fmt.Sprintf("%s: SYNC messages start at seq %d, the snapshot is at %d", where, sync.Messages[0].Seq, sync.SnapshotSeq))
@@ -161,6 +168,7 @@ func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
 		}
 		conn.synced, conn.lastSeq, conn.lastTime, conn.timeline = true, sync.Seq, sync.Time, sync.Timeline
 		c.seenTime[sync.Timeline] = sync.Time
+		c.seenSeq[sync.Timeline] = sync.Seq
 	case protocol.ActionRecv, protocol.ActionTick:
 		if !conn.synced {
 			k.w.violate(InvariantOrder, fmt.Sprintf("%s: %s before SYNC", where, frame.Action))
@@ -175,6 +183,7 @@ func (k *checker) clientReceived(c *client, conn *conn, data []byte) bool {
 				return false
 			}
 			conn.lastSeq = frame.Message.Seq
+			c.seenSeq[conn.timeline] = frame.Message.Seq
 			if !k.message(ledgerKey{c.session, conn.timeline, frame.Message.Seq}, frame.Message, c.viewID) {
 				return false
 			}
@@ -210,9 +219,12 @@ func (k *checker) applied(c *client, timeline string, seq uint32, hash string) b
 	return false
 }
 
-// newTimeline accepts that a session starts again on a new timeline (its
-// store was found damaged); its time starts again too.
-func (k *checker) newTimeline(session string) {
+// dataLost accepts that a session starts again on a new timeline, because
+// the store really lost its data (damaged and quarantined, or deleted after
+// being idle): its time starts again too, and the inputs its clients
+// submitted so far may be lost. Only the store calls it, when it drops the
+// data: a timeline change the store did not cause is a violation.
+func (k *checker) dataLost(session string) {
 	delete(k.timeline, session)
 	delete(k.sentTime, session)
 	for _, c := range k.w.clients {

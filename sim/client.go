@@ -46,12 +46,14 @@ type client struct {
 	wakeToken uint64
 	submitted uint64 // inputs submitted by this incarnation
 	// submittedBeforeDamage is submitted when the session's stored data
-	// was last found damaged (storage-damage fault): the inputs up to it
-	// may be lost, or applied again from persisted data, on the new
-	// timeline.
+	// was last lost (found damaged, or deleted by the retention): the
+	// inputs up to it may be lost, or applied again from persisted data,
+	// on the new timeline.
 	submittedBeforeDamage uint64
-	// seenTime is the latest session time this process saw per timeline.
+	// seenTime and seenSeq are the latest session time and seq this
+	// process saw per timeline.
 	seenTime map[string]int64
+	seenSeq  map[string]uint32
 }
 
 func (c *client) now() int64 { return c.w.now - c.startedAt }
@@ -69,6 +71,7 @@ func (c *client) start() {
 	c.joined = false
 	c.submitted, c.submittedBeforeDamage = 0, 0
 	c.seenTime = map[string]int64{}
+	c.seenSeq = map[string]uint32{}
 	if c.rogue {
 		w.tracef("%s: rogue client starts", c.viewID)
 		k := w.newConn(c, 1, c.session)

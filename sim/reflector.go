@@ -30,6 +30,10 @@ const (
 	closeHandshakeMaxMs = 2000
 )
 
+// deletingCloseReason is the close reason of a connection for a session
+// whose storage is being deleted (the server's route says the same).
+const deletingCloseReason = "session unavailable (the idle session is being deleted), please reconnect"
+
 // simReflector is the simulated reflector process: the same session host
 // (package host) the server runs, with the simulated network as its
 // transport and the fault-injecting store as its disk. What is left here
@@ -46,6 +50,13 @@ type simReflector struct {
 	pausedUntil int64
 	sessions    map[string]*simSession
 	store       *store
+	// deletions are the sessions the retention is deleting (host's rule:
+	// a session in memory is not deleted, one being deleted is not
+	// opened); deletionBugs holds the self-test's bugs for each new
+	// process's set; deleting are the deletions begun and not finished.
+	deletions    host.Deletions
+	deletionBugs host.Deletions
+	deleting     []*host.Deletion
 	// flushEventsMax is how many events at most are stepped before one
 	// flush, and flushHoldMs how long a session holds its effects for more
 	// events to join the batch (the server's group commit and hold
@@ -74,6 +85,7 @@ func (r *simReflector) start() {
 	r.incarnation++
 	r.startedAt = r.w.now
 	r.sessions = map[string]*simSession{}
+	r.deletions = r.deletionBugs
 	r.w.tracef("reflector: process %d started", r.incarnation)
 }
 
@@ -91,6 +103,14 @@ func (r *simReflector) down() {
 		}
 	}
 	r.sessions = nil
+	// A deletion in progress when the process ended happened or not.
+	for _, deletion := range r.deleting {
+		if r.w.rand.Chance(0.5) {
+			r.w.tracef("reflector: the deletion of session %s was done before the process ended", deletion.ID())
+			deletion.Finish(context.Background())
+		}
+	}
+	r.deleting = nil
 }
 
 // shutdown stops the process gracefully, as SIGTERM stops the server:
@@ -190,9 +210,18 @@ func (r *simReflector) disconnect(s *simSession, id reflector.ConnID) {
 }
 
 func (r *simReflector) accept(k *conn) {
-	s := r.session(k.session)
 	k.incarnation = r.incarnation
 	k.serverOpen = true
+	if r.sessions[k.session] == nil && r.deletions.Refuses(k.session) {
+		// As the server's route: accepted, then asked to reconnect.
+		r.w.count(FaultRetentionRefusal)
+		r.w.tracef("reflector: connection %d for session %s refused: it is being deleted", k.id, k.session)
+		k.serverClosed = true
+		r.w.send(k.toClient, packet{kind: packetAccepted})
+		r.w.send(k.toClient, packet{kind: packetClose, code: protocol.CloseReconnect, reason: deletingCloseReason})
+		return
+	}
+	s := r.session(k.session)
 	s.conns[reflector.ConnID(k.id)] = k
 	r.w.send(k.toClient, packet{kind: packetAccepted})
 	r.step(s, reflector.Connect{Conn: reflector.ConnID(k.id)})
@@ -380,23 +409,31 @@ func (s *simSession) Flush() {}
 // lines, counters, and a violation for a failure no fault explains.
 type simObserver World
 
+// Opened: a session that starts fresh although the store quarantined its
+// data must have been reported (Quarantined: the server logs it at ERROR).
 func (o *simObserver) Opened(id string, record reflector.Record, messages int, resumed bool) {
+	w := (*World)(o)
+	if why := w.reflector.store.unreported[id]; why != "" && !resumed {
+		w.violate(InvariantOrder, fmt.Sprintf("session %s starts on a new timeline: its stored data was lost (%s), and the host did not report it", id, why))
+	}
 	if resumed {
-		(*World)(o).tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages",
+		w.tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages",
 			id, record.Timeline, record.Time, record.Seq, messages)
 	}
 }
 
-// Quarantined: the store found the session damaged (storage-damage
-// fault); the session starts on a new timeline, which the checker then
-// accepts (every check of messages and time is per timeline).
+// Quarantined: the session's stored data was damaged (storage-damage
+// fault) and the store has lost it; the session starts on a new timeline,
+// which the checker accepts because the store lost the data (dataLost).
+// A report without that loss would start a new timeline beside data
+// still stored: a violation.
 func (o *simObserver) Quarantined(id string, err error) {
 	w := (*World)(o)
 	w.tracef("reflector: session %s: stored data damaged, starts on a new timeline: %v", id, err)
-	if !errors.Is(err, metronomestore.ErrCorrupt) || w.scenario.StorageDamageChance == 0 {
-		w.violate(InvariantLiveness, fmt.Sprintf("session %s: quarantined without an injected fault: %v", id, err))
+	if !errors.Is(err, metronomestore.ErrCorrupt) || w.reflector.store.unreported[id] == "" {
+		w.violate(InvariantOrder, fmt.Sprintf("session %s: reported quarantined (a new timeline), but the store lost nothing: %v", id, err))
 	}
-	w.checker.newTimeline(id)
+	delete(w.reflector.store.unreported, id)
 }
 
 func (o *simObserver) StorageFailed(id string, err error) {

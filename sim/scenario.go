@@ -27,14 +27,20 @@ const (
 	FaultStorageFailure   = "storage-failure"   // a commit or a load fails (full or failing disk): the session restarts from its store
 	FaultReflectorRestart = "reflector-restart" // the reflector is stopped gracefully (SIGTERM: sessions persisted, clients asked to reconnect) and restarts
 	FaultPersist          = "persist"           // clients save persisted data (SAVE); sessions of the same app started later begin from it
-	FaultStorageDamage    = "storage-damage"    // a session's stored data is found damaged when loaded: quarantined, the session starts on a new timeline
+	FaultStorageDamage    = "storage-damage"    // a session's stored data is found damaged when loaded (by the store or by the reflector): quarantined, the session starts on a new timeline
+	FaultStorageOutage    = "storage-outage"    // every commit, sync and load fails for up to 20 s (a full disk, freed again): sessions fail, clients are asked to reconnect until it clears
+	FaultRetention        = "retention"         // idle stored sessions are deleted by the host's retention code while clients may be rejoining them
 )
+
+// FaultRetentionRefusal counts connections refused because their session
+// was being deleted (the retention fault; not a kind of its own).
+const FaultRetentionRefusal = "retention-refusal"
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
 	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
-	FaultStorageFailure, FaultPersist, FaultReflectorRestart, FaultStorageDamage,
+	FaultStorageFailure, FaultPersist, FaultReflectorRestart, FaultStorageDamage, FaultStorageOutage, FaultRetention,
 }
 
 // ParseFaults parses a comma-separated list of fault kinds; "all" and
@@ -136,6 +142,17 @@ type Scenario struct {
 	// durable mode, host/pipeline.go): a batch becomes durable at the
 	// store's next sync round, up to this long after it was submitted.
 	SyncDelayMaxMs int64
+	// StorageOutageEveryMs is the mean time between storage outages
+	// (0: none), StorageOutageMaxMs their longest duration.
+	StorageOutageEveryMs int64
+	StorageOutageMaxMs   int64
+	// RetentionSweepEveryMs is the mean time between retention sweeps
+	// (0: none); a sweep deletes the stored sessions unchanged for
+	// RetentionMs that are not in memory, each deletion taking up to
+	// RetentionDeleteMaxMs.
+	RetentionSweepEveryMs int64
+	RetentionMs           int64
+	RetentionDeleteMaxMs  int64
 }
 
 // chooseScenario draws a scenario from r, with the kinds in faults enabled.
@@ -246,8 +263,24 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 	if r.Chance(0.6) {
 		s.SyncDelayMaxMs = []int64{1, 3, 20}[r.Intn(3)]
 	}
+	if on(FaultStorageOutage) && r.Chance(0.3) {
+		s.StorageOutageEveryMs = r.Between(10_000, 60_000)
+		s.StorageOutageMaxMs = r.Between(500, storageOutageMaxMs)
+	}
+	if on(FaultRetention) && r.Chance(0.4) {
+		s.RetentionSweepEveryMs = r.Between(1_000, 10_000)
+		// None (every stored session not in memory goes), shorter than a
+		// time lease (sessions in memory look idle: only the in-memory
+		// rule protects them), or up to twice the session's 10 s
+		// keep-alive.
+		s.RetentionMs = []int64{0, r.Between(0, 2_000), r.Between(2_000, 20_000)}[r.Intn(3)]
+		s.RetentionDeleteMaxMs = r.Between(0, 5_000)
+	}
 	return s
 }
+
+// storageOutageMaxMs bounds the duration of a storage outage.
+const storageOutageMaxMs = 20_000
 
 // String describes the scenario in one line.
 func (s Scenario) String() string {
@@ -312,6 +345,12 @@ func (s Scenario) String() string {
 	}
 	if s.StorageFailureChance > 0 {
 		add("storage failures %.2f%%", 100*s.StorageFailureChance)
+	}
+	if s.StorageOutageEveryMs > 0 {
+		add("storage outage every ~%d ms for up to %d ms", s.StorageOutageEveryMs, s.StorageOutageMaxMs)
+	}
+	if s.RetentionSweepEveryMs > 0 {
+		add("retention sweep every ~%d ms: sessions idle %d ms deleted (each within %d ms)", s.RetentionSweepEveryMs, s.RetentionMs, s.RetentionDeleteMaxMs)
 	}
 	if s.Persist {
 		add("persisted data; sessions start at %v ms", s.SessionStartMs)

@@ -17,9 +17,17 @@ import (
 // new record but loses its drop of the messages a snapshot covered — the
 // state reflector.Restore must repair. The storage-failure fault makes a
 // commit or a load fail (a full or failing disk): the host must then send
-// nothing of the batch and restart the session from what is stored. The
-// "lost-durable-write" bug loses the whole last commit although it was
-// acknowledged, which no correct disk does; the simulator must notice.
+// nothing of the batch and restart the session from what is stored; the
+// storage-outage fault makes every commit, sync and load fail for a while
+// (a disk that fills up and is freed again). The storage-damage fault
+// finds a session damaged when it is loaded, by the store itself or by
+// reflector.Restore (then the host asks the store to quarantine it). The
+// retention fault deletes idle sessions (DeleteSession, driven by the
+// host's retention code). Every time the store really loses a session's
+// data it tells the checker, which then accepts that the session starts on
+// a new timeline (and nothing else does). The "lost-durable-write" bug
+// loses the whole last commit although it was acknowledged, which no
+// correct disk does; the simulator must notice.
 type store struct {
 	w        *World
 	sessions map[string]*storedSession
@@ -28,9 +36,18 @@ type store struct {
 	// (storage-failure fault).
 	failChance float64
 	// damageChance is the chance that a load finds the stored session
-	// damaged (storage-damage fault): it is quarantined (forgotten here)
-	// and the load fails with store.ErrCorrupt.
+	// damaged (storage-damage fault): either the store sees it, quarantines
+	// it (forgets it here) and the load fails with store.ErrCorrupt, or the
+	// load returns a damaged record that only reflector.Restore sees, and
+	// the host quarantines it (Quarantine).
 	damageChance float64
+	// outageUntil: until this simulated time every commit, sync round and
+	// load fails (storage-outage fault).
+	outageUntil int64
+	// unreported holds the sessions whose damaged data the store has
+	// quarantined and the host has not yet reported (Quarantined): the
+	// host must report each before it opens the session again.
+	unreported map[string]string
 	// unsynced lists the commits not yet synced to the disk, oldest first,
 	// when the store runs without durability (Options.NonDurable): the
 	// operating system holds them until its next flush; a machine crash
@@ -63,7 +80,11 @@ var errInjected = errors.New("sim store: injected storage failure")
 
 type unsyncedCommit struct {
 	session string
-	undo    *commitUndo
+	// stored is the session the commit went to: a commit is undone only
+	// if the session was not deleted since (a later session of the same
+	// id is another one).
+	stored *storedSession
+	undo   *commitUndo
 }
 
 type storedSession struct {
@@ -71,6 +92,9 @@ type storedSession struct {
 	messages []metronomestore.Message
 	// last is how to undo the most recent commit (for crash faults).
 	last *commitUndo
+	// modifiedAt is the simulated time of the last commit (for the
+	// retention's SessionModified).
+	modifiedAt int64
 }
 
 type commitUndo struct {
@@ -81,11 +105,18 @@ type commitUndo struct {
 }
 
 func newStore(w *World) *store {
-	return &store{w: w, sessions: map[string]*storedSession{}, pointers: map[string][]byte{}}
+	return &store{w: w, sessions: map[string]*storedSession{}, pointers: map[string][]byte{}, unreported: map[string]string{}}
 }
+
+// outage reports whether the disk fails everything now (storage-outage).
+func (s *store) outage() bool { return s.w.now < s.outageUntil }
 
 // fails draws whether the next operation hits an injected storage failure.
 func (s *store) fails(what, id string) bool {
+	if s.outage() {
+		s.w.tracef("store: %s of session %s fails (storage outage)", what, id)
+		return true
+	}
 	if s.failChance == 0 || !s.w.rand.Chance(s.failChance) {
 		return false
 	}
@@ -105,11 +136,78 @@ func (s *store) LoadSession(_ context.Context, id string) (metronomestore.Sessio
 	}
 	if s.damageChance > 0 && s.w.rand.Chance(s.damageChance) {
 		s.w.count(FaultStorageDamage)
+		if s.w.rand.Chance(0.5) {
+			// Damage only the reflector can see: a record cut short.
+			s.w.tracef("store: session %s: its record is damaged (injected), the store does not notice", id)
+			return metronomestore.Session{Record: slices.Clone(stored.record[:len(stored.record)/2]), Messages: slices.Clone(stored.messages)}, nil
+		}
 		s.w.tracef("store: session %s is damaged: quarantined (injected)", id)
-		delete(s.sessions, id)
+		s.lose(id, "damaged, quarantined by the store")
 		return metronomestore.Session{}, fmt.Errorf("sim store: session %s: %w", id, metronomestore.ErrCorrupt)
 	}
 	return metronomestore.Session{Record: stored.record, Messages: slices.Clone(stored.messages)}, nil
+}
+
+// Quarantine moves a session the reflector could not restore out of the
+// way (host.Quarantiner): here it is forgotten.
+func (s *store) Quarantine(_ context.Context, id, reason string) error {
+	if s.sessions[id] == nil {
+		return metronomestore.ErrNotFound
+	}
+	s.w.tracef("store: session %s quarantined: %s", id, reason)
+	s.lose(id, "damaged, quarantined at the reflector's request")
+	return fmt.Errorf("sim store: session %s: %s: %w", id, reason, metronomestore.ErrCorrupt)
+}
+
+// lose forgets a session's data for good: the checker then accepts a new
+// timeline for it. A loss by damage must be reported by the host
+// (Quarantined) before the session opens again.
+func (s *store) lose(id, why string) {
+	delete(s.sessions, id)
+	s.w.checker.dataLost(id)
+	if why != whyRetention {
+		s.unreported[id] = why
+	}
+}
+
+// whyRetention is the reason of a deletion by the retention sweep.
+const whyRetention = "deleted after being idle for longer than the retention"
+
+// Sessions lists the stored sessions (host.RetentionStore).
+func (s *store) Sessions(context.Context) ([]string, error) {
+	var ids []string
+	for _, id := range sortedKeys(s.sessions) {
+		if s.sessions[id].record != nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// modifiedAt returns the simulated time of a stored session's last
+// commit.
+func (s *store) modifiedAt(id string) (int64, bool) {
+	stored := s.sessions[id]
+	if stored == nil || stored.record == nil {
+		return 0, false
+	}
+	return stored.modifiedAt, true
+}
+
+// DeleteSession deletes a session (host.RetentionStore). Deleting the
+// storage of a session the reflector has in memory breaks the session:
+// its clients go on with a history whose stored part is gone (a
+// violation; host/retention.go must exclude it).
+func (s *store) DeleteSession(_ context.Context, id string) error {
+	r := s.w.reflector
+	if r.up && r.sessions[id] != nil {
+		s.w.violate(InvariantOrder, fmt.Sprintf("session %s: its storage was deleted (retention) while the reflector had it in memory", id))
+	}
+	if s.sessions[id] == nil {
+		return nil
+	}
+	s.lose(id, whyRetention)
+	return nil
 }
 
 // Commit applies a batch: Append, then DropFront, then Record. A batch the
@@ -135,7 +233,7 @@ func (s *store) Submit(_ context.Context, id string, batch metronomestore.Batch,
 	if err != nil {
 		return false, err
 	}
-	s.submitted = append(s.submitted, submittedCommit{unsyncedCommit: unsyncedCommit{session: id, undo: undo}, durable: durable, fails: fails})
+	s.submitted = append(s.submitted, submittedCommit{unsyncedCommit: unsyncedCommit{session: id, stored: s.sessions[id], undo: undo}, durable: durable, fails: fails})
 	if s.syncToken == 0 {
 		s.scheduleSync()
 	}
@@ -163,12 +261,16 @@ func (s *store) scheduleSync() {
 }
 
 // syncRound reports every submitted batch durable (or failed), oldest
-// first.
+// first. In a storage outage the round fails.
 func (s *store) syncRound() {
 	round := s.submitted
 	s.submitted = nil
+	outage := s.outage()
+	if outage && len(round) > 0 {
+		s.w.tracef("store: a sync round of %d commits fails (storage outage)", len(round))
+	}
 	for _, commit := range round {
-		if commit.fails {
+		if commit.fails || outage {
 			commit.durable(errInjected)
 		} else {
 			commit.durable(nil)
@@ -189,10 +291,7 @@ func (s *store) crashSubmitted(lose bool) int {
 	n := len(s.submitted)
 	if lose {
 		for i := n - 1; i >= 0; i-- {
-			entry := s.submitted[i]
-			if stored := s.sessions[entry.session]; stored != nil { // nil: quarantined since
-				stored.revert(entry.undo)
-			}
+			s.submitted[i].revert(s)
 		}
 	}
 	s.submitted, s.syncToken = nil, 0
@@ -235,8 +334,9 @@ func (s *store) apply(id string, batch metronomestore.Batch) (*commitUndo, error
 		stored.record = slices.Clone(batch.Record)
 	}
 	stored.last = undo
+	stored.modifiedAt = s.w.now
 	if s.nonDurable {
-		s.unsynced = append(s.unsynced, unsyncedCommit{session: id, undo: undo})
+		s.unsynced = append(s.unsynced, unsyncedCommit{session: id, stored: stored, undo: undo})
 	}
 	return undo, nil
 }
@@ -265,10 +365,7 @@ func (s *store) sync() { s.unsynced = nil }
 func (s *store) loseUnsynced() int {
 	lost := len(s.unsynced)
 	for i := len(s.unsynced) - 1; i >= 0; i-- {
-		entry := s.unsynced[i]
-		if stored := s.sessions[entry.session]; stored != nil { // nil: quarantined since
-			stored.revert(entry.undo)
-		}
+		s.unsynced[i].revert(s)
 	}
 	s.unsynced = nil
 	return lost
@@ -305,6 +402,13 @@ func (s *store) loseLastCommits() int {
 		lost++
 	}
 	return lost
+}
+
+// revert undoes the commit, unless its session was deleted since.
+func (entry unsyncedCommit) revert(s *store) {
+	if stored := s.sessions[entry.session]; stored != nil && stored == entry.stored {
+		stored.revert(entry.undo)
+	}
 }
 
 // revert undoes a commit: its appended messages go, the messages it

@@ -170,7 +170,7 @@ func newWorld(options Options) (*World, error) {
 	w.reflector.store.failChance = w.scenario.StorageFailureChance
 	w.reflector.store.damageChance = w.scenario.StorageDamageChance
 	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
-		if err := injectBug(&w.reflector.options, options.Bug); err != nil {
+		if err := injectBug(&w.reflector.options, &w.reflector.deletionBugs, options.Bug); err != nil {
 			return nil, err
 		}
 	}
@@ -385,6 +385,17 @@ func (w *World) faultLoops() {
 			}
 		})
 	})
+	w.every(s.StorageOutageEveryMs, func() {
+		st := w.reflector.store
+		if st.outage() {
+			return
+		}
+		duration := w.rand.Between(100, s.StorageOutageMaxMs)
+		st.outageUntil = w.now + duration
+		w.count(FaultStorageOutage)
+		w.tracef("store: storage outage for %d ms: every commit, sync and load fails", duration)
+	})
+	w.every(s.RetentionSweepEveryMs, func() { w.reflector.sweepRetention() })
 	w.every(s.ReflectorPauseEveryMs, func() {
 		if w.now < w.reflector.pausedUntil {
 			return
@@ -415,6 +426,7 @@ func (w *World) heal() {
 		w.reflector.start()
 	}
 	w.reflector.pausedUntil = min(w.reflector.pausedUntil, w.now)
+	w.reflector.store.outageUntil = min(w.reflector.store.outageUntil, w.now)
 	for _, c := range w.clients {
 		if c.rogue {
 			continue
