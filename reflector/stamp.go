@@ -25,7 +25,7 @@ func (s *Session) submit(now int64, message protocol.Message, sender ConnID, roo
 			if s.bufferFull(now, sender, len(s.delayed), room, out) {
 				return
 			}
-			s.delayed = append(s.delayed, delayedMessage{message: message, room: room})
+			s.delayed = append(s.delayed, delayedMessage{message: message, sender: sender, room: room})
 			if s.delayedAt == never {
 				// wait is session time; the timer runs in monotonic time.
 				s.delayedAt = now + int64(math.Ceil(wait/s.record.Scale))
@@ -38,8 +38,12 @@ func (s *Session) submit(now int64, message protocol.Message, sender ConnID, roo
 }
 
 // delayedMessage is a client message held by the delay (docs/protocol.md §4.3).
+// sender is told if the message is rejected when the batch is stamped
+// (messages stamped meanwhile, such as users messages, may have filled
+// the buffer): without it the client would wait for its input for good.
 type delayedMessage struct {
 	message protocol.Message
+	sender  ConnID
 	room    room
 }
 
@@ -68,7 +72,11 @@ func (s *Session) stampDelayed(now int64, out *Effects) {
 	batch := s.delayed
 	s.delayed = nil
 	for _, held := range batch {
-		s.stamp(now, t, held.message.Payload, held.message.Extra, 0, held.room, out)
+		sender := held.sender
+		if m := s.members[sender]; m == nil || !m.connected || m.closing {
+			sender = 0 // gone: nobody to tell of a rejection
+		}
+		s.stamp(now, t, held.message.Payload, held.message.Extra, sender, held.room, out)
 	}
 	s.tickAt = now + s.tickIntervalMs()
 }
