@@ -3,14 +3,15 @@
 #
 #   docker build -t metronome .
 #   metronome token keygen --out signing.pem        # once, kept secret
+#   sudo chown 65532:65532 signing.pem              # mode 0600: readable by the image's user
 #   docker run -p 8888:8888 -v metronome-data:/data \
 #       -v "$PWD/signing.pem:/run/secrets/metronome-signing.pem:ro" metronome
 #
 # Off loopback the server requires tokens (docs/operations.md, "Access
 # control"): the default command reads the signing key mounted above.
-# Probe GET /healthz for health: it answers 503 with the reason while
-# storage fails. Send SIGTERM to stop: sessions are persisted and clients
-# asked to reconnect.
+# The health check asks GET /healthz (metronome healthcheck: the image has
+# no shell): it answers 503 with the reason while storage fails. Send
+# SIGTERM to stop: sessions are persisted and clients asked to reconnect.
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -27,5 +28,6 @@ USER 65532:65532
 VOLUME /data
 EXPOSE 8888
 STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD ["/metronome", "healthcheck", "--url", "http://127.0.0.1:8888/healthz"]
 ENTRYPOINT ["/metronome", "serve"]
 CMD ["--addr", "0.0.0.0:8888", "--data-dir", "/data", "--auth", "token", "--auth-secret-file", "/run/secrets/metronome-signing.pem"]

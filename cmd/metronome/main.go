@@ -16,6 +16,7 @@ Usage:
   metronome bench baseline   run a minimal broadcast server to compare against
   metronome sim [flags]      run the system under faults in a seeded, deterministic simulation
   metronome check [flags]    check a data directory (server stopped): intact, torn or damaged
+  metronome healthcheck      ask a running server's /healthz: exit 0 if healthy (container probes)
   metronome vet packages...  report nondeterminism in model packages (metronome vet --help)
   metronome token keygen     create a signing key for access tokens (metronome token --help)
   metronome token mint       mint an access token for clients of a server run with --auth token
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return tokenCommand(args[1:], stdout, stderr)
 	case "check":
 		return checkCommand(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -68,6 +71,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if len(args) > 1 && args[1] == "check" {
 			return checkCommand([]string{"--help"}, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "healthcheck" {
+			return healthcheckCommand([]string{"--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return 0

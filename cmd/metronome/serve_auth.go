@@ -84,7 +84,7 @@ func loadVerifier(flags authFlags, warnings io.Writer) (*auth.Verifier, error) {
 		lines = append(data, '\n')
 	}
 	if flags.secretFile != "" {
-		private, err := readPrivateKey(flags.secretFile, warnings)
+		private, err := readPrivateKey(flags.secretFile, "metronome serve", warnings)
 		if err != nil {
 			return nil, fmt.Errorf("--auth-secret-file: %w", err)
 		}

@@ -230,9 +230,9 @@ func mintClaims(keyFile, kid string, apps []string, rights string, ttl time.Dura
 	if err != nil {
 		return auth.Claims{}, nil, fmt.Errorf("--rights: %w", err)
 	}
-	private, err := readPrivateKey(keyFile, stderr)
+	private, err := readPrivateKey(keyFile, "metronome token mint", stderr)
 	if err != nil {
-		return auth.Claims{}, nil, err
+		return auth.Claims{}, nil, fmt.Errorf("--key: %w", err)
 	}
 	if kid == "" {
 		kid = auth.DefaultKeyID(private.Public().(ed25519.PublicKey))
@@ -244,23 +244,24 @@ func mintClaims(keyFile, kid string, apps []string, rights string, ttl time.Dura
 	return claims, private, nil
 }
 
-// readPrivateKey reads a PEM private key file, warning when others may
-// read it.
-func readPrivateKey(path string, stderr io.Writer) (ed25519.PrivateKey, error) {
+// readPrivateKey reads a PEM private key file, warning (as command) when
+// others may read it. Its errors name the file, not the flag: the caller
+// adds the flag.
+func readPrivateKey(path, command string, stderr io.Writer) (ed25519.PrivateKey, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("--key: %w", err)
+		return nil, err
 	}
 	if info.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(stderr, "metronome token mint: warning: %s is readable by others (mode %04o); chmod 600 it\n", path, info.Mode().Perm())
+		fmt.Fprintf(stderr, "%s: warning: %s is readable by others (mode %04o); chmod 600 it\n", command, path, info.Mode().Perm())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--key: %w", err)
+		return nil, err
 	}
 	key, err := auth.ParsePrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("--key %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
 }
