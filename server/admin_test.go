@@ -22,6 +22,22 @@ func startAdmin(t *testing.T, server *Server) string {
 	return admin.URL
 }
 
+// startAdminSession starts a server and its admin handler (base is the
+// admin URL), and a session (id) that clients viewA (a) and then viewB (b)
+// joined; a has seen b join.
+func startAdminSession(t *testing.T) (base, id string, a, b *client) {
+	t.Helper()
+	server := startServer(t, Config{})
+	base = startAdmin(t, server)
+	id = newSessionID(t)
+	a = dialSession(t, server.Addr(), id, "viewA")
+	a.join()
+	b = dialSession(t, server.Addr(), id, "viewB")
+	b.join()
+	a.awaitJoined("viewB")
+	return base, id, a, b
+}
+
 // getJSON fetches url and decodes its JSON into v.
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
@@ -55,14 +71,7 @@ func awaitDetail(t *testing.T, base, id string, done func(*sessionDetail) bool) 
 // TestAdminShowsASession: the detail and the list of a session with
 // members and messages say what its clients saw.
 func TestAdminShowsASession(t *testing.T) {
-	server := startServer(t, Config{})
-	base := startAdmin(t, server)
-	id := newSessionID(t)
-	a := dialSession(t, server.Addr(), id, "viewA")
-	a.join()
-	b := dialSession(t, server.Addr(), id, "viewB")
-	b.join()
-	a.awaitJoined("viewB")
+	base, id, a, b := startAdminSession(t)
 	payloads := []string{"one", "two", "three", "four", "five"}
 	for _, payload := range payloads {
 		a.sendMessage(payload)
@@ -124,14 +133,7 @@ func TestAdminShowsASession(t *testing.T) {
 // listed with its code, and a vote whose replicas report different state
 // hashes is counted as a divergence.
 func TestAdminShowsClosesAndDivergence(t *testing.T) {
-	server := startServer(t, Config{})
-	base := startAdmin(t, server)
-	id := newSessionID(t)
-	a := dialSession(t, server.Addr(), id, "viewA")
-	a.join()
-	b := dialSession(t, server.Addr(), id, "viewB")
-	b.join()
-	a.awaitJoined("viewB")
+	base, id, a, b := startAdminSession(t)
 
 	vote := func(c *client, key, hash string) {
 		vote := fmt.Sprintf(`{"cpuTime":1,"hash":%q,"viewId":%q}`, hash, c.viewID)

@@ -4,16 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,87 +19,17 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/metronome-sync/metronome/internal/testcert"
 	"github.com/metronome-sync/metronome/store/memstore"
 )
 
-// --- certificates ---
-
-// testCertificate is a self-signed certificate for 127.0.0.1 and
-// localhost, written as PEM files.
-type testCertificate struct {
-	certFile, keyFile string
-	certPEM, keyPEM   []byte
-	serial            int64
-}
-
-// newTestCertificate makes a self-signed ECDSA certificate with the given
-// serial number (tests tell certificates apart by it) and writes it to
-// cert.pem and key.pem in dir.
-func newTestCertificate(t testing.TB, dir string, serial int64) testCertificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: fmt.Sprintf("metronome test %d", serial)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // its own root: a client trusts it by adding it to its pool
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certificate := testCertificate{
-		certFile: filepath.Join(dir, "cert.pem"),
-		keyFile:  filepath.Join(dir, "key.pem"),
-		certPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		serial:   serial,
-	}
-	certificate.write(t)
-	return certificate
-}
-
-// write (re)writes the certificate's files.
-func (c testCertificate) write(t testing.TB) {
-	t.Helper()
-	if err := os.WriteFile(c.certFile, c.certPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.keyFile, c.keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// roots returns a pool that trusts the certificates.
-func roots(t testing.TB, certificates ...testCertificate) *x509.CertPool {
-	t.Helper()
-	pool := x509.NewCertPool()
-	for _, certificate := range certificates {
-		if !pool.AppendCertsFromPEM(certificate.certPEM) {
-			t.Fatal("the test certificate does not parse")
-		}
-	}
-	return pool
-}
+// --- servers and clients (certificates: internal/testcert) ---
 
 // startTLSServer starts a server with the certificate files and returns
 // it with the files it reloads.
-func startTLSServer(t testing.TB, certificate testCertificate, config Config) (*Server, *CertificateFiles) {
+func startTLSServer(t testing.TB, certificate testcert.Certificate, config Config) (*Server, *CertificateFiles) {
 	t.Helper()
-	files, err := LoadCertificateFiles(certificate.certFile, certificate.keyFile)
+	files, err := LoadCertificateFiles(certificate.CertFile, certificate.KeyFile)
 	if err != nil {
 		t.Fatalf("LoadCertificateFiles: %v", err)
 	}
@@ -148,12 +72,12 @@ func httpsClient(pool *x509.CertPool) *http.Client {
 // Any byte written to a TLS connection's socket directly would break the
 // client's TLS stream.
 func TestTLSClientsExchangeMessages(t *testing.T) {
-	certificate := newTestCertificate(t, t.TempDir(), 1)
+	certificate := testcert.New(t, t.TempDir(), 1)
 	server, _ := startTLSServer(t, certificate, Config{})
 	if want := "https://" + server.Addr() + "/"; server.URL() != want {
 		t.Errorf("URL() = %q, want %q", server.URL(), want)
 	}
-	pool := roots(t, certificate)
+	pool := testcert.Pool(t, certificate)
 	sessionID := newSessionID(t)
 	a := dialTLSSession(t, server.Addr(), pool, sessionID, "viewA")
 	syncA := a.join()
@@ -205,8 +129,8 @@ func TestTLSClientsExchangeMessages(t *testing.T) {
 // gets the raw socket (non-blocking writes and the read poller work on the
 // socket's bytes, which are TLS records); a plain TCP connection does.
 func TestTLSConnectionsHaveNoRawSocket(t *testing.T) {
-	certificate := newTestCertificate(t, t.TempDir(), 1)
-	files, err := LoadCertificateFiles(certificate.certFile, certificate.keyFile)
+	certificate := testcert.New(t, t.TempDir(), 1)
+	files, err := LoadCertificateFiles(certificate.CertFile, certificate.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,9 +184,9 @@ func TestTLSConnectionsHaveNoRawSocket(t *testing.T) {
 // TestTLSFiles: uploads and downloads over https; a plain HTTP request on
 // the TLS port gets 400.
 func TestTLSFiles(t *testing.T) {
-	certificate := newTestCertificate(t, t.TempDir(), 1)
+	certificate := testcert.New(t, t.TempDir(), 1)
 	server, _ := startTLSServer(t, certificate, Config{})
-	client := httpsClient(roots(t, certificate))
+	client := httpsClient(testcert.Pool(t, certificate))
 	fileURL := server.URL() + "files/" + jsSnapshotPath
 	content := []byte("CRQ1 encrypted snapshot over TLS")
 
@@ -301,10 +225,10 @@ func TestTLSFiles(t *testing.T) {
 // certificate; a bad file keeps the one in use.
 func TestTLSCertificateReload(t *testing.T) {
 	dir := t.TempDir()
-	first := newTestCertificate(t, dir, 1)
+	first := testcert.New(t, dir, 1)
 	server, files := startTLSServer(t, first, Config{})
-	second := newTestCertificate(t, t.TempDir(), 2)
-	pool := roots(t, first, second)
+	second := testcert.New(t, t.TempDir(), 2)
+	pool := testcert.Pool(t, first, second)
 	presented := func() int64 {
 		t.Helper()
 		conn, err := tls.Dial("tcp", server.Addr(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
@@ -320,8 +244,9 @@ func TestTLSCertificateReload(t *testing.T) {
 
 	// The files are replaced (as a certificate renewal does): the old one
 	// stays in use until Reload.
-	second.certFile, second.keyFile = first.certFile, first.keyFile
-	second.write(t)
+	if err := second.Save(first.CertFile, first.KeyFile); err != nil {
+		t.Fatal(err)
+	}
 	if serial := presented(); serial != 1 {
 		t.Errorf("before Reload: presented certificate %d, want 1", serial)
 	}
@@ -333,12 +258,12 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 
 	// A broken renewal: the key no longer matches. The second stays.
-	if err := os.WriteFile(first.keyFile, first.keyPEM, 0o600); err != nil {
+	if err := os.WriteFile(first.KeyFile, first.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err := files.Reload()
-	if err == nil || !strings.Contains(err.Error(), first.certFile) {
-		t.Errorf("Reload with a key of another certificate: %v, want an error naming %s", err, first.certFile)
+	if err == nil || !strings.Contains(err.Error(), first.CertFile) {
+		t.Errorf("Reload with a key of another certificate: %v, want an error naming %s", err, first.CertFile)
 	}
 	if serial := presented(); serial != 2 {
 		t.Errorf("after a failed Reload: presented certificate %d, want 2", serial)
@@ -352,8 +277,8 @@ func TestTLSCertificateReload(t *testing.T) {
 // are refused with the file named.
 func TestTLSBadCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
-	good := newTestCertificate(t, dir, 1)
-	other := newTestCertificate(t, t.TempDir(), 2)
+	good := testcert.New(t, dir, 1)
+	other := testcert.New(t, t.TempDir(), 2)
 	garbage := filepath.Join(dir, "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -362,10 +287,10 @@ func TestTLSBadCertificateFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name, certFile, keyFile, want string
 	}{
-		{"missing certificate", missing, good.keyFile, missing},
-		{"missing key", good.certFile, missing, missing},
-		{"not PEM", garbage, good.keyFile, garbage},
-		{"key of another certificate", good.certFile, other.keyFile, good.certFile},
+		{"missing certificate", missing, good.KeyFile, missing},
+		{"missing key", good.CertFile, missing, missing},
+		{"not PEM", garbage, good.KeyFile, garbage},
+		{"key of another certificate", good.CertFile, other.KeyFile, good.CertFile},
 	} {
 		files, err := LoadCertificateFiles(tc.certFile, tc.keyFile)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -377,8 +302,8 @@ func TestTLSBadCertificateFiles(t *testing.T) {
 // TestTLSConfig: a TLS config needs a certificate and TLS 1.2 at least;
 // a redirect needs TLS.
 func TestTLSConfig(t *testing.T) {
-	certificate := newTestCertificate(t, t.TempDir(), 1)
-	files, err := LoadCertificateFiles(certificate.certFile, certificate.keyFile)
+	certificate := testcert.New(t, t.TempDir(), 1)
+	files, err := LoadCertificateFiles(certificate.CertFile, certificate.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +336,7 @@ func TestTLSConfig(t *testing.T) {
 // to the same path and query over https, on the requested host and the
 // TLS port.
 func TestTLSRedirect(t *testing.T) {
-	certificate := newTestCertificate(t, t.TempDir(), 1)
+	certificate := testcert.New(t, t.TempDir(), 1)
 	server, _ := startTLSServer(t, certificate, Config{HTTPRedirectAddr: "127.0.0.1:0"})
 	_, port, _ := net.SplitHostPort(server.Addr())
 	noFollow := &http.Client{Timeout: frameTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

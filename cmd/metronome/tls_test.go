@@ -2,63 +2,22 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// writeTestCertificate writes a self-signed certificate for 127.0.0.1
-// with the given serial number, and its key, into dir.
-func writeTestCertificate(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "metronome cmd test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
+	"github.com/metronome-sync/metronome/internal/testcert"
+)
 
 // TestTLSFlags: --tls-cert and --tls-key go together, a redirect needs
 // them, and a certificate that cannot be read stops serve before it
 // listens, with the file named.
 func TestTLSFlags(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writeTestCertificate(t, dir, 1)
+	certificate := testcert.New(t, dir, 1)
+	certFile, keyFile := certificate.CertFile, certificate.KeyFile
 	missing := filepath.Join(dir, "missing.pem")
 	for _, tc := range []struct {
 		name string
@@ -87,7 +46,8 @@ func TestTLSFlags(t *testing.T) {
 // is logged as an error and the previous certificate stays.
 func TestReloadCertificate(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writeTestCertificate(t, dir, 1)
+	certificate := testcert.New(t, dir, 1)
+	certFile, keyFile := certificate.CertFile, certificate.KeyFile
 	certificates, err := tlsSettings(tlsFlags{certFile: certFile, keyFile: keyFile})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +55,7 @@ func TestReloadCertificate(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
-	writeTestCertificate(t, dir, 2) // a renewal replaces both files
+	testcert.New(t, dir, 2) // a renewal replaces both files
 	reloadCertificate(logger, certificates)
 	if serial := certificates.Leaf().SerialNumber.Int64(); serial != 2 || !strings.Contains(logs.String(), "TLS certificate reloaded") {
 		t.Errorf("after a renewal: serial %d, logs %q; want 2 and the reload logged", serial, logs.String())

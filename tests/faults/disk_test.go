@@ -225,9 +225,15 @@ func (d *disk) fill() string {
 // freeBytes returns the free space of the mounted file system.
 func (d *disk) freeBytes() int64 {
 	d.t.Helper()
+	return freeBytesAt(d.t, d.mountPath)
+}
+
+// freeBytesAt returns the free space of the file system that holds path.
+func freeBytesAt(t *testing.T, path string) int64 {
+	t.Helper()
 	var stat syscall.Statfs_t
-	if err := syscall.Statfs(d.mountPath, &stat); err != nil {
-		d.t.Fatal(err)
+	if err := syscall.Statfs(path, &stat); err != nil {
+		t.Fatal(err)
 	}
 	return int64(stat.Bavail) * stat.Bsize
 }

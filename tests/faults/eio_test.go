@@ -85,31 +85,22 @@ func TestStorageErrors(t *testing.T) {
 func readOnly(t *testing.T, binary string, seed int64, counts *tally) {
 	d := newDisk(t, imageBytes)
 	run(t, "mount", "-o", "remount,errors=remount-ro", d.mountPath)
-	logs := logDirectory(t)
-	data := d.dataDirectory()
-	srv := startServer(t, binary, data, filepath.Join(logs, "server-0.log"))
-	clients := newFleet(t, seed, counts, "ro", 3, 3)
-	clients.rejoin(srv, data, always(mustKeep))
-	time.Sleep(time.Second)
+	r := startFailingRun(t, binary, seed, counts, d, "ro")
 
-	reconnecting := clients.keepConnected(srv, data)
-	watch := watchHealth(srv)
 	failedAt := time.Now()
 	triggerFileSystemError(t, d)
 	time.Sleep(errorLoadDuration)
 	if !strings.Contains(mountOptions(t, d.mountPath), "emergency_ro") {
 		t.Fatalf("seed %d: ext4 did not turn read-only after the error (mount options %s)", seed, mountOptions(t, d.mountPath))
 	}
-	checkToldWhileFailing(t, seed, srv, reconnecting, watch, failedAt, "read-only")
+	r.checkTold(failedAt, "read-only")
 
 	// ext4 refuses to become writable again while mounted.
 	if _, err := runErr("mount", "-o", "remount,rw", d.mountPath); err == nil {
 		t.Fatalf("seed %d: the read-only file system was remounted read-write: the test's premise (the server cannot recover in place) is wrong", seed)
 	}
 	t.Logf("seed %d: as expected, ext4 refuses to be remounted read-write: the server cannot recover without an unmount and a file system check", seed)
-	reconnecting.stop()
-	stopWhileFailing(t, seed, srv)
-	clients.waitEnded()
+	r.stop()
 
 	d.detach()
 	output, err := runErr("e2fsck", "-fy", d.image)
@@ -118,21 +109,14 @@ func readOnly(t *testing.T, binary string, seed int64, counts *tally) {
 		t.Fatalf("seed %d: e2fsck: %v\n%s", seed, err, output)
 	}
 	d.attach()
-	restartAndCheck(t, binary, seed, data, filepath.Join(logs, "server-1.log"), clients)
+	r.restartAndCheck()
 }
 
 // thinDeviceFull: writes to blocks not written before fail with EIO.
 func thinDeviceFull(t *testing.T, binary string, seed int64, counts *tally) {
 	d := newThinDisk(t, thinImageBytes)
-	logs := logDirectory(t)
-	data := d.dataDirectory()
-	srv := startServer(t, binary, data, filepath.Join(logs, "server-0.log"))
-	clients := newFleet(t, seed, counts, "thin", 3, 3)
-	clients.rejoin(srv, data, always(mustKeep))
-	time.Sleep(time.Second)
+	r := startFailingRun(t, binary, seed, counts, d.disk, "thin")
 
-	reconnecting := clients.keepConnected(srv, data)
-	watch := watchHealth(srv)
 	d.failUnwrittenBlocks()
 	t.Logf("seed %d: writes to unwritten blocks fail now (%d bytes of the device's backing store free)", seed, d.backingFreeBytes())
 	time.Sleep(errorLoadDuration)
@@ -140,17 +124,15 @@ func thinDeviceFull(t *testing.T, binary string, seed int64, counts *tally) {
 	// kernel's to record and the server's to meet at its next sync.
 	syscall.Sync()
 	time.Sleep(errorLoadDuration)
-	unhealthy := watch.stop()
+	unhealthy := r.watch.stop()
 	t.Logf("seed %d: while the device failed: /healthz %s; the server logged %d ERROR lines; clients were told %d times",
-		seed, orText(unhealthy, "always 200"), len(srv.errorLines()), reconnecting.toldSince(time.Time{}))
-	reconnecting.stop()
-	stopWhileFailing(t, seed, srv)
-	clients.waitEnded()
+		seed, orText(unhealthy, "always 200"), len(r.srv.errorLines()), r.reconnecting.toldSince(time.Time{}))
+	r.stop()
 	// The kernel failed to write session files (syscall.Sync above): the
 	// store's last sync at shutdown meets the error and must say so (and
 	// keep its journal, which the restart replays).
-	if lines := srv.errorLines(); len(lines) == 0 {
-		t.Errorf("seed %d: the device failed writes of the session files, and the server stopped without an ERROR line\n%s", seed, srv.logTail())
+	if lines := r.srv.errorLines(); len(lines) == 0 {
+		t.Errorf("seed %d: the device failed writes of the session files, and the server stopped without an ERROR line\n%s", seed, r.srv.logTail())
 	} else {
 		t.Logf("seed %d: at shutdown the server said: %s", seed, lines[0])
 	}
@@ -160,21 +142,53 @@ func thinDeviceFull(t *testing.T, binary string, seed int64, counts *tally) {
 	// only a fresh mount reads what the device holds.
 	d.detach()
 	d.attach()
-	restartAndCheck(t, binary, seed, data, filepath.Join(logs, "server-1.log"), clients)
+	r.restartAndCheck()
 }
 
-// checkToldWhileFailing checks what the server said while its storage
-// failed: /healthz not 200, an ERROR line about the storage, clients
-// closed with 4003 or refused with 503; and that it is still running.
-func checkToldWhileFailing(t *testing.T, seed int64, srv *server, reconnecting *reconnector, watch *healthWatch, since time.Time, what string) {
+// failingRun is a server on a disk whose storage is made to fail, and
+// the clients of 3 sessions × 3 that keep connected to it meanwhile.
+type failingRun struct {
+	t            *testing.T
+	binary       string
+	seed         int64
+	logs, data   string
+	srv          *server
+	clients      *fleet
+	reconnecting *reconnector
+	watch        *healthWatch
+}
+
+// startFailingRun starts the server on the disk's data directory and the
+// clients (their sessions' names start with prefix), lets them send for a
+// second, then keeps them connected and watches /healthz: the storage may
+// fail from now on.
+func startFailingRun(t *testing.T, binary string, seed int64, counts *tally, d *disk, prefix string) *failingRun {
 	t.Helper()
-	unhealthy := watch.stop()
+	r := &failingRun{t: t, binary: binary, seed: seed, logs: logDirectory(t), data: d.dataDirectory()}
+	r.srv = startServer(t, binary, r.data, filepath.Join(r.logs, "server-0.log"))
+	r.clients = newFleet(t, seed, counts, prefix, 3, 3)
+	r.clients.rejoin(r.srv, r.data, always(mustKeep))
+	time.Sleep(time.Second)
+
+	r.reconnecting = r.clients.keepConnected(r.srv, r.data)
+	r.watch = watchHealth(r.srv)
+	return r
+}
+
+// checkTold checks what the server said while its storage failed (since
+// then, as what): /healthz not 200, an ERROR line about the storage,
+// clients closed with 4003 or refused with 503; and that it is still
+// running.
+func (r *failingRun) checkTold(since time.Time, what string) {
+	t, seed, srv := r.t, r.seed, r.srv
+	t.Helper()
+	unhealthy := r.watch.stop()
 	if unhealthy == "" {
 		t.Errorf("seed %d: /healthz answered 200 all the time the file system was %s", seed, what)
 	} else {
 		t.Logf("seed %d: /healthz while %s: %s", seed, what, unhealthy)
 	}
-	if told := reconnecting.toldSince(since); told == 0 {
+	if told := r.reconnecting.toldSince(since); told == 0 {
 		t.Errorf("seed %d: storage failed (%s) and no client was closed with 4003 or refused with 503\n%s", seed, what, srv.logTail())
 	}
 	if lines := srv.errorLines("storage"); len(lines) == 0 {
@@ -189,18 +203,15 @@ func checkToldWhileFailing(t *testing.T, seed int64, srv *server, reconnecting *
 	}
 }
 
-// stopWhileFailing stops the server with SIGTERM while its storage fails:
-// it must exit within shutdownWhileFailingTimeout (with an error status
-// if it could not persist everything, which it must then log).
-func stopWhileFailing(t *testing.T, seed int64, srv *server) {
+// stop stops keeping the clients connected, then the server with SIGTERM
+// while its storage fails: it must exit within shutdownWhileFailingTimeout
+// (with an error status if it could not persist everything, which it must
+// then log). It waits for the clients' connections to end.
+func (r *failingRun) stop() {
+	t, seed, srv := r.t, r.seed, r.srv
 	t.Helper()
-	srv.command.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-srv.exited:
-	case <-time.After(shutdownWhileFailingTimeout):
-		srv.kill()
-		t.Fatalf("seed %d: SIGTERM while storage fails: the server did not exit within %s\n%s", seed, shutdownWhileFailingTimeout, srv.logTail())
-	}
+	r.reconnecting.stop()
+	srv.sigterm(shutdownWhileFailingTimeout, fmt.Sprintf("seed %d: SIGTERM while storage fails", seed))
 	if srv.waitErr != nil {
 		t.Logf("seed %d: SIGTERM while storage fails: the server exited with %v; its last ERROR line: %s", seed, srv.waitErr, last(srv.errorLines()))
 		if len(srv.errorLines()) == 0 {
@@ -209,19 +220,20 @@ func stopWhileFailing(t *testing.T, seed int64, srv *server) {
 	} else {
 		t.Logf("seed %d: SIGTERM while storage fails: the server exited cleanly", seed)
 	}
+	r.clients.waitEnded()
 }
 
 // restartAndCheck starts the server again on the repaired storage: every
 // client must find what it was sent, on its timeline (nothing was
 // damaged: the failure only stopped writes), and the sessions must work.
-func restartAndCheck(t *testing.T, binary string, seed int64, data, logPath string, clients *fleet) {
-	t.Helper()
-	srv := startServer(t, binary, data, logPath)
-	clients.rejoin(srv, data, always(mustKeep))
-	clients.waitLive(srv)
-	clients.stop()
+func (r *failingRun) restartAndCheck() {
+	r.t.Helper()
+	srv := startServer(r.t, r.binary, r.data, filepath.Join(r.logs, "server-1.log"))
+	r.clients.rejoin(srv, r.data, always(mustKeep))
+	r.clients.waitLive(srv)
+	r.clients.stop()
 	srv.terminate()
-	t.Logf("seed %d: after the restart every client found every message it was sent, and the sessions work", seed)
+	r.t.Logf("seed %d: after the restart every client found every message it was sent, and the sessions work", r.seed)
 }
 
 // triggerFileSystemError reports an error to ext4 as its own error
@@ -332,9 +344,5 @@ func (d *thinDisk) restoreSpace() {
 // backingFreeBytes returns the tmpfs's free space.
 func (d *thinDisk) backingFreeBytes() int64 {
 	d.t.Helper()
-	var stat syscall.Statfs_t
-	if err := syscall.Statfs(d.tmpfs, &stat); err != nil {
-		d.t.Fatal(err)
-	}
-	return int64(stat.Bavail) * stat.Bsize
+	return freeBytesAt(d.t, d.tmpfs)
 }

@@ -158,15 +158,23 @@ func (s *server) kill() {
 // fails the test if the server does not exit cleanly in time.
 func (s *server) terminate() {
 	s.t.Helper()
+	s.sigterm(serverStopTimeout, "SIGTERM")
+	if s.waitErr != nil {
+		s.t.Errorf("SIGTERM: the server exited with %v\n%s", s.waitErr, s.logTail())
+	}
+}
+
+// sigterm sends SIGTERM and waits up to timeout for the server to exit:
+// if it does not, it is killed and the test fails (the message starts with
+// what).
+func (s *server) sigterm(timeout time.Duration, what string) {
+	s.t.Helper()
 	s.command.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
-	case <-time.After(serverStopTimeout):
+	case <-time.After(timeout):
 		s.kill()
-		s.t.Fatalf("SIGTERM: the server did not exit within %s\n%s", serverStopTimeout, s.logTail())
-	}
-	if s.waitErr != nil {
-		s.t.Errorf("SIGTERM: the server exited with %v\n%s", s.waitErr, s.logTail())
+		s.t.Fatalf("%s: the server did not exit within %s\n%s", what, timeout, s.logTail())
 	}
 }
 

@@ -100,6 +100,33 @@ function assertCleanRun(state, context = "") {
     assert.deepEqual(complaints, [], `${context}client ${state.label} logged errors`);
 }
 
+/** The most recent SNAP any of the states' clients sent, or null. */
+function latestSnap(states) {
+    const snaps = states.flatMap(s => s.frameStats.snaps).sort((x, y) => x.at - y.at);
+    return snaps.length ? snaps[snaps.length - 1] : null;
+}
+
+/**
+ * Has the clients take a snapshot: waits until all are synced at a session time past 5.5 s (the VM
+ * accepts a snapshot poll only ≥ 5 s of session time after the previous one), then
+ * `clients[0].forceSnapshot()` runs the poll → vote → upload → SNAP flow (docs/protocol.md §15),
+ * tried up to three times, 8 s each. Returns the SNAP (`ctx` notes a retry).
+ */
+async function forceSnapshotAndWait(ctx, clients) {
+    await waitForAll(clients, s => s.synced === true && s.sessionTime > 5500, "session time > 5.5 s and synced", 15000);
+    let snap = null;
+    for (let attempt = 1; attempt <= 3 && !snap; attempt++) {
+        await clients[0].forceSnapshot();
+        try {
+            snap = await waitFor(async () => latestSnap(await statesOf(clients)), { timeoutMs: 8000, what: "a client to upload a snapshot and send SNAP" });
+        } catch (error) {
+            if (attempt === 3) throw error;
+            ctx.note(`forceSnapshot attempt ${attempt} produced no SNAP within 8 s; retrying`);
+        }
+    }
+    return snap;
+}
+
 /** 32-bit "b comes after a" as the client sees it (docs/protocol.md §4.5). */
 function seqAfter(a, b) {
     return ((b - a) | 0) > 0;
@@ -119,4 +146,5 @@ module.exports = {
     assertExactlyOnce,
     assertCleanRun,
     seqAfter,
+    forceSnapshotAndWait,
 };

@@ -130,8 +130,9 @@ function safeJson(value) {
 }
 
 // The client library: @croquet/croquet 2.0.4, or another build of the same client with the same
-// API named by METRONOME_CLIENT_LIBRARY (test/multisynq.test.js: @multisynq/client).
-const Croquet = require(process.env.METRONOME_CLIENT_LIBRARY || "@croquet/croquet");
+// API named by config.library (the `library` option of lib/harness.js CroquetClient;
+// test/multisynq.test.js: @multisynq/client).
+const Croquet = require(config.library || "@croquet/croquet");
 
 // A code-version constant: Constants are hashed into the session id (docs/protocol.md §2.3), so a
 // different value is a "new version of the app": new session id, same persistentId.

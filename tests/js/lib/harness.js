@@ -322,8 +322,10 @@ class CroquetClient {
      * @param {*} [options.codeVersion] changes the Croquet Constants, i.e. the code hash
      * @param {string} [options.debug] Croquet debug flags, e.g. "session,snapshot"
      * @param {number} [options.stepMs] session.step interval (default 50 ms)
+     * @param {string} [options.library] the client library the process loads (default @croquet/croquet;
+     *   another build of the same client with the same API, e.g. @multisynq/client)
      */
-    constructor({ server, label, name, appId = "io.metronome.jstest", password = "correct horse battery staple", rejoinLimit, codeVersion, debug, stepMs }) {
+    constructor({ server, label, name, appId = "io.metronome.jstest", password = "correct horse battery staple", rejoinLimit, codeVersion, debug, stepMs, library }) {
         this.label = label;
         this.name = name;
         this.number = ++clientCounter;
@@ -334,7 +336,7 @@ class CroquetClient {
         this.pending = new Map();
         this.nextRequestId = 1;
         this.exitStatus = null;
-        const config = { label, name, appId, password, box: server.baseUrl, rejoinLimit, codeVersion, debug, stepMs };
+        const config = { label, name, appId, password, box: server.baseUrl, rejoinLimit, codeVersion, debug, stepMs, library };
         this.config = config;
         const child = fork(CLIENT_SCRIPT, [], {
             cwd: JS_ROOT,

@@ -8,34 +8,16 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const fs = require("node:fs");
 const path = require("node:path");
 
-const { runScenario, makeTempDir, JS_ROOT, waitFor, sleep, listFiles } = require("../lib/harness");
-
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-];
-const skipBrowser = process.env.METRONOME_SKIP_BROWSER === "1";
-const UI_TIMEOUT_MS = 20000;
-
-/** A web root with the app page of fixtures/browser-app and the Croquet browser bundle. */
-function makeWebRoot() {
-    const webRoot = makeTempDir("webroot");
-    const appDir = path.join(JS_ROOT, "fixtures", "browser-app");
-    for (const file of fs.readdirSync(appDir)) fs.copyFileSync(path.join(appDir, file), path.join(webRoot, file));
-    const bundle = require.resolve("@croquet/croquet/pub/croquet.min.js", { paths: [JS_ROOT] });
-    fs.copyFileSync(bundle, path.join(webRoot, "croquet.min.js"));
-    return webRoot;
-}
+const { runScenario, makeTempDir, waitFor, sleep, listFiles } = require("../lib/harness");
+const { CHROMIUM, CHROMIUM_ARGS, skipBrowser, UI_TIMEOUT_MS, assertChromium, makeWebRoot } = require("../lib/chromium");
 
 const originOf = server => server.baseUrl.replace(/\/$/, "");
 
 test("browser: --allowed-origins lets the listed page join and upload, and refuses another page", { timeout: 180000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
         const webRoot = makeWebRoot();
         // The page's own origin is listed (the server serves the app itself) ...

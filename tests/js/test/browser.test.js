@@ -7,33 +7,13 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const fs = require("node:fs");
-const path = require("node:path");
 
 const { runScenario, makeTempDir, JS_ROOT, httpRequest } = require("../lib/harness");
-
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-];
-const skipBrowser = process.env.METRONOME_SKIP_BROWSER === "1";
-const UI_TIMEOUT_MS = 20000;
-
-/** A web root with the app page, its script and the Croquet browser bundle. */
-function makeWebRoot() {
-    const webRoot = makeTempDir("webroot");
-    const appDir = path.join(JS_ROOT, "fixtures", "browser-app");
-    for (const file of fs.readdirSync(appDir)) fs.copyFileSync(path.join(appDir, file), path.join(webRoot, file));
-    // pub/croquet.min.js is the package's self-contained browser build (defines window.Croquet)
-    const bundle = require.resolve("@croquet/croquet/pub/croquet.min.js", { paths: [JS_ROOT] });
-    fs.copyFileSync(bundle, path.join(webRoot, "croquet.min.js"));
-    return webRoot;
-}
+const { CHROMIUM, CHROMIUM_ARGS, skipBrowser, UI_TIMEOUT_MS, assertChromium, makeWebRoot } = require("../lib/chromium");
 
 test("browser: two Chromium pages share a counter through metronome", { timeout: 180000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
 
         const webRoot = makeWebRoot();
@@ -110,7 +90,7 @@ test("browser: two Chromium pages share a counter through metronome", { timeout:
 // fallback cannot be what makes it work.
 test("browser: the embedded demo works offline with --croquet-client", { timeout: 120000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
         const module = require.resolve("@croquet/croquet/pub/croquet.esm.js", { paths: [JS_ROOT] });
         const server = await ctx.startServer({ extraArgs: () => ["--croquet-client", module] });

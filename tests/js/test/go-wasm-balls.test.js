@@ -17,15 +17,9 @@ const path = require("node:path");
 const { promisify } = require("node:util");
 
 const { runScenario, makeTempDir, REPO_ROOT, waitFor, withTimeout, listFiles, httpRequest } = require("../lib/harness");
+const { CHROMIUM, CHROMIUM_ARGS, skipBrowser, assertChromium } = require("../lib/chromium");
 
 const execFileAsync = promisify(execFile);
-
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-];
-const skipBrowser = process.env.METRONOME_SKIP_BROWSER === "1";
 
 const BUILD_TIMEOUT_MS = 5 * 60 * 1000;
 const JOIN_TIMEOUT_MS = 30 * 1000;
@@ -120,7 +114,7 @@ class Bot {
 
 test("go wasm: two Chromium pages and a native Go bot run the balls model to the same state hash", { timeout: 300000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
 
         const built = Date.now();

@@ -13,30 +13,18 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const { runScenario, waitFor, httpRequest, freePort, makeTempDir } = require("../lib/harness");
-const { statesOf, waitForAll, waitForCounter, waitForViews } = require("../lib/checks");
+const { waitForCounter, waitForViews, forceSnapshotAndWait } = require("../lib/checks");
+const { CHROMIUM, CHROMIUM_ARGS, skipBrowser, UI_TIMEOUT_MS, assertChromium } = require("../lib/chromium");
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-];
-const skipBrowser = process.env.METRONOME_SKIP_BROWSER === "1";
-const UI_TIMEOUT_MS = 20000;
 const CONVERGE_MS = 20000;
 const JOIN_VIEWS_MS = 15000;
 // docs/protocol.md §4.5: the last assigned seq of a new session.
 const SEQ_INITIAL = 0xFFFFFFF0;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** The most recent SNAP any of the clients sent, or null. */
-function latestSnap(states) {
-    const snaps = states.flatMap(s => s.frameStats.snaps).sort((x, y) => x.at - y.at);
-    return snaps.length ? snaps[snaps.length - 1] : null;
-}
-
 test("inspector: the admin listener shows a live session of real clients in Chromium", { timeout: 180000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
 
         const adminPort = await freePort();
@@ -112,17 +100,7 @@ test("inspector: the admin listener shows a live session of real clients in Chro
                 `a live update of the stamped messages beyond ${stampedShown}`);
 
             // A snapshot: the clients vote with their state hashes (a divergence check) and one uploads it.
-            await waitForAll(clients, s => s.synced === true && s.sessionTime > 5500, "session time > 5.5 s and synced", 15000);
-            let snap = null;
-            for (let attempt = 1; attempt <= 3 && !snap; attempt++) {
-                await clients[0].forceSnapshot();
-                try {
-                    snap = await waitFor(async () => latestSnap(await statesOf(clients)), { timeoutMs: 8000, what: "a client to send SNAP" });
-                } catch (error) {
-                    if (attempt === 3) throw error;
-                    ctx.note(`forceSnapshot attempt ${attempt} produced no SNAP within 8 s; retrying`);
-                }
-            }
+            const snap = await forceSnapshotAndWait(ctx, clients);
             detail = await waitFor(async () => {
                 const d = await adminJSON(detailPath);
                 return d.snapshot && d.snapshot.seq === snap.seq && d.divergence.checked >= 1 ? d : null;

@@ -18,24 +18,16 @@ const tls = require("node:tls");
 const { execFile } = require("node:child_process");
 const { promisify } = require("node:util");
 
-const {
-    runScenario, waitFor, listFiles, httpRequest, buildServer, makeTempDir, freePort, MetronomeServer, REPO_ROOT, JS_ROOT,
-} = require("../lib/harness");
-const { statesOf, waitForCounter, waitForViews, waitForAll, assertIdenticalModels, assertExactlyOnce, assertCleanRun } = require("../lib/checks");
+const { runScenario, waitFor, buildServer, makeTempDir, freePort, MetronomeServer, REPO_ROOT } = require("../lib/harness");
+const { waitForCounter, assertIdenticalModels, assertExactlyOnce, assertCleanRun } = require("../lib/checks");
+const { CHROMIUM, CHROMIUM_ARGS, skipBrowser, UI_TIMEOUT_MS, assertChromium, makeWebRoot } = require("../lib/chromium");
+const { joinSnapshotLateJoin } = require("../lib/token-scenarios");
 const { makeKeys } = require("../fixtures/tokens");
 
 const execFileAsync = promisify(execFile);
 
 const CONVERGE_MS = 20000;
-const JOIN_VIEWS_MS = 15000;
 const RELOAD_MS = 10000;
-const UI_TIMEOUT_MS = 20000;
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-];
-const skipBrowser = process.env.METRONOME_SKIP_BROWSER === "1";
 
 // ---------------------------------------------------------------- certificates
 
@@ -90,12 +82,6 @@ async function startTlsServer(ctx, { webRoot, extraArgs = [] } = {}) {
     return Object.assign(server, { certFile, keyFile });
 }
 
-/** The most recent SNAP any of the states' clients sent, or null. */
-function latestSnap(states) {
-    const snaps = states.flatMap(s => s.frameStats.snaps).sort((x, y) => x.at - y.at);
-    return snaps.length ? snaps[snaps.length - 1] : null;
-}
-
 /** Checks that every WebSocket the client opened was wss:// to the server. */
 function assertWss(client, server) {
     const opens = client.frames.filter(f => f.dir === "open");
@@ -113,36 +99,12 @@ test("(tls a) Node.js clients over wss:// with a token: join, converge, snapshot
         const server = await startTlsServer(ctx, { extraArgs: keys.serveArgs });
         assert.ok(server.logLines.some(line => line.includes(`metronome serving on https://127.0.0.1:${server.port}/`)),
             "serve prints its https:// URL");
-        const token = keys.mint({ sub: "tls" });
-        const boxed = { baseUrl: `${server.baseUrl}k/${token}/` };
+        const boxed = { baseUrl: `${server.baseUrl}k/${keys.mint({ sub: "tls" })}/` };
         const name = "tls";
 
-        const a = await ctx.startClient({ server: boxed, label: "A", name });
-        const b = await ctx.startClient({ server: boxed, label: "B", name });
-        await waitForViews([a, b], 2, JOIN_VIEWS_MS);
-        await Promise.all([a.increment(10, 30), b.increment(10, 30)]);
-        await waitForCounter([a, b], 20, CONVERGE_MS);
-
-        // A snapshot, uploaded with PUT over https.
-        await waitForAll([a, b], s => s.synced === true && s.sessionTime > 5500, "session time > 5.5 s and synced", 15000);
-        let snap = null;
-        for (let attempt = 1; attempt <= 3 && !snap; attempt++) {
-            await a.forceSnapshot();
-            snap = await waitFor(async () => latestSnap(await statesOf([a, b])), { timeoutMs: 8000, what: "a snapshot upload and SNAP" })
-                .catch(error => { if (attempt === 3) throw error; return null; });
-        }
-        assert.ok(snap.url.startsWith(`${boxed.baseUrl}files/snapshots/`), `the snapshot URL must be https under the box: ${snap.url}`);
-        assert.ok(listFiles(path.join(server.dataDir, "files")).some(file => file.startsWith("snapshots")), "no snapshot stored");
-        const download = await httpRequest(snap.url);
-        assert.equal(download.status, 200, "GET of the snapshot over https");
-        assert.equal(download.body.subarray(0, 4).toString(), "CRQ1", "the snapshot is the client's encrypted binary");
-
-        // A late joiner downloads the snapshot over https and catches up.
-        await Promise.all([a.increment(3, 50), b.increment(3, 50)]);
-        await waitForCounter([a, b], 26, CONVERGE_MS);
-        const c = await ctx.startClient({ server: boxed, label: "C", name });
-        assert.equal((await c.state()).frameStats.syncs[0].url, snap.url, "the late joiner's SYNC names the uploaded snapshot");
-        await waitForCounter([a, b, c], 26, CONVERGE_MS);
+        // Join, converge, a snapshot uploaded with PUT over https (the box is https://) and
+        // downloaded over https by the test and by a late joiner, who catches up.
+        const { a, b, c } = await joinSnapshotLateJoin(ctx, { server, box: boxed.baseUrl, name });
 
         // A renewed certificate: the files are replaced and SIGHUP re-reads them. New handshakes
         // see it; the connections made before go on.
@@ -163,12 +125,9 @@ test("(tls a) Node.js clients over wss:// with a token: join, converge, snapshot
 
 test("(tls b) Chromium pages over https:// and wss://, one reached through the HTTP redirect", { timeout: 150000, skip: skipBrowser && "METRONOME_SKIP_BROWSER=1" }, (t) =>
     runScenario(t, async ctx => {
-        assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set METRONOME_SKIP_BROWSER=1 to skip this test`);
+        assertChromium();
         const { chromium } = require("playwright-core");
-        const webRoot = makeTempDir("webroot");
-        const appDir = path.join(JS_ROOT, "fixtures", "browser-app");
-        for (const file of fs.readdirSync(appDir)) fs.copyFileSync(path.join(appDir, file), path.join(webRoot, file));
-        fs.copyFileSync(require.resolve("@croquet/croquet/pub/croquet.min.js", { paths: [JS_ROOT] }), path.join(webRoot, "croquet.min.js"));
+        const webRoot = makeWebRoot();
         const redirectPort = await freePort();
         const server = await startTlsServer(ctx, { webRoot, extraArgs: ["--http-redirect-addr", `127.0.0.1:${redirectPort}`] });
 
