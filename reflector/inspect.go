@@ -68,6 +68,7 @@ func (s *Session) SessionTime(now int64) (t int64, started bool) {
 	if !s.island {
 		return 0, false
 	}
+	//metronome:allow in range: Scale is clamped to [1/64, 64] at JOIN, the times are ms since the session was loaded
 	t = int64(math.Floor((float64(now) - s.scaledStart) * s.record.Scale))
 	return max(t, s.record.Time), true
 }

@@ -220,7 +220,8 @@ func (s *Session) Record() Record { return s.record }
 
 // Members returns the number of connections and of synced members.
 func (s *Session) Members() (connections, synced int) {
-	for _, m := range s.members { //metronome:allow counting is order-independent
+	//metronome:allow counting is order-independent
+	for _, m := range s.members {
 		if m.synced {
 			synced++
 		}
@@ -334,6 +335,7 @@ func (s *Session) runTimers(now int64, out *Effects) {
 // --- time ---
 
 func (s *Session) tickIntervalMs() int64 {
+	//metronome:allow in range: TickMs is decoded within [TickMsMin, TickMsMax]
 	return max(int64(math.Round(s.record.TickMs)), protocol.TickMsMin)
 }
 
@@ -350,6 +352,7 @@ func (s *Session) advanceTimeAndLease(now int64, out *Effects) int64 {
 // now and returns it; it never decreases. It writes nothing: a time it
 // returns must not be sent before renewLease covers it.
 func (s *Session) advanceTime(now int64) int64 {
+	//metronome:allow in range: Scale is clamped to [1/64, 64] at JOIN, the times are ms since the session was loaded
 	t := int64(math.Floor((float64(now) - s.scaledStart) * s.record.Scale))
 	if t < s.record.Time {
 		t = s.record.Time

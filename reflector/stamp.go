@@ -28,6 +28,7 @@ func (s *Session) submit(now int64, message protocol.Message, sender ConnID, roo
 			s.delayed = append(s.delayed, delayedMessage{message: message, sender: sender, room: room})
 			if s.delayedAt == never {
 				// wait is session time; the timer runs in monotonic time.
+				//metronome:allow in range: wait is under DelayMs plus a guard, Scale at least 1/64
 				s.delayedAt = now + int64(math.Ceil(wait/s.record.Scale))
 			}
 			return

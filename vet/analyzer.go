@@ -14,7 +14,7 @@ import (
 // See the package documentation for the rules and the allow comment.
 var Analyzer = &analysis.Analyzer{
 	Name:     "metronome",
-	Doc:      "report nondeterminism in models of replicated simulations (map iteration, goroutines, channels, clocks, randomness, I/O, platform-dependent math, pointer addresses)",
+	Doc:      "report nondeterminism in models of replicated simulations (map iteration, goroutines, channels, clocks, randomness, I/O, platform-dependent math, fusable multiply-adds, float-to-integer conversions, pointer addresses)",
 	URL:      "https://pkg.go.dev/github.com/metronome-sync/metronome/vet",
 	Requires: []*analysis.Analyzer{inspect.Analyzer},
 	Run:      run,
@@ -28,6 +28,7 @@ const (
 	categoryImport         = "import"
 	categoryMath           = "math"
 	categoryFusedMultiply  = "fused-multiply-add"
+	categoryFloatToInt     = "float-to-int"
 	categoryPointerAddress = "pointer-address"
 	categoryAllow          = "allow"
 )
@@ -83,6 +84,11 @@ func run(pass *analysis.Pass) (any, error) {
 			c.checkMultiplyAssign(node)
 		}
 	}
+	// What reaches an addition or a conversion through variables, calls and
+	// branches is found on the SSA form.
+	functions := buildSSA(pass)
+	c.checkFusion(functions)
+	c.checkConversions(functions)
 	for _, diagnostic := range applyAllows(pass, c.findings) {
 		pass.Report(diagnostic)
 	}

@@ -22,8 +22,17 @@
 //   - transcendental functions of package math (Sin, Exp, Pow, ...), whose
 //     last bit differs between architectures: use the equivalents in
 //     github.com/metronome-sync/metronome/dmath;
-//   - floating-point multiply-add written as x*y + z, which the compiler may
-//     fuse into one FMA instruction on some targets and not on others;
+//   - floating-point multiply-add, which the compiler may fuse into one FMA
+//     instruction on some targets (arm64, ppc64le, s390x, riscv64, amd64 v3)
+//     and not on others (wasm, amd64 v1): x*y + z and -(x*y) + z, and also a
+//     product that reaches the addition through local variables (p := x*y;
+//     x = p + z) or from a small function of the package that the compiler
+//     inlines (mul(x, y) + z), found on the SSA form; an explicit conversion,
+//     float64(x*y) or float64(p), rounds the product and forbids the fusion;
+//   - conversions from a float to an integer type, whose result for NaN,
+//     infinities and values out of range differs between targets, unless the
+//     operand is a constant in range or every path to the conversion
+//     compares it with constants so that it is not NaN and in range;
 //   - pointer addresses: fmt's %p verb, pointer-to-uintptr conversions and
 //     reflect.Value.Pointer/UnsafePointer/UnsafeAddr.
 //
@@ -39,9 +48,15 @@
 // The reason is required; an allow comment without a reason, or one that
 // suppresses nothing, is itself reported.
 //
-// The analyzer is syntactic and type-based, not a proof: it cannot see
-// nondeterminism hidden behind calls into other packages, a function-valued
-// iterator over a map, or a product stored in a variable and added later
-// (which the compiler may also fuse). Keep model packages small and their
-// imports few. The "metronome vet" command runs it on a set of packages.
+// The analyzer is syntactic, type-based and, for products and conversions,
+// follows values within one function; it is not a proof. It cannot see
+// nondeterminism in code outside the packages it is given (other packages,
+// assembly, files excluded by build constraints), map order that arrives as
+// a function value, package variables that handlers change, products that
+// pass through memory (fields, slices, pointers, package variables, captured
+// variables) or through functions of other packages, complex multiplication,
+// range checks in other functions or on another value than the converted
+// one, or the bits of NaNs.
+// Keep model packages small and their imports few. The "metronome vet"
+// command runs it on a set of packages and lists these limits in its help.
 package vet

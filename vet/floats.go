@@ -50,15 +50,15 @@ func (c *checker) checkMultiplyAssign(assignment *ast.AssignStmt) {
 		c.roundProductsFix(assignment.Rhs)...)
 }
 
-// isRuntimeFloat reports whether expression is a floating-point value that
-// is computed at run time (constants are folded exactly by the compiler).
+// isRuntimeFloat reports whether expression is a floating-point value (or of
+// a type parameter that may be one) that is computed at run time: constants
+// are folded exactly by the compiler.
 func (c *checker) isRuntimeFloat(expression ast.Expr) bool {
 	typeAndValue, found := c.pass.TypesInfo.Types[expression]
 	if !found || typeAndValue.Value != nil || typeAndValue.Type == nil {
 		return false
 	}
-	basic, isBasic := typeAndValue.Type.Underlying().(*types.Basic)
-	return isBasic && basic.Info()&types.IsFloat != 0
+	return anyCoreType(typeAndValue.Type, isFloatType)
 }
 
 // floatProduct returns operand (without parentheses) if it is a run-time

@@ -324,6 +324,7 @@ func (l *Link) waitToReconnect(now int64) {
 	l.syncDeadline, l.silenceAt, l.pulseAt, l.flushAt = never, never, never, never
 	l.reconnectAt = now + l.backoffMs
 	jitter := float64(l.nextRandom()>>11) / (1 << 53) // [0, 1)
+	//metronome:allow in range: backoffMs stays at most ReconnectDelayMaxMs, jitter is in [0, 1)
 	l.backoffMs = min(l.config.ReconnectDelayMaxMs, int64(float64(float64(l.backoffMs+100)*(1+jitter))+0.5))
 }
 

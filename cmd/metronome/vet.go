@@ -46,9 +46,17 @@ makes the replicas diverge. metronome vet reports, with what to use instead:
                 are exact and fine)
                 → the same function in github.com/metronome-sync/metronome/dmath
                   (Sin, Cos, Tan, Asin, Acos, Atan, Atan2, Exp, Log, Pow, Tanh, Hypot)
-  multiply-add  x*y + z, z - x*y, z += x*y on floats (fused into one FMA on
-                arm64, not on wasm)
+  multiply-add  x*y + z, z - x*y, z += x*y, -(x*y) + z on floats, also when
+                the product comes through a local variable (p := x*y; p + z)
+                or a small function of the package (mul(x, y) + z): the
+                compiler fuses them into one FMA on arm64, not on wasm
                 → float64(x*y) + z, or math.FMA(x, y, z)
+  float → int   int(x), int64(x), uint8(x), ... of a float: NaN, infinities
+                and values out of range convert differently on amd64, arm64
+                and wasm (int64(NaN) is -9223372036854775808 on amd64, 0 on
+                arm64); a constant in range is fine
+                → compare the converted value with constants first, in a way
+                  that is false for NaN: if v >= 0 && v < 1000 { n = int(v) }
   addresses     fmt's %p, pointer → uintptr, reflect.Value.Pointer
                 → an id the model assigns
 
@@ -59,6 +67,28 @@ reason on its line or on the line before:
 
 An allow comment without a reason, or one that suppresses nothing, is itself
 reported.
+
+What vet cannot see, so check it by hand and compare OnVote hashes on every
+platform you ship to:
+
+  - code outside the packages named: what the model calls in other packages,
+    even of its own module (name them too), in dependencies and the standard
+    library; assembly and cgo; files that build constraints exclude (use
+    -tags, and GOOS/GOARCH for another target's files: GOOS=js GOARCH=wasm)
+  - map order that arrives as a function value: an iterator (iter.Seq) or a
+    callback built from a map in code it does not check
+  - package variables that handlers change (each replica has its own copy)
+  - a product that reaches an addition through memory (a struct field, slice
+    element, pointer, package variable or a variable captured by a closure)
+    or through a function of another package, all of which the compiler may
+    still fuse; its inlining budget is an estimate (80 syntax nodes), and
+    complex multiplication, which compiles to multiply-adds, is not checked
+  - float → int conversions made safe by code it does not follow: a check in
+    another function (the caller, or a decoder that returns checked values),
+    a check on another value (x checked, math.Round(x) converted), a clamp
+    with min/max or math.Min/Max (they pass NaN through)
+  - NaN bits: 0/0 gives a different NaN on amd64 than on arm64, so
+    math.Float64bits of a NaN differs (use dmath.Canonicalize or dmath.Hash)
 
 Packages are go list patterns (./model, ./sim/..., an import path); flags come
 before them. Findings go to stdout as file:line:column: message.
@@ -75,6 +105,7 @@ func vetCommand(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	tests := flags.Bool("tests", false, "also check the packages' _test.go files")
 	jsonOutput := flags.Bool("json", false, "write the findings as JSON (the format of go vet -json) instead of text")
+	tags := flags.String("tags", "", "a comma-separated list of build tags to load the packages with, as go build -tags")
 	flags.Usage = func() {
 		io.WriteString(stderr, vetUsage)
 		flags.PrintDefaults()
@@ -90,7 +121,7 @@ func vetCommand(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return 2
 	}
-	graph, err := analyze(flags.Args(), *tests)
+	graph, err := analyze(flags.Args(), *tests, *tags)
 	if err != nil {
 		fmt.Fprintf(stderr, "metronome vet: %v\n", err)
 		return 2
@@ -113,11 +144,15 @@ func vetCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// analyze loads the packages that match patterns and runs the analyzer on
-// them. Packages that do not load or type-check are an error: the analyzer
-// cannot vouch for code it cannot see.
-func analyze(patterns []string, tests bool) (*checker.Graph, error) {
+// analyze loads the packages that match patterns, with the _test.go files
+// if tests and the build tags, and runs the analyzer on them. Packages that
+// do not load or type-check are an error: the analyzer cannot vouch for code
+// it cannot see.
+func analyze(patterns []string, tests bool, tags string) (*checker.Graph, error) {
 	config := &packages.Config{Mode: packages.LoadSyntax, Tests: tests}
+	if tags != "" {
+		config.BuildFlags = []string{"-tags=" + tags}
+	}
 	loaded, err := packages.Load(config, patterns...)
 	if err != nil {
 		return nil, err

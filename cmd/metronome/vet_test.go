@@ -20,7 +20,11 @@ func TestVetHelpTeaches(t *testing.T) {
 		"metronome vet [flags] packages", "range over a map", "slices.Sorted(maps.Keys(m))", "go statements",
 		"select", "time.Now", "time.Duration", "math/rand", "seeded random source", "sync/atomic", "unsafe",
 		"metronome/dmath", "math.FMA", "%p", "//metronome:allow", "reason", "Exit status: 0 no findings, 1 findings, 2",
-		"-tests", "-json",
+		"-tests", "-json", "-tags", "p := x*y; p + z", "mul(x, y) + z", "float → int", "if v >= 0 && v < 1000",
+		// What it cannot see.
+		"What vet cannot see", "other packages", "assembly", "build constraints", "GOOS=js GOARCH=wasm",
+		"iter.Seq", "package variables", "struct field", "captured by a closure", "complex multiplication",
+		"math.Min/Max", "NaN bits", "dmath.Canonicalize",
 	} {
 		if !strings.Contains(help, want) {
 			t.Errorf("vet --help does not mention %q:\n%s", want, help)
@@ -63,6 +67,23 @@ func TestVetEndToEnd(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"vet", vetTestdata + "clean"}, &stdout, &stderr); code != 0 || stdout.Len() != 0 {
 		t.Errorf("vet on a clean package: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestVetTags loads a package whose map range is in a file behind a build
+// tag: without -tags vet does not see it, with -tags it does.
+func TestVetTags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"vet", vetTestdata + "tagged"}, &stdout, &stderr); code != 0 {
+		t.Errorf("vet without -tags exited %d, want 0; stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	for _, tags := range []string{"metronome_vet_example", "other,metronome_vet_example"} {
+		stdout.Reset()
+		stderr.Reset()
+		code := run([]string{"vet", "-tags", tags, vetTestdata + "tagged"}, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stdout.String(), "tagged_extra.go:8:2: range over map Counts") {
+			t.Errorf("vet -tags %s exited %d, want 1 and the map range of tagged_extra.go; stdout %q, stderr %q", tags, code, stdout.String(), stderr.String())
+		}
 	}
 }
 

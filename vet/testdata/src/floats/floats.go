@@ -32,7 +32,7 @@ func multiplyAdd(x, y, z float64, m Meters, w float32) (float64, Meters, float32
 	const k = 1.5*2 + 1
 	i, j := 3, 4
 	i += i*j + n
-	return r + k, m, w
+	return r + k, m, w // want `floating-point multiply-add r \+ k: r holds the unrounded product \(x \+ y\) \* z \(line 30\)`
 }
 
 func notInDmath(x float64) float64 {
