@@ -24,34 +24,9 @@ func TestSnapshotsUnderNodeWASM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a WebAssembly binary and runs it under Node.js")
 	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("SKIPPING: node is not installed, so Go WebAssembly under Node.js cannot be tested")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWASMTimeout)
 	defer cancel()
-	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Go 1.24 moved the wasm support files from misc/wasm to lib/wasm.
-	var runner string
-	for _, dir := range []string{"lib/wasm", "misc/wasm"} {
-		if candidate := filepath.Join(strings.TrimSpace(string(goroot)), dir, "wasm_exec_node.js"); fileExists(candidate) {
-			runner = candidate
-		}
-	}
-	if runner == "" {
-		t.Fatalf("wasm_exec_node.js is not under %s/lib/wasm or misc/wasm", strings.TrimSpace(string(goroot)))
-	}
-	// The WebSocket global is standard from Node.js 22, behind a flag in 20
-	// and 21.
-	nodeFlags := []string{"--stack-size=8192"}
-	if exec.CommandContext(ctx, "node", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)").Run() != nil {
-		if exec.CommandContext(ctx, "node", "--experimental-websocket", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)").Run() != nil {
-			t.Skip("SKIPPING: this Node.js has no WebSocket, even with --experimental-websocket")
-		}
-		nodeFlags = append(nodeFlags, "--experimental-websocket")
-	}
+	node := nodeCommand(t, ctx)
 
 	binary := filepath.Join(t.TempDir(), "nodewasm.wasm")
 	build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./internal/nodewasm")
@@ -70,9 +45,7 @@ func TestSnapshotsUnderNodeWASM(t *testing.T) {
 		t.Fatal(err)
 	}
 	response.Body.Close()
-	// Started as "node", as go_js_wasm_exec starts it: process.argv0 is
-	// "node", which is what makes net/http avoid fetch.
-	run := exec.CommandContext(ctx, "node", append(nodeFlags, runner, binary,
+	run := exec.CommandContext(ctx, node[0], append(node[1:], binary,
 		"-reflector", "ws://"+addr+"/reflector", "-name", "node-wasm")...)
 	output, err := run.CombinedOutput()
 	t.Logf("the WebAssembly replica under Node.js said:\n%s", output)
@@ -84,6 +57,42 @@ func TestSnapshotsUnderNodeWASM(t *testing.T) {
 			t.Errorf("no %q in its output", step)
 		}
 	}
+}
+
+// nodeCommand returns the command that runs a Go WebAssembly binary under
+// Node.js (node, its flags, wasm_exec_node.js; the binary and its
+// arguments follow), or skips the test when node is not installed or has
+// no WebSocket.
+func nodeCommand(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("SKIPPING: node is not installed, so Go WebAssembly under Node.js cannot be tested")
+	}
+	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go 1.24 moved the wasm support files from misc/wasm to lib/wasm.
+	var runner string
+	for _, dir := range []string{"lib/wasm", "misc/wasm"} {
+		if candidate := filepath.Join(strings.TrimSpace(string(goroot)), dir, "wasm_exec_node.js"); fileExists(candidate) {
+			runner = candidate
+		}
+	}
+	if runner == "" {
+		t.Fatalf("wasm_exec_node.js is not under %s/lib/wasm or misc/wasm", strings.TrimSpace(string(goroot)))
+	}
+	// The WebSocket global is standard from Node.js 22, behind a flag in 20
+	// and 21. Started as "node", as go_js_wasm_exec starts it: process.argv0
+	// is "node", which is what makes net/http avoid fetch.
+	command := []string{"node", "--stack-size=8192"}
+	if exec.CommandContext(ctx, "node", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)").Run() != nil {
+		if exec.CommandContext(ctx, "node", "--experimental-websocket", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)").Run() != nil {
+			t.Skip("SKIPPING: this Node.js has no WebSocket, even with --experimental-websocket")
+		}
+		command = append(command, "--experimental-websocket")
+	}
+	return append(command, runner)
 }
 
 func fileExists(path string) bool {

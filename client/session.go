@@ -58,6 +58,14 @@ const (
 	SnapshotIntervalMsDefault = island.SnapshotIntervalMsDefault
 )
 
+// Self-healing limits, re-exported: see package client/replica and
+// docs/sdk.md ("Self-healing").
+const (
+	RecoveryRepeatTallies = replica.RecoveryRepeatTallies
+	RecoveriesInARowMax   = replica.RecoveriesInARowMax
+	RecoveryWaitMs        = replica.RecoveryWaitMs
+)
+
 // System events, re-exported.
 const (
 	EventViewJoin = island.EventViewJoin
@@ -100,8 +108,12 @@ type Options struct {
 	TickMs int64
 	// OnDivergence is called (on the session's callback goroutine, in
 	// order with the other callbacks; it may call any Session method) when
-	// replicas' state hashes disagree at a snapshot vote. Default: log at
-	// error level.
+	// replicas' state hashes disagree at a snapshot vote. When this
+	// replica is outside a strict majority (Divergence.Local and
+	// Majority), it repairs itself from the majority's snapshot first
+	// (docs/sdk.md, "Self-healing"), and the call says how that went
+	// (Recovered, Repeated, Reason, Suspect). Default: log, at warning
+	// level a recovered divergence, at error level the others.
 	OnDivergence func(island.Divergence)
 	// OnVote, when set, is called (on the callback goroutine) each time this
 	// replica votes its state hash at a snapshot poll: replicas vote at the
@@ -188,12 +200,18 @@ type Stats struct {
 	// CallbacksDropped counts callbacks dropped because the views fell
 	// CallbacksQueuedMax behind.
 	CallbacksDropped int
+	// Recoveries counts the times this replica was outside the majority
+	// of a snapshot vote and reloaded the majority's snapshot
+	// (self-healing; each is also reported to OnDivergence).
+	Recoveries int
 }
 
 // Stats returns the session's counters.
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
-	s.do(func() { stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL} })
+	s.do(func() {
+		stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL, Recoveries: s.replica.Recoveries()}
+	})
 	stats.SnapshotsUploaded = int(s.uploaded.Load())
 	stats.SnapshotUploadsFailed = int(s.uploadsFailed.Load())
 	stats.CallbacksDropped = s.callbacks.droppedCount()

@@ -193,6 +193,8 @@ func (o *sessionObserver[M]) Emitted(name string, data []byte) {
 func (o *sessionObserver[M]) Diverged(d island.Divergence) error {
 	if onDivergence := o.options.OnDivergence; onDivergence != nil {
 		o.callback(func() { onDivergence(d) })
+	} else if d.Recovered {
+		o.logger.Warn("divergence repaired: reloaded the majority's snapshot", "err", d.Error())
 	} else {
 		o.logger.Error("divergence", "err", d.Error(), "this replica diverged", d.Local)
 	}

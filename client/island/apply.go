@@ -15,7 +15,22 @@ import (
 const (
 	KindEvent = 0 // a view's event: Name, Data
 	KindPoll  = 1 // a snapshot poll
+	// KindSnapshot announces the majority's snapshot of a split vote (Data:
+	// a SnapshotAnnouncement), so that the replicas outside the majority
+	// can reload it (self-healing, package client/replica). Its uploader
+	// sends it as an input; the model ignores it.
+	KindSnapshot = 2
 )
+
+// SnapshotAnnouncement is the Data of a KindSnapshot envelope: the
+// snapshot of the state right after the tally message at Seq (and Time),
+// with state hash Hash, is stored at URL.
+type SnapshotAnnouncement struct {
+	Time int64  `cbor:"time"`
+	Seq  uint32 `cbor:"seq"`
+	Hash string `cbor:"hash"`
+	URL  string `cbor:"url"`
+}
 
 // Envelope is the plaintext of a payload that views send (encrypted by the
 // session shell): the CBOR array [kind, name, data].
@@ -106,16 +121,64 @@ type Upload struct {
 	Seq  uint32
 	Hash string
 	Data []byte
+	// Announce: the vote split and this is the majority's snapshot, so the
+	// replicas outside the majority wait for it. Once it is stored, its
+	// URL goes to the session in a KindSnapshot input as well as to the
+	// reflector in a SNAP (the reflector tells no one of a SNAP).
+	Announce bool
 }
 
-// Divergence reports replicas whose state hashes differed at a time.
+// Divergence reports replicas whose state hashes differed at a snapshot
+// vote. The island fills in the vote; the replica (package client/replica)
+// adds what self-healing did about it: Recovered, Repeated, Reason.
 type Divergence struct {
+	// Time is the vote's session time (the snapshot poll's).
 	Time int64
 	// Groups are the distinct hashes with the views that voted for each,
 	// the majority first.
 	Groups []HashGroup
 	// Local is true when this replica is not in the majority group.
 	Local bool
+	// Seq is the tally message's sequence number: the majority's snapshot
+	// of this vote is the state right after it.
+	Seq uint32
+	// Majority: the first group holds more than half of the votes. Only
+	// then is a state known to be the session's, and only then does a
+	// replica outside it recover.
+	Majority bool
+	// LocalHash is this replica's vote ("" if it did not vote).
+	LocalHash string
+	// Suspect, for a Local divergence, is the first message that reached
+	// the model's handlers (a view's event, or views joining or leaving)
+	// after this replica's state was last known to be the majority's: its
+	// last agreeing vote, the snapshot it last started from, or the
+	// session's start. The divergence began there or later (a future
+	// message run in between may be the cause too). nil if no such message
+	// was applied since.
+	Suspect *MessageRef
+	// Recovered: this replica was outside the majority, reloaded the
+	// majority's snapshot, replayed the messages after it, and carries on
+	// with the majority's state.
+	Recovered bool
+	// Repeated: this replica diverged again within
+	// replica.RecoveryRepeatTallies votes after recovering: the model
+	// keeps diverging (see Suspect).
+	Repeated bool
+	// Reason says why a Local divergence was not recovered ("" otherwise).
+	Reason string
+}
+
+// MessageRef names one reflected message, for reports.
+type MessageRef struct {
+	Seq  uint32
+	Time int64
+	// What is a short description: `event "add" from view k2j4h5g6f7`,
+	// `views joined k2j4h5g6f7; left x8f0a`.
+	What string
+}
+
+func (m MessageRef) String() string {
+	return fmt.Sprintf("seq %d at session time %d (%s)", m.Seq, m.Time, m.What)
 }
 
 // HashGroup is the views that voted for one hash.
@@ -129,7 +192,24 @@ func (d Divergence) Error() string {
 	for i, group := range d.Groups {
 		parts[i] = fmt.Sprintf("%s (%s)", group.Hash, strings.Join(group.Views, ", "))
 	}
-	return fmt.Sprintf("replicas diverged at session time %d: state hashes %s", d.Time, strings.Join(parts, " vs "))
+	text := fmt.Sprintf("replicas diverged at session time %d: state hashes %s", d.Time, strings.Join(parts, " vs "))
+	if !d.Local {
+		return text
+	}
+	text += fmt.Sprintf("; this replica (%s) is outside the majority", d.LocalHash)
+	switch {
+	case d.Recovered:
+		text += fmt.Sprintf("; it reloaded the majority's snapshot of seq %d and recovered", d.Seq)
+	case d.Reason != "":
+		text += "; not recovered: " + d.Reason
+	}
+	if d.Repeated {
+		text += "; it keeps diverging"
+	}
+	if d.Suspect != nil {
+		text += "; the first message since it last agreed with the majority: " + d.Suspect.String()
+	}
+	return text
 }
 
 // Advance moves session time to t (a TICK), running the future messages
@@ -173,11 +253,15 @@ func (i *Island[M]) Apply(m Message, out *Effects) {
 		}
 		switch m.Envelope.Kind {
 		case KindEvent:
+			i.noteModelMessage(m, func() string { return describeEvent(m.Envelope.Name, m.View) })
 			i.dispatch(Event{Name: m.Envelope.Name, View: m.View, Data: m.Envelope.Data}, out)
 		case KindPoll:
 			i.poll(out)
+		case KindSnapshot:
+			// For the replica (self-healing): not model state.
 		}
 	case m.Users != nil:
+		i.noteModelMessage(m, func() string { return describeUsers(m.Users) })
 		i.users(m.Users, out)
 	case m.Tally != nil:
 		i.tally(m, out)
@@ -248,6 +332,7 @@ func (i *Island[M]) poll(out *Effects) {
 	i.state.LastPoll = i.state.Time
 	_, hash := i.Snapshot()
 	i.lastVoteTime, i.lastVoteHash = i.state.Time, hash
+	i.sinceVote = nil
 	// cpuTime ranks would-be uploaders; a value derived from the view id
 	// spreads the work without measuring anything.
 	vote, _ := json.Marshal(snapshotVote{CPUTime: float64(hashString(i.viewID)%100000) / 1000, Hash: hash, ViewID: i.viewID})
@@ -297,8 +382,26 @@ func (i *Island[M]) tally(m Message, out *Effects) {
 		}
 		return strings.Compare(a, b)
 	})
+	votes := 0
+	for _, hash := range hashes {
+		votes += len(groups[hash])
+	}
+	// A strict majority: more than half of the votes cast agree.
+	strict := 2*len(groups[hashes[0]]) > votes
+	localHash := ""
+	for _, hash := range hashes {
+		if slices.ContainsFunc(groups[hash], func(v voter) bool { return v.view == i.viewID }) {
+			localHash = hash
+			if hash != hashes[0] {
+				break // voted twice (across a reconnect): the odd vote counts
+			}
+		}
+	}
+	if localHash == hashes[0] && (len(hashes) == 1 || strict) && tally.SendTime == i.lastVoteTime {
+		i.sinceAgreed = i.sinceVote // this replica's last vote agreed with the session
+	}
 	if len(hashes) > 1 {
-		d := Divergence{Time: tally.SendTime}
+		d := Divergence{Time: tally.SendTime, Seq: m.Seq, Majority: strict, LocalHash: localHash}
 		for _, hash := range hashes {
 			views := make([]string, 0, len(groups[hash]))
 			for _, v := range groups[hash] {
@@ -306,9 +409,9 @@ func (i *Island[M]) tally(m Message, out *Effects) {
 			}
 			slices.Sort(views)
 			d.Groups = append(d.Groups, HashGroup{Hash: hash, Views: views})
-			if hash != hashes[0] && slices.Contains(views, i.viewID) {
-				d.Local = true
-			}
+		}
+		if localHash != "" && localHash != hashes[0] {
+			d.Local, d.Suspect = true, i.sinceAgreed
 		}
 		out.Divergences = append(out.Divergences, d)
 	}
@@ -324,8 +427,53 @@ func (i *Island[M]) tally(m Message, out *Effects) {
 	})
 	if majority[0].view == i.viewID {
 		data, hash := i.Snapshot()
-		out.Uploads = append(out.Uploads, Upload{Time: m.Time, Seq: m.Seq, Hash: hash, Data: data})
+		out.Uploads = append(out.Uploads, Upload{Time: m.Time, Seq: m.Seq, Hash: hash, Data: data, Announce: len(hashes) > 1 && strict})
 	}
+}
+
+// noteModelMessage remembers m, a message that reaches the model's
+// handlers, as the first one after the last vote and after the last point
+// where this replica's state was known to be the session's, if it is
+// (Divergence.Suspect).
+func (i *Island[M]) noteModelMessage(m Message, describe func() string) {
+	if i.sinceVote != nil && i.sinceAgreed != nil {
+		return
+	}
+	ref := &MessageRef{Seq: m.Seq, Time: m.Time, What: describe()}
+	if i.sinceVote == nil {
+		i.sinceVote = ref
+	}
+	if i.sinceAgreed == nil {
+		i.sinceAgreed = ref
+	}
+}
+
+func describeEvent(name, view string) string {
+	if view == "" {
+		return fmt.Sprintf("event %q", name)
+	}
+	return fmt.Sprintf("event %q from view %s", name, view)
+}
+
+func describeUsers(change *protocol.UsersChange) string {
+	var parts []string
+	for _, list := range []struct {
+		verb  string
+		users []json.RawMessage
+	}{{"joined", change.Joined}, {"left", change.Left}} {
+		if len(list.users) == 0 {
+			continue
+		}
+		views := make([]string, len(list.users))
+		for k, raw := range list.users {
+			views[k] = userViewID(raw)
+		}
+		parts = append(parts, "views "+list.verb+" "+strings.Join(views, ", "))
+	}
+	if len(parts) == 0 {
+		return "a users message with no views"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Context is what model code may use inside a handler.

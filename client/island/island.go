@@ -45,8 +45,8 @@
 // targets; write float64(a*b) + c, so that the compiler cannot fuse a
 // multiply-add on arm64 or amd64 v3; never range over a map (range over
 // its sorted keys); never convert a float outside an integer's range to
-// that integer. metronome vet checks the first three rules where it can
-// see them (not the conversions; see its doc for what it cannot see).
+// that integer. metronome vet checks all four rules where it can see them
+// (see its doc for what it cannot see).
 //
 // client/island/internal/crossrun replays a recorded trace of 4,000
 // reflected messages through a physics model, with a snapshot and a
@@ -245,6 +245,12 @@ type Island[M any] struct {
 	// replicated): every replica votes at the same session time.
 	lastVoteTime int64
 	lastVoteHash string
+	// sinceVote and sinceAgreed are the first messages that reached the
+	// model's handlers after this replica's last vote, and after the last
+	// point where its state was known to be the session's (its last
+	// agreeing vote, the snapshot it was restored from, or the session's
+	// start): local, for Divergence.Suspect. nil until such a message.
+	sinceVote, sinceAgreed *MessageRef
 }
 
 // LastVote returns the session time and state hash of this replica's

@@ -237,3 +237,55 @@ func TestValidateNamesFieldLimitAndValue(t *testing.T) {
 		t.Errorf("no ID: %v", err)
 	}
 }
+
+// TestDivergenceNamesTheFirstMessageAfterTheLastAgreeingVote: a replica
+// outside the majority is told which message reached the model first
+// after its last vote that agreed (Suspect), whether the majority is
+// strict, and the seq of the tally the majority's snapshot is taken at;
+// the majority's uploader is told to announce its snapshot.
+func TestDivergenceNamesTheFirstMessageAfterTheLastAgreeingVote(t *testing.T) {
+	c := New(counterApp, "c", &Effects{})
+	out := run(t, c, script())
+	out.Reset()
+	c.Apply(Message{Time: 5000, Seq: 100, Envelope: &Envelope{Kind: KindPoll}}, out)
+	_, agreed := c.LastVote()
+	c.Apply(addMessage(5005, 101, "a", 100, 1), out)
+	c.Apply(addMessage(5006, 102, "b", 100, 1), out)
+	c.Apply(Message{Time: 5010, Seq: 103, Tally: &protocol.Tally{SendTime: 5000, Key: "snapshot@5000", Votes: map[string]int{
+		vote("a", agreed, 2): 1, vote("b", agreed, 3): 1, vote("c", agreed, 4): 1}}}, out)
+	c.Apply(addMessage(9000, 104, "a", 101, 1), out)
+	c.Apply(Message{Time: 10000, Seq: 105, Envelope: &Envelope{Kind: KindPoll}}, out)
+	_, own := c.LastVote()
+	out.Reset()
+	c.Apply(Message{Time: 10010, Seq: 106, Tally: &protocol.Tally{SendTime: 10000, Key: "snapshot@10000", Votes: map[string]int{
+		vote("a", "h1", 2): 1, vote("b", "h1", 3): 1, vote("c", own, 1): 1}}}, out)
+	if len(out.Divergences) != 1 || len(out.Uploads) != 0 {
+		t.Fatalf("divergences %+v, uploads %d", out.Divergences, len(out.Uploads))
+	}
+	d := out.Divergences[0]
+	if !d.Local || !d.Majority || d.Seq != 106 || d.LocalHash != own || d.Groups[0].Hash != "h1" {
+		t.Fatalf("divergence %+v", d)
+	}
+	if d.Suspect == nil || *d.Suspect != (MessageRef{Seq: 101, Time: 5005, What: `event "add" from view a`}) {
+		t.Fatalf("suspect %v, want the add at seq 101, the first after the agreeing vote at 5000", d.Suspect)
+	}
+	if !strings.Contains(d.Error(), "seq 101 at session time 5005 (event \"add\" from view a)") {
+		t.Errorf("report %q", d.Error())
+	}
+
+	// a uploads the majority's snapshot and announces it; a split without
+	// a strict majority is not announced.
+	a := New(counterApp, "a", &Effects{})
+	out.Reset()
+	a.Apply(Message{Time: 10010, Seq: 106, Tally: &protocol.Tally{SendTime: 10000, Key: "snapshot@10000", Votes: map[string]int{
+		vote("a", "h1", 2): 1, vote("b", "h1", 3): 1, vote("c", "h2", 1): 1}}}, out)
+	if len(out.Uploads) != 1 || !out.Uploads[0].Announce || out.Divergences[0].Local {
+		t.Fatalf("uploads %+v, divergences %+v", out.Uploads, out.Divergences)
+	}
+	out.Reset()
+	a.Apply(Message{Time: 15010, Seq: 107, Tally: &protocol.Tally{SendTime: 15000, Key: "snapshot@15000", Votes: map[string]int{
+		vote("a", "h1", 2): 1, vote("b", "h1", 3): 1, vote("c", "h2", 1): 1, vote("d", "h2", 1): 1}}}, out)
+	if len(out.Uploads) != 1 || out.Uploads[0].Announce || out.Divergences[0].Majority {
+		t.Fatalf("a 2-2 split: uploads %+v, divergences %+v", out.Uploads, out.Divergences)
+	}
+}

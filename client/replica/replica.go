@@ -3,7 +3,8 @@
 // (package client/island), and the one implementation of how their effects
 // are executed — frames to the transport, deliveries to the model, votes
 // and snapshot uploads back through the link, snapshot polls, snapshot
-// downloads, the fatal-error path. The Go SDK (package client: goroutines,
+// downloads, self-healing after a lost snapshot vote (heal.go), the
+// fatal-error path. The Go SDK (package client: goroutines,
 // WebSockets, HTTP, encryption) and the simulator (package sim: a virtual
 // clock, a faulty network, a file server in memory) are thin shells around
 // it, so the simulator tests the client code that ships.
@@ -67,7 +68,10 @@ type Codec interface {
 type Observer interface {
 	// Reset reports that the model was rebuilt: from nothing (sync.URL
 	// empty), from persisted data (sync.Persisted; the Go model runtime
-	// starts fresh) or from the snapshot at sync.URL, restored.
+	// starts fresh) or from the snapshot at sync.URL, restored — at a
+	// SYNC, or after a divergence from the majority's snapshot (then
+	// sync holds only that snapshot's URL, time, seq and the timeline, and
+	// the messages after it are applied again: heal.go).
 	Reset(sync *protocol.ServerSync, restored bool) error
 	// Applied reports a message applied to the model; hash computes the
 	// model's state hash (costly: call it only when needed).
@@ -79,7 +83,9 @@ type Observer interface {
 	Voted(time int64, hash string)
 	// Emitted reports an event the model emitted for the views.
 	Emitted(name string, data []byte)
-	// Diverged reports a snapshot vote this replica lost or that split.
+	// Diverged reports a snapshot vote this replica lost or that split;
+	// one this replica lost to a strict majority once self-healing knows
+	// the outcome (d.Recovered, d.Reason: heal.go).
 	Diverged(d island.Divergence) error
 	// ModelError reports a model handler that failed.
 	ModelError(err error) error
@@ -139,7 +145,9 @@ type Replica[M any] struct {
 	held        []link.Delivery
 	// lastPollAt is when this replica last sent a snapshot poll.
 	lastPollAt int64
-	failed     error
+	// heal is the self-healing state (heal.go).
+	heal   healer
+	failed error
 }
 
 // New creates a replica; step link.Start to connect.
@@ -157,7 +165,7 @@ func New[M any](options Options[M]) (*Replica[M], error) {
 	if options.SnapshotPollIntervalMs <= 0 {
 		options.SnapshotPollIntervalMs = island.SnapshotIntervalMsDefault
 	}
-	return &Replica[M]{options: options, link: l, lastPollAt: -options.SnapshotPollIntervalMs}, nil
+	return &Replica[M]{options: options, link: l, lastPollAt: -options.SnapshotPollIntervalMs, heal: newHealer()}, nil
 }
 
 // Link returns the connection state machine, for inspection (never step it).
@@ -197,6 +205,7 @@ func (r *Replica[M]) Step(now int64, event Event) {
 		r.snapshotLoaded(now, e)
 	case SnapshotStored:
 		r.stepLink(now, link.Snapshot{Time: e.Time, Seq: e.Seq, Hash: e.Hash, URL: e.URL})
+		r.stored(now, e)
 	case link.Event:
 		r.stepLink(now, e)
 	default:
@@ -310,6 +319,7 @@ func (r *Replica[M]) reset(now int64, sync *protocol.ServerSync) {
 		return
 	}
 	r.loading, r.held = "", nil
+	r.resetHealing(now)
 	if sync.URL == "" || sync.Persisted {
 		r.islandOut.Reset()
 		r.island = island.New(r.options.App, r.options.Link.ViewID, &r.islandOut)
@@ -333,6 +343,10 @@ func (r *Replica[M]) snapshotLoaded(now int64, loaded SnapshotLoaded) {
 	if loaded.URL != r.loading {
 		return // a download the link has moved past
 	}
+	if r.heal.loading != nil {
+		r.recoveryLoaded(now, loaded)
+		return
+	}
 	if loaded.Err != nil {
 		r.fail(now, fmt.Errorf("client: downloading the snapshot %s: %w", loaded.URL, loaded.Err))
 		return
@@ -353,10 +367,20 @@ func (r *Replica[M]) snapshotLoaded(now int64, loaded SnapshotLoaded) {
 		r.fail(now, err)
 		return
 	}
+	r.applyHeld(now)
+}
+
+// applyHeld applies the deliveries held while a snapshot loaded; if one
+// of them starts loading another (self-healing), the rest wait for it.
+func (r *Replica[M]) applyHeld(now int64) {
 	held := r.held
 	r.held = nil
 	for i := range held {
-		if r.failed != nil || r.loading != "" {
+		if r.failed != nil {
+			return
+		}
+		if r.loading != "" {
+			r.held = append(r.held, held[i:]...)
 			return
 		}
 		r.apply(now, &held[i])
@@ -381,10 +405,14 @@ func (r *Replica[M]) apply(now int64, d *link.Delivery) {
 			r.fail(now, err)
 			return
 		}
+		r.afterDelivery(now, d, &message)
 	case link.DeliverTime:
 		r.island.Advance(d.Time, &r.islandOut)
+		r.afterDelivery(now, d, nil)
 	}
-	r.islandEffects(now)
+	if r.failed == nil {
+		r.islandEffects(now)
+	}
 }
 
 // message turns a delivered message into the model's form: reflector
@@ -413,7 +441,10 @@ func (r *Replica[M]) message(d *link.Delivery) (island.Message, error) {
 
 // islandEffects executes what the model runtime asked for: emits to the
 // views, votes through the link, snapshot uploads through Files;
-// divergences and model errors to the Observer.
+// divergences (through self-healing, heal.go) and model errors to the
+// Observer. While messages are replayed after a recovery, votes, uploads
+// and divergences are not executed again: they were, when the messages
+// were first applied.
 func (r *Replica[M]) islandEffects(now int64) {
 	out := r.islandOut
 	r.islandOut = island.Effects{}
@@ -422,8 +453,7 @@ func (r *Replica[M]) islandEffects(now int64) {
 		observer.Emitted(emit.Name, emit.Data)
 	}
 	for _, d := range out.Divergences {
-		if err := observer.Diverged(d); err != nil {
-			r.fail(now, err)
+		if r.diverged(now, d); r.failed != nil {
 			return
 		}
 	}
@@ -433,11 +463,15 @@ func (r *Replica[M]) islandEffects(now int64) {
 			return
 		}
 	}
+	if r.heal.replaying {
+		return
+	}
 	for _, vote := range out.Votes {
 		observer.Voted(r.island.LastVote())
 		r.stepLink(now, link.Vote{SendTime: vote.SendTime, Key: vote.Key, Vote: vote.Payload, TallyTarget: snapshotTallyTarget})
 	}
 	for _, upload := range out.Uploads {
+		r.uploading(upload)
 		r.options.Files.Upload(upload, r.options.Codec.SealSnapshot(upload.Data))
 	}
 }

@@ -24,18 +24,22 @@ var app = island.App[counter]{ID: "test.counter", Version: "1", SnapshotInterval
 
 // shell records what the replica asked of it.
 type shell struct {
-	log       []string
-	downloads []string
-	failed    error
+	log         []string
+	downloads   []string
+	failed      error
+	frames      [][]byte
+	uploads     []island.Upload
+	divergences []island.Divergence
+	votes       int
 }
 
 func (s *shell) Dial(conn link.ConnID)               { s.log = append(s.log, fmt.Sprintf("dial %d", conn)) }
-func (s *shell) Send(conn link.ConnID, frame []byte) {}
+func (s *shell) Send(conn link.ConnID, frame []byte) { s.frames = append(s.frames, frame) }
 func (s *shell) Close(conn link.ConnID, code int, _ string) {
 	s.log = append(s.log, fmt.Sprintf("close %d %d", conn, code))
 }
-func (s *shell) Download(url string)          { s.downloads = append(s.downloads, url) }
-func (s *shell) Upload(island.Upload, []byte) {}
+func (s *shell) Download(url string)                   { s.downloads = append(s.downloads, url) }
+func (s *shell) Upload(upload island.Upload, _ []byte) { s.uploads = append(s.uploads, upload) }
 
 type plainCodec struct{}
 
@@ -71,14 +75,17 @@ func (s *shell) Applied(_ string, seq uint32, _ func() string) error {
 	s.log = append(s.log, fmt.Sprintf("applied %d", seq))
 	return nil
 }
-func (s *shell) Unusable(uint32, error) error     { return nil }
-func (s *shell) Voted(int64, string)              {}
-func (s *shell) Emitted(string, []byte)           {}
-func (s *shell) Diverged(island.Divergence) error { return nil }
-func (s *shell) ModelError(error) error           { return nil }
-func (s *shell) Joined()                          {}
-func (s *shell) Note(string)                      {}
-func (s *shell) Failed(err error)                 { s.failed = err }
+func (s *shell) Unusable(uint32, error) error { return nil }
+func (s *shell) Voted(int64, string)          { s.votes++ }
+func (s *shell) Emitted(string, []byte)       {}
+func (s *shell) Diverged(d island.Divergence) error {
+	s.divergences = append(s.divergences, d)
+	return nil
+}
+func (s *shell) ModelError(error) error { return nil }
+func (s *shell) Joined()                {}
+func (s *shell) Note(string)            {}
+func (s *shell) Failed(err error)       { s.failed = err }
 
 func newReplica(t *testing.T, s *shell) *replica.Replica[counter] {
 	t.Helper()
