@@ -91,6 +91,22 @@ type Config struct {
 	// that know their free space: store/diskstore). Zero means
 	// DefaultFilesDiskReserveBytes; negative turns the check off.
 	FilesDiskReserveBytes int64
+	// FilesSessionBytesMax bounds the bytes under one session's snapshot
+	// directory (files_quota.go): a PUT beyond it first collects the
+	// session's old snapshots (snapshotgc.go), then is refused with 507.
+	// Zero means DefaultFilesSessionBytesMax; negative turns it off.
+	FilesSessionBytesMax int64
+	// FilesTotalBytesMax bounds all uploaded files together: a PUT beyond it
+	// is refused with 507. Zero means: no such bound with a store that
+	// knows its free disk space (FilesDiskReserveBytes guards the disk),
+	// DefaultFilesMemoryBytesMax with one that does not (memory mode);
+	// negative: no bound.
+	FilesTotalBytesMax int64
+	// SnapshotKeepMin is how long a snapshot stays after a newer one
+	// replaced it as the session's snapshot, so that clients whose SYNC
+	// named it can still download it (snapshotgc.go). Zero means
+	// DefaultSnapshotKeepMin; negative keeps every snapshot.
+	SnapshotKeepMin time.Duration
 	// FileTransferTimeout bounds one upload's body (PUT) or one download's
 	// response (GET) under /files: a client that trickles bytes is cut off
 	// (408 for an upload) instead of holding a connection, and a shutdown,
@@ -151,6 +167,22 @@ const (
 	// of 36 MiB, the next being prepared) and for a checkpoint's session
 	// files.
 	DefaultFilesDiskReserveBytes = 256 << 20
+	// DefaultFilesSessionBytesMax holds a session's snapshot in use, the
+	// ones it replaced within SnapshotKeepMin, and the next upload: 8
+	// snapshots of the largest size (FileBytesMax), or 120 of 8.5 MiB,
+	// as many as a session whose clients snapshot every 5 s (the
+	// JavaScript client's shortest interval) uploads in 10 min. Croquet
+	// snapshots are mostly kilobytes to a few MiB. It keeps one session
+	// from filling the disk with uploads.
+	DefaultFilesSessionBytesMax = 1 << 30
+	// DefaultFilesMemoryBytesMax bounds all uploaded files when they are
+	// kept in memory (there is no disk reserve then).
+	DefaultFilesMemoryBytesMax = 1 << 30
+	// DefaultSnapshotKeepMin outlasts every use of a SYNC's snapshot URL:
+	// the SYNC is used within 5 s, and the JavaScript client's download,
+	// with its 3 retries, reaches the server within 8.7 min even when
+	// every try meets a TCP connect timeout (store/snapshotgc).
+	DefaultSnapshotKeepMin = 10 * time.Minute
 	// DefaultFileTransferTimeout lets a 128 MiB snapshot through at
 	// about 1.1 MB/s.
 	DefaultFileTransferTimeout    = 2 * time.Minute
@@ -197,6 +229,18 @@ func (c *Config) fillDefaults() {
 	}
 	if c.FileTransferTimeout == 0 {
 		c.FileTransferTimeout = DefaultFileTransferTimeout
+	}
+	if c.FilesSessionBytesMax == 0 {
+		c.FilesSessionBytesMax = DefaultFilesSessionBytesMax
+	}
+	if c.FilesTotalBytesMax == 0 {
+		c.FilesTotalBytesMax = -1 // the disk reserve guards the disk
+		if _, knowsSpace := c.Store.(freeSpace); !knowsSpace {
+			c.FilesTotalBytesMax = DefaultFilesMemoryBytesMax
+		}
+	}
+	if c.SnapshotKeepMin == 0 {
+		c.SnapshotKeepMin = DefaultSnapshotKeepMin
 	}
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
@@ -255,6 +299,15 @@ func (c *Config) Validate() error {
 	}
 	if c.FileBytesMax < 1<<20 {
 		return fmt.Errorf("server config: FileBytesMax must be at least 1 MiB, got %d", c.FileBytesMax)
+	}
+	// A session's quota holds the snapshot in use and the next upload.
+	if c.FilesSessionBytesMax > 0 && c.FilesSessionBytesMax < 2*c.FileBytesMax {
+		return fmt.Errorf("server config: FilesSessionBytesMax (--files-session-bytes-max) must be at least twice FileBytesMax (%d bytes): room for the snapshot in use and the next upload; got %d",
+			c.FileBytesMax, c.FilesSessionBytesMax)
+	}
+	if c.FilesTotalBytesMax > 0 && c.FilesTotalBytesMax < 2*c.FileBytesMax {
+		return fmt.Errorf("server config: FilesTotalBytesMax (--files-total-bytes-max) must be at least twice FileBytesMax (%d bytes), got %d",
+			c.FileBytesMax, c.FilesTotalBytesMax)
 	}
 	if c.CoalesceMax != CoalesceOff && (c.CoalesceMax < coalesceDelayMin || c.CoalesceMax > time.Second) {
 		return fmt.Errorf("server config: CoalesceMax must be in [%s, 1s] (or CoalesceOff), got %s", coalesceDelayMin, c.CoalesceMax)

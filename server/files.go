@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -88,11 +89,35 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request, path string, tr
 	if s.refuseUploadForSpace(w, r) {
 		return
 	}
+	// PUTs of one path take turns: a write-once path is compared with
+	// what the previous one stored (files_writeonce.go), and the quotas
+	// count the file each replaces (files_quota.go).
+	unlock, locked := s.lockPath(w, r, path, transfer)
+	if !locked {
+		return
+	}
+	defer unlock()
 	if rule := fileRuleFor(path); rule != fileReplaceable {
 		s.putOnce(w, r, path, rule, transfer)
 		return
 	}
 	s.storeFile(w, r, path, transfer)
+}
+
+// lockPath waits for the path's lock (fileLocks) until the transfer's
+// deadline; it answers 408 if it did not get it.
+func (s *Server) lockPath(w http.ResponseWriter, r *http.Request, path string, transfer fileTransfer) (unlock func(), locked bool) {
+	ctx, cancel := context.WithDeadline(r.Context(), transfer.deadline)
+	defer cancel()
+	unlock, err := s.fileLocks.lock(ctx, path)
+	if err == nil {
+		return unlock, true
+	}
+	if r.Context().Err() == nil { // else the client went away
+		s.logger.Info("upload waited too long for another upload of the same path", "path", path, "remote", s.remoteAddr(r), "err", err)
+		writeText(w, http.StatusRequestTimeout, fmt.Sprintf("another upload of %s did not finish within %s (FileTransferTimeout)", path, s.config.FileTransferTimeout))
+	}
+	return nil, false
 }
 
 // freeSpace is implemented by stores that know their free disk space.
@@ -116,6 +141,7 @@ func (s *Server) refuseUploadForSpace(w http.ResponseWriter, r *http.Request) bo
 	if free-size >= s.config.FilesDiskReserveBytes {
 		return false
 	}
+	s.metrics.countUploadRefused("--files-disk-reserve")
 	s.logger.Warn("upload refused: the disk is nearly full", "remote", s.remoteAddr(r),
 		"free_bytes", free, "upload_bytes", size, "reserve_bytes", s.config.FilesDiskReserveBytes)
 	http.Error(w, fmt.Sprintf("the server's disk is nearly full: %d bytes free, %d kept for sessions (FilesDiskReserveBytes)",
@@ -123,10 +149,25 @@ func (s *Server) refuseUploadForSpace(w http.ResponseWriter, r *http.Request) bo
 	return true
 }
 
-// storeFile stores the body at path, replacing what was there: 201.
+// storeFile stores the body at path, replacing what was there: 201. The
+// caller holds the path's lock.
 func (s *Server) storeFile(w http.ResponseWriter, r *http.Request, path string, transfer fileTransfer) {
-	err := s.store.PutFile(r.Context(), path, r.Body, s.config.FileBytesMax)
+	admission, exceeded, err := s.admitUpload(r.Context(), path, r.ContentLength)
+	if err != nil {
+		s.logger.Error("reading file failed", "path", path, "err", err)
+		http.Error(w, "reading the stored file failed", http.StatusInternalServerError)
+		return
+	}
+	if exceeded != nil {
+		s.refuseForQuota(w, r, path, exceeded, r.ContentLength)
+		return
+	}
+	defer admission.finish()
+	body := &countingReader{reader: r.Body}
+	err = s.store.PutFile(r.Context(), path, body, admission.maxBytes)
 	switch {
+	case errors.Is(err, store.ErrTooLarge) && admission.bound != nil:
+		s.refuseForQuota(w, r, path, admission.bound, -1)
 	case errors.Is(err, store.ErrTooLarge):
 		http.Error(w, fmt.Sprintf("file exceeds the limit of %d bytes (FileBytesMax)", s.config.FileBytesMax), http.StatusRequestEntityTooLarge)
 	case errors.Is(err, store.ErrBadPath):
@@ -140,6 +181,7 @@ func (s *Server) storeFile(w http.ResponseWriter, r *http.Request, path string, 
 		s.logger.Error("storing file failed", "path", path, "err", err)
 		http.Error(w, "storing the file failed", http.StatusInternalServerError)
 	default:
+		admission.stored(body.read)
 		s.metrics.filesPut.Add(1)
 		w.WriteHeader(http.StatusCreated)
 	}

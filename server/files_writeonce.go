@@ -87,22 +87,11 @@ func fileRuleFor(path string) fileRule {
 }
 
 // putOnce stores the body at a path of rule fileWriteOnce or fileFirstKept
-// unless the path already holds a file; then it compares the two. PUTs of
-// one path take turns (fileLocks), so that two concurrent uploads cannot
-// both find the path empty: the second compares with what the first stored.
+// unless the path already holds a file; then it compares the two. The
+// caller holds the path's lock (PUTs of one path take turns, fileLocks),
+// so that two concurrent uploads cannot both find the path empty: the
+// second compares with what the first stored.
 func (s *Server) putOnce(w http.ResponseWriter, r *http.Request, path string, rule fileRule, transfer fileTransfer) {
-	ctx, cancel := context.WithDeadline(r.Context(), transfer.deadline)
-	defer cancel()
-	unlock, err := s.fileLocks.lock(ctx, path)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the client went away
-		}
-		s.logger.Info("upload waited too long for another upload of the same path", "path", path, "remote", s.remoteAddr(r), "err", err)
-		writeText(w, http.StatusRequestTimeout, fmt.Sprintf("another upload of %s did not finish within %s (FileTransferTimeout)", path, s.config.FileTransferTimeout))
-		return
-	}
-	defer unlock()
 	existing, size, err := s.store.OpenFile(r.Context(), path)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

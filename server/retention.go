@@ -25,6 +25,11 @@ import (
 // arrives meanwhile is asked to reconnect (4003); it then finds nothing
 // stored and starts a new session. Stores that cannot tell when a session
 // changed (no SessionModified) keep everything.
+//
+// A deleted session's snapshot files go with it, before its record and
+// messages, while the session is still reserved (snapshotgc.go); its
+// persisted data and Data-API files stay: they belong to the application
+// and outlive its sessions.
 
 // sessionModified is implemented by stores that know when a session's
 // stored data last changed (store/diskstore, store/memstore).
@@ -38,8 +43,21 @@ type retentionStore interface {
 	host.RetentionStore
 }
 
-// runRetention sweeps every RetentionSweepInterval until stop closes.
-func (s *Server) runRetention(stop <-chan struct{}) {
+// runSweeps measures the storage at once, then sweeps every
+// RetentionSweepInterval until stop closes, which also ends a sweep in
+// progress.
+func (s *Server) runSweeps(stop <-chan struct{}) {
+	defer s.background.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.measureStorage(ctx)
 	ticker := time.NewTicker(s.config.RetentionSweepInterval)
 	defer ticker.Stop()
 	for {
@@ -47,11 +65,20 @@ func (s *Server) runRetention(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-ticker.C:
-			if deleted, err := s.sweepRetention(context.Background(), now); err != nil {
-				s.logger.Warn("retention sweep incomplete", "deleted", deleted, "err", err)
-			}
+			s.sweep(ctx, now)
 		}
 	}
+}
+
+// sweep deletes idle sessions (the retention), old snapshots and the
+// snapshot files of sessions no longer stored (snapshotgc.go), then
+// measures the storage for metronome_storage_bytes.
+func (s *Server) sweep(ctx context.Context, now time.Time) {
+	if deleted, err := s.sweepRetention(ctx, now); err != nil {
+		s.logger.Warn("retention sweep incomplete", "deleted", deleted, "err", err)
+	}
+	s.snapshots.sweep(ctx, now)
+	s.measureStorage(ctx)
 }
 
 // sweepRetention deletes the stored sessions idle for longer than
@@ -64,13 +91,17 @@ func (s *Server) sweepRetention(ctx context.Context, now time.Time) (int, error)
 	sweep := &retentionSweep{server: s, store: st, now: now, modified: make(map[string]time.Time)}
 	deleted := 0
 	err := host.SweepIdle(ctx, st, sweep, func(deletion *host.Deletion) error {
+		// The snapshots first, while the session is reserved: a new
+		// session of the same id cannot have uploaded any yet.
+		files := s.snapshots.deleteSessionFiles(ctx, deletion.ID())
 		if err := deletion.Finish(ctx); err != nil {
 			return err
 		}
 		deleted++
 		s.metrics.sessionsExpired.Add(1)
 		s.logger.Info("session deleted: idle for longer than the retention", "session", deletion.ID(),
-			"last_change", sweep.lastChange(deletion.ID()).UTC().Format(time.RFC3339), "retention", s.config.SessionRetention)
+			"last_change", sweep.lastChange(deletion.ID()).UTC().Format(time.RFC3339), "retention", s.config.SessionRetention,
+			"snapshot_files", files)
 		return nil
 	})
 	return deleted, err

@@ -76,8 +76,18 @@ type Server struct {
 
 	// origins is Config.AllowedOrigins, for /files/ and WebSocket upgrades.
 	origins originPolicy
-	// fileLocks lets the uploads of one write-once file take turns.
+	// fileLocks lets the uploads of one file, and its deletion, take
+	// turns.
 	fileLocks fileLocks
+	// fileUsage counts the uploaded files' bytes for the quotas and the
+	// metrics (files_usage.go); snapshots deletes old snapshots and the
+	// files of deleted sessions (snapshotgc.go). Both nil when the store
+	// has no file catalog.
+	fileUsage *fileUsage
+	snapshots *snapshotCollector
+	// background counts the goroutines of the sweeps and the snapshot
+	// collection, which Shutdown waits for.
+	background sync.WaitGroup
 	// verifier checks tokens with AuthToken (Config.AuthVerifier, replaced
 	// by SetAuthVerifier); nil with AuthNone.
 	verifier atomic.Pointer[auth.Verifier]
@@ -120,6 +130,14 @@ func New(config Config) (*Server, error) {
 	server.web = web
 	server.metrics.init()
 	server.hostStore = newHostStore(server.store, &server.metrics.commit)
+	if catalog, ok := server.store.(store.FileCatalog); ok {
+		usage, err := measureFileUsage(context.Background(), catalog)
+		if err != nil {
+			return nil, fmt.Errorf("measuring the uploaded files: %w", err)
+		}
+		server.fileUsage = usage
+		server.snapshots = newSnapshotCollector(server, catalog)
+	}
 	return server, nil
 }
 
@@ -146,8 +164,14 @@ func (s *Server) Start() error {
 		listener.Close()
 		return err
 	}
-	if _, ok := s.store.(retentionStore); ok && s.config.SessionRetention > 0 {
-		go s.runRetention(s.shutdownRequested)
+	s.background.Add(1)
+	go s.runSweeps(s.shutdownRequested)
+	if s.snapshots.collecting() {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.snapshots.run(s.shutdownRequested)
+		}()
 	}
 	// The monitor exists before the first connection can read it.
 	if s.config.CoalesceMax != CoalesceOff {
@@ -232,6 +256,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if err := waitGroup(ctx, &s.connections); err != nil {
 			result = errors.Join(result, fmt.Errorf("connections did not close: %w", err))
+		}
+		if err := waitGroup(ctx, &s.background); err != nil {
+			result = errors.Join(result, fmt.Errorf("sweeps did not finish: %w", err))
 		}
 		s.logger.Info("metronome stopped")
 	})

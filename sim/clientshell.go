@@ -50,16 +50,21 @@ const fileLatencyMaxMs = 200
 // survives everything. Transfers take a while and come back as events.
 type clientFiles client
 
+// The file is read when the download ends, as late as a real GET could
+// find it gone (the server opens the file when the request arrives).
 func (f *clientFiles) Download(url string) {
 	c := (*client)(f)
 	w := c.w
-	data, ok := w.files[url]
-	var err error
-	if !ok {
-		w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names snapshot %s, which was never uploaded", c.viewID, url))
-		err = errViolation
-	}
 	c.later(w.rand.Between(0, fileLatencyMaxMs), func() {
+		data, ok := w.files[url]
+		var err error
+		if deleted, wasDeleted := w.deletedFiles[url]; !ok && wasDeleted {
+			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names snapshot %s, which the reflector deleted at %d ms (%s)", c.viewID, url, deleted.atMs, deleted.why))
+			err = errViolation
+		} else if !ok {
+			w.violate(InvariantJoin, fmt.Sprintf("%s: SYNC names snapshot %s, which was never uploaded", c.viewID, url))
+			err = errViolation
+		}
 		c.step(replica.SnapshotLoaded{URL: url, Data: data, Err: err})
 	})
 }
@@ -74,6 +79,7 @@ func (f *clientFiles) Upload(upload island.Upload, sealed []byte) {
 	url := fmt.Sprintf("sim://snapshots/%s/%010d_%d-%s.snap", c.session, upload.Time, seq, upload.Hash[:16])
 	c.later(w.rand.Between(0, fileLatencyMaxMs), func() {
 		w.files[url] = sealed
+		w.fileStoredAt[url] = w.now
 		w.stats.Snapshots++
 		w.count(FaultSnapshot)
 		w.tracef("%s: uploads the snapshot at time %d seq %d", c.viewID, upload.Time, seq)
@@ -81,6 +87,7 @@ func (f *clientFiles) Upload(upload island.Upload, sealed []byte) {
 		if w.scenario.Persist {
 			persisted := fmt.Sprintf("sim://persisted/%s/%010d", c.session, upload.Time)
 			w.files[persisted] = sealed
+			w.fileStoredAt[persisted] = w.now
 			w.count(FaultPersist)
 			c.step(link.Save{PersistTime: upload.Time, URL: persisted})
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
 	metronomestore "github.com/metronome-sync/metronome/store"
+	"github.com/metronome-sync/metronome/store/snapshotgc"
 )
 
 // Limits of the simulated reflector shell's connections, playing the part
@@ -63,6 +64,9 @@ type simReflector struct {
 	// policy); both chosen by the seed.
 	flushEventsMax int
 	flushHoldMs    int64
+	// references are the snapshot references the process knows of
+	// (snapshotgc.go); lost with the process.
+	references snapshotgc.References
 }
 
 // simSession is one session in the reflector's memory: its host and its
@@ -86,6 +90,7 @@ func (r *simReflector) start() {
 	r.startedAt = r.w.now
 	r.sessions = map[string]*simSession{}
 	r.deletions = r.deletionBugs
+	r.references = snapshotgc.References{}
 	r.w.tracef("reflector: process %d started", r.incarnation)
 }
 
@@ -107,6 +112,7 @@ func (r *simReflector) down() {
 	for _, deletion := range r.deleting {
 		if r.w.rand.Chance(0.5) {
 			r.w.tracef("reflector: the deletion of session %s was done before the process ended", deletion.ID())
+			r.deleteSessionSnapshots(deletion.ID())
 			deletion.Finish(context.Background())
 		}
 	}
@@ -430,6 +436,7 @@ func (o *simObserver) Opened(id string, record reflector.Record, messages int, r
 func (o *simObserver) Quarantined(id string, err error) {
 	w := (*World)(o)
 	w.tracef("reflector: session %s: stored data damaged, starts on a new timeline: %v", id, err)
+	w.reflector.references.Forget(id)
 	if !errors.Is(err, metronomestore.ErrCorrupt) || w.reflector.store.unreported[id] == "" {
 		w.violate(InvariantOrder, fmt.Sprintf("session %s: reported quarantined (a new timeline), but the store lost nothing: %v", id, err))
 	}
@@ -439,9 +446,16 @@ func (o *simObserver) Quarantined(id string, err error) {
 func (o *simObserver) StorageFailed(id string, err error) {
 	w := (*World)(o)
 	w.tracef("reflector: session %s: storage failed: %v", id, err)
+	w.reflector.references.Forget(id)
 	if !errors.Is(err, errInjected) {
 		w.violate(InvariantLiveness, fmt.Sprintf("session %s: storage failed without an injected fault: %v", id, err))
 	}
+}
+
+// SnapshotStored: the session's durable record references this snapshot
+// (host.SnapshotObserver); the reflector deletes what it replaced.
+func (o *simObserver) SnapshotStored(id string, snapshotTime int64, url string) {
+	(*World)(o).reflector.snapshotStored(id, snapshotTime, url)
 }
 
 func (o *simObserver) PointerFailed(id, key string, err error) {

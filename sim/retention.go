@@ -80,6 +80,7 @@ func (r *simReflector) finishDeletion(deletion *host.Deletion) {
 			break
 		}
 	}
+	r.deleteSessionSnapshots(deletion.ID())
 	if err := deletion.Finish(context.Background()); err != nil {
 		r.w.violate(InvariantLiveness, fmt.Sprintf("session %s: retention: %v", deletion.ID(), err))
 		return

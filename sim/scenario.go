@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/metronome-sync/metronome/client/link"
 	"github.com/metronome-sync/metronome/reflector"
 )
 
@@ -108,6 +109,10 @@ type Scenario struct {
 	LateJoiners     int   // clients per session that start later in the fault phase
 	InputEveryMs    int64 // mean time between inputs of one client
 	SnapshotEveryMs int64 // session time between snapshots (the model's snapshot interval)
+	// SnapshotKeepMs is the reflector's keep margin for replaced
+	// snapshots (server.Config.SnapshotKeepMin, shortened): it deletes
+	// them this long after the SNAP that replaced them (snapshotgc.go).
+	SnapshotKeepMs int64
 
 	// Persist: the sessions are versions of one application (one
 	// persistentId); clients save persisted data with every snapshot, and
@@ -276,8 +281,17 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 		s.RetentionMs = []int64{0, r.Between(0, 2_000), r.Between(2_000, 20_000)}[r.Intn(3)]
 		s.RetentionDeleteMaxMs = r.Between(0, 5_000)
 	}
+	if on(FaultSnapshot) {
+		// Longer than a client waits for its SYNC (link.SyncTimeoutMsDefault,
+		// 5 s), after which a simulated client downloads at once.
+		s.SnapshotKeepMs = r.Between(snapshotKeepMinMs, 30_000)
+	}
 	return s
 }
+
+// snapshotKeepMinMs is the shortest keep margin the simulator chooses:
+// just above the time within which a client uses a SYNC or gives up.
+const snapshotKeepMinMs = link.SyncTimeoutMsDefault + 1
 
 // storageOutageMaxMs bounds the duration of a storage outage.
 const storageOutageMaxMs = 20_000
@@ -326,6 +340,9 @@ func (s Scenario) String() string {
 	}
 	if s.SnapshotEveryMs > 0 {
 		add("snapshot every ~%d ms", s.SnapshotEveryMs)
+	}
+	if s.SnapshotKeepMs > 0 {
+		add("replaced snapshots kept %d ms", s.SnapshotKeepMs)
 	}
 	if s.ReflectorRestartEveryMs > 0 {
 		add("graceful reflector restart every ~%d ms", s.ReflectorRestartEveryMs)

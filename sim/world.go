@@ -41,10 +41,14 @@ const (
 	// BugSnapshotWrongSeq: a client labels its snapshot one message newer
 	// than the state it holds, so joiners skip that message.
 	BugSnapshotWrongSeq = "snapshot-wrong-seq"
+	// BugSnapshotKeepNone: the reflector deletes a replaced snapshot as
+	// soon as the SNAP that replaced it is durable, while SYNCs that name
+	// it may still be on their way.
+	BugSnapshotKeepNone = "snapshot-keep-none"
 )
 
 // SimulatorBugs lists the bugs any build can re-introduce.
-var SimulatorBugs = []string{BugLostDurableWrite, BugNoInputDedup, BugSnapshotWrongSeq}
+var SimulatorBugs = []string{BugLostDurableWrite, BugNoInputDedup, BugSnapshotWrongSeq, BugSnapshotKeepNone}
 
 // Limits of a run.
 const (
@@ -99,6 +103,9 @@ type Result struct {
 // Stats count what happened in a run.
 type Stats struct {
 	Stamped, Applied, Inputs, Snapshots, ClientStarts, Reconnects, Resets, SeamlessRejoins, InputsResent int
+	// SnapshotsDeleted counts the snapshots the reflector deleted
+	// (snapshotgc.go).
+	SnapshotsDeleted int
 }
 
 // World is one simulated run.
@@ -115,8 +122,12 @@ type World struct {
 	conns     map[uint64]*conn
 	nextConn  uint64
 	files     map[string][]byte // the file server: snapshots, durable across crashes
-	checker   *checker
-	app       island.App[simModel]
+	// fileStoredAt is when each file was uploaded, deletedFiles what the
+	// reflector deleted (snapshotgc.go).
+	fileStoredAt map[string]int64
+	deletedFiles map[string]deletedFile
+	checker      *checker
+	app          island.App[simModel]
 
 	healing   bool
 	faults    map[string]int
@@ -143,12 +154,14 @@ func newWorld(options Options) (*World, error) {
 	root := NewRand(options.Seed)
 	scenarioRand := root.Fork()
 	w := &World{
-		options:   options,
-		rand:      root.Fork(),
-		conns:     map[uint64]*conn{},
-		files:     map[string][]byte{},
-		faults:    map[string]int{},
-		catchUpMs: -1,
+		options:      options,
+		rand:         root.Fork(),
+		conns:        map[uint64]*conn{},
+		files:        map[string][]byte{},
+		fileStoredAt: map[string]int64{},
+		deletedFiles: map[string]deletedFile{},
+		faults:       map[string]int{},
+		catchUpMs:    -1,
 	}
 	w.scenario = chooseScenario(scenarioRand, faults, options.Sessions, options.Clients)
 	w.checker = newChecker(w)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // ErrNotFound is returned when a session, pointer or file does not exist.
@@ -101,4 +102,58 @@ type Store interface {
 
 	// Close releases resources. Calls after Close fail.
 	Close() error
+}
+
+// FileInfo describes one uploaded file.
+type FileInfo struct {
+	// Path is the file's path as PutFile got it ("/"-separated).
+	Path string
+	// Bytes is the file's size.
+	Bytes int64
+	// Modified is when the file was stored.
+	Modified time.Time
+}
+
+// FileCatalog is implemented by stores that can list and delete uploaded
+// files (store/diskstore, store/memstore). The server uses it to keep the
+// upload quotas and to delete old snapshots and the files of deleted
+// sessions (server/snapshotgc.go). Every implementation passes the
+// conformance suite's file catalog tests.
+type FileCatalog interface {
+	// WalkFiles calls fn for every file under the directory dir ("" for
+	// every file), in path order. An error from fn ends the walk and is
+	// returned. A directory that does not exist holds no files.
+	WalkFiles(ctx context.Context, dir string, fn func(FileInfo) error) error
+	// StatFile describes the file at path, or returns ErrNotFound.
+	StatFile(ctx context.Context, path string) (FileInfo, error)
+	// DeleteFile removes the file at path, and the directories that it
+	// leaves empty, or returns ErrNotFound. A reader that opened the file
+	// before keeps reading its content. A deletion need not be durable:
+	// after a crash a deleted file may be back.
+	DeleteFile(ctx context.Context, path string) error
+}
+
+// RecordReader is implemented by stores that can read a session's record
+// without its messages (store/diskstore, store/memstore).
+type RecordReader interface {
+	// SessionRecord returns the session's last committed record, or
+	// ErrNotFound if the session is not stored or has no record.
+	SessionRecord(ctx context.Context, sessionID string) ([]byte, error)
+}
+
+// StorageUsage is what a store holds besides the uploaded files, in bytes.
+type StorageUsage struct {
+	// Sessions are the records and message logs.
+	Sessions int64
+	// Journal is the journal (store/diskstore in durable mode on Linux).
+	Journal int64
+	// Quarantine holds damaged sessions and journal files.
+	Quarantine int64
+}
+
+// UsageReporter is implemented by stores that can measure what they hold
+// (store/diskstore, store/memstore). Measuring may read every session's
+// directory: callers do it now and then, not per request.
+type UsageReporter interface {
+	StorageUsage(ctx context.Context) (StorageUsage, error)
 }

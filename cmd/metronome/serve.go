@@ -65,9 +65,11 @@ func serve(args []string, stdout, stderr io.Writer) (code int) {
 	logFormat := flags.String("log-format", env("METRONOME_LOG_FORMAT", "text"), "text or json [METRONOME_LOG_FORMAT]")
 	fileBytesMax := flags.Int64("file-bytes-max", envInt("METRONOME_FILE_BYTES_MAX", server.DefaultFileBytesMax), "largest file accepted by PUT /files [METRONOME_FILE_BYTES_MAX]")
 	filesDiskReserve := flags.Int64("files-disk-reserve", envInt("METRONOME_FILES_DISK_RESERVE", server.DefaultFilesDiskReserveBytes), "free disk space (bytes) uploads never take, so that sessions can still be stored: a PUT that would leave less is refused with 507; -1 turns the check off [METRONOME_FILES_DISK_RESERVE]")
+	filesSessionBytesMax := flags.Int64("files-session-bytes-max", envInt("METRONOME_FILES_SESSION_BYTES_MAX", server.DefaultFilesSessionBytesMax), "most bytes of files in one session's snapshot directory: a PUT beyond it first deletes the session's snapshots replaced more than 10 min ago, then is refused with 507; at least twice --file-bytes-max; -1 turns it off [METRONOME_FILES_SESSION_BYTES_MAX]")
+	filesBytesMax := flags.Int64("files-total-bytes-max", envInt("METRONOME_FILES_TOTAL_BYTES_MAX", 0), "most bytes of all uploaded files together (--file-bytes-max bounds one file): a PUT beyond it is refused with 507; 0: no such bound on disk (--files-disk-reserve applies), 1 GiB in memory (--data-dir \"\"); -1 turns it off [METRONOME_FILES_TOTAL_BYTES_MAX]")
 	fileTransferTimeout := flags.Duration("file-transfer-timeout", envDuration("METRONOME_FILE_TRANSFER_TIMEOUT", server.DefaultFileTransferTimeout), "longest upload (PUT body) or download (GET response) under /files; a slower upload is cut off with 408 [METRONOME_FILE_TRANSFER_TIMEOUT]")
 	connectionsMax := flags.Int("connections-max", int(envInt("METRONOME_CONNECTIONS_MAX", server.DefaultConnectionsMax)), "most WebSocket connections at once [METRONOME_CONNECTIONS_MAX]")
-	sessionRetention := flags.Duration("session-retention", envDuration("METRONOME_SESSION_RETENTION", server.DefaultSessionRetention), "a stored session unchanged for this long, with no connection, is deleted with its messages (checked every hour); -1ns keeps sessions forever [METRONOME_SESSION_RETENTION]")
+	sessionRetention := flags.Duration("session-retention", envDuration("METRONOME_SESSION_RETENTION", server.DefaultSessionRetention), "a stored session unchanged for this long, with no connection, is deleted with its messages and snapshot files (checked every hour; its persisted data stays); -1ns keeps sessions forever [METRONOME_SESSION_RETENTION]")
 	connectionsPerIP := flags.Int("connections-per-ip-max", int(envInt("METRONOME_CONNECTIONS_PER_IP_MAX", server.DefaultConnectionsPerIPMax)), "most WebSocket connections from one client address (the peer's, or the client's as --trusted-proxies reveal it); more are refused with 429; loopback is not limited; -1 turns it off [METRONOME_CONNECTIONS_PER_IP_MAX]")
 	joinsPerIPRate := flags.Float64("joins-per-ip-per-second", envFloat("METRONOME_JOINS_PER_IP_PER_SECOND", server.DefaultJoinsPerIPPerSecond), "JOINs one client address may make per second, after a burst of --joins-per-ip-burst (every JOIN costs a SYNC: the session's messages since its snapshot); a connection beyond it is refused with 429 before the upgrade, a repeated JOIN is closed with 4003; loopback is not limited; -1 turns it off [METRONOME_JOINS_PER_IP_PER_SECOND]")
 	joinsPerIPBurst := flags.Int("joins-per-ip-burst", int(envInt("METRONOME_JOINS_PER_IP_BURST", server.DefaultJoinsPerIPBurst)), "JOINs one client address may make at once before --joins-per-ip-per-second applies (a classroom behind one NAT address reconnecting after a restart) [METRONOME_JOINS_PER_IP_BURST]")
@@ -159,6 +161,8 @@ func serve(args []string, stdout, stderr io.Writer) (code int) {
 		Logger:                logger,
 		FileBytesMax:          *fileBytesMax,
 		FilesDiskReserveBytes: *filesDiskReserve,
+		FilesSessionBytesMax:  *filesSessionBytesMax,
+		FilesTotalBytesMax:    *filesBytesMax,
 		FileTransferTimeout:   *fileTransferTimeout,
 		ConnectionsMax:        connectionsWithinFileLimit(*connectionsMax, openFilesLimit(), logger),
 		OpenConnectionsMax:    openConnectionsMax(openFilesLimit()),

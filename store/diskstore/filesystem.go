@@ -13,6 +13,10 @@ import (
 	"github.com/metronome-sync/metronome/store"
 )
 
+// renameAttemptsMax bounds how often replaceFile creates a file's
+// directory again because a deletion removed it meanwhile.
+const renameAttemptsMax = 3
+
 // replaceFile atomically replaces the file at relative (a slash-separated
 // path) under root with what write writes. The new content goes to a new
 // file in tmp/, which is renamed over the target once it is complete, after
@@ -44,12 +48,21 @@ func (s *Store) replaceFile(root, relative string, sync bool, write func(io.Writ
 		return err
 	}
 	directory, _ := splitLast(relative)
-	if err := s.makeDirectories(root, directory, sync); err != nil {
-		return err
-	}
 	target := filepath.Join(root, filepath.FromSlash(relative))
-	if err := os.Rename(temporary.Name(), target); err != nil {
-		return err
+	// DeleteFile removes the directories it empties: one may go between
+	// its creation here and the rename, which then finds no directory
+	// and creates it again.
+	for attempt := 1; ; attempt++ {
+		if err := s.makeDirectories(root, directory, sync); err != nil {
+			return err
+		}
+		err := os.Rename(temporary.Name(), target)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == renameAttemptsMax {
+			return err
+		}
 	}
 	renamed = true
 	if sync {

@@ -36,7 +36,13 @@ type Store struct {
 	pointers map[string][]byte
 	// files hold contents that are never modified after they are stored, so
 	// OpenFile can hand out readers over them without copying.
-	files map[string][]byte
+	files map[string]storedFile
+}
+
+// storedFile is an uploaded file and when it was stored.
+type storedFile struct {
+	content  []byte
+	modified time.Time
 }
 
 type session struct {
@@ -68,7 +74,7 @@ func New() *Store {
 	return &Store{
 		sessions: make(map[string]*session),
 		pointers: make(map[string][]byte),
-		files:    make(map[string][]byte),
+		files:    make(map[string]storedFile),
 	}
 }
 
@@ -222,7 +228,7 @@ func (s *Store) PutFile(ctx context.Context, path string, r io.Reader, maxBytes 
 	if s.closed {
 		return store.ErrClosed
 	}
-	s.files[path] = body
+	s.files[path] = storedFile{content: body, modified: time.Now()}
 	return nil
 }
 
@@ -236,11 +242,11 @@ func (s *Store) OpenFile(ctx context.Context, path string) (io.ReadCloser, int64
 	if s.closed {
 		return nil, 0, store.ErrClosed
 	}
-	content, ok := s.files[path]
+	file, ok := s.files[path]
 	if !ok {
 		return nil, 0, fmt.Errorf("file %q: %w", path, store.ErrNotFound)
 	}
-	return io.NopCloser(bytes.NewReader(content)), int64(len(content)), nil
+	return io.NopCloser(bytes.NewReader(file.content)), int64(len(file.content)), nil
 }
 
 // Close drops all content. Calls after Close fail with store.ErrClosed.

@@ -12,6 +12,8 @@ type messageList struct {
 	blocks [][]store.Message
 	start  int // dropped messages at the front of blocks[0]
 	count  int
+	// bytes is the size of the messages' data (StorageUsage).
+	bytes int64
 }
 
 // messageBlockMax is the size of a full block (8 KiB of messages).
@@ -40,6 +42,9 @@ func (l *messageList) append(messages ...store.Message) {
 			block = grown
 		}
 		l.blocks[last] = append(block, messages[:n]...)
+		for _, message := range messages[:n] {
+			l.bytes += int64(len(message.Data))
+		}
 		messages = messages[n:]
 		l.count += n
 	}
@@ -48,6 +53,7 @@ func (l *messageList) append(messages ...store.Message) {
 // dropFront forgets the first n messages (n ≤ len).
 func (l *messageList) dropFront(n int) {
 	l.count -= n
+	l.bytes -= l.frontBytes(n)
 	n += l.start
 	from := l.start // the first message of blocks[0] not yet cleared
 	for len(l.blocks) > 0 && n >= len(l.blocks[0]) && len(l.blocks[0]) == messageBlockMax {
@@ -82,4 +88,21 @@ func (l *messageList) all() []store.Message {
 		messages = append(messages, block...)
 	}
 	return messages
+}
+
+// frontBytes returns the size of the data of the first n messages.
+func (l *messageList) frontBytes(n int) int64 {
+	var total int64
+	skip := l.start
+	for _, block := range l.blocks {
+		block = block[skip:]
+		skip = 0
+		for _, message := range block[:min(n, len(block))] {
+			total += int64(len(message.Data))
+		}
+		if n -= min(n, len(block)); n == 0 {
+			break
+		}
+	}
+	return total
 }
