@@ -104,4 +104,7 @@ const (
 	purposePayload  = "payload"
 	purposeTove     = "tove"
 	purposeSnapshot = "snapshot"
+	// purposeEphemeral seals broadcasts (ephemeral.go): one never opens
+	// as an input, nor an input as one.
+	purposeEphemeral = "ephemeral"
 )

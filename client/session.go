@@ -119,6 +119,14 @@ type Options struct {
 	// replica votes its state hash at a snapshot poll: replicas vote at the
 	// same session times, so comparing votes compares states.
 	OnVote func(time int64, hash string)
+	// OnEphemeral, when set, is called (on the callback goroutine, in
+	// order with the other callbacks) with every broadcast of another view
+	// of the session (Session.Broadcast): the sender's view id, the name
+	// and the data it broadcast. Setting it asks the reflector for the
+	// other views' broadcasts when joining (docs/sdk.md, "Ephemeral
+	// channel"); without it the reflector sends this view none. Broadcasts
+	// never reach the model.
+	OnEphemeral func(from, name string, data []byte)
 	// Logger receives the session's log (default: slog.Default()).
 	Logger *slog.Logger
 	// HTTPClient fetches and stores snapshots (default: a client with a
@@ -160,6 +168,8 @@ type Session[M any] struct {
 	err         error
 	// snapshotURL is the snapshot the replica was last rebuilt from.
 	snapshotURL string
+	// ephemeralUnusable counts broadcasts that did not open (ephemeral.go).
+	ephemeralUnusable int
 }
 
 // Stats are a session's counters, since Join. A healthy session that
@@ -188,6 +198,11 @@ type Stats struct {
 	//     rejection by a full reflector (each input still takes effect
 	//     once).
 	//   - Pulses: keep-alives sent on a quiet connection.
+	//   - EphemeralSent, EphemeralCoalesced, EphemeralDropped,
+	//     EphemeralReceived: Broadcast calls sent to the reflector,
+	//     replaced by a newer one under the same name before they went
+	//     out, dropped because the session was not connected; and other
+	//     views' broadcasts received (docs/sdk.md, "Ephemeral channel").
 	link.Stats
 	// SnapshotURL is the snapshot this replica was last rebuilt from ("" if
 	// it started fresh).
@@ -204,13 +219,17 @@ type Stats struct {
 	// of a snapshot vote and reloaded the majority's snapshot
 	// (self-healing; each is also reported to OnDivergence).
 	Recoveries int
+	// EphemeralUnusable counts other views' broadcasts that did not
+	// decrypt or decode with this session's key (dropped, logged).
+	EphemeralUnusable int
 }
 
 // Stats returns the session's counters.
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
 	s.do(func() {
-		stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL, Recoveries: s.replica.Recoveries()}
+		stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL, Recoveries: s.replica.Recoveries(),
+			EphemeralUnusable: s.ephemeralUnusable}
 	})
 	stats.SnapshotsUploaded = int(s.uploaded.Load())
 	stats.SnapshotUploadsFailed = int(s.uploadsFailed.Load())
@@ -310,7 +329,8 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 		Link: link.Config{
 			SessionID: id, ViewID: s.viewID, Seed: randomSeed(),
 			Join: protocol.JoinRequest{Name: app.ID + "/" + options.Name, AppID: app.ID, PersistentID: id,
-				URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: link.LeaveDelayMs},
+				URL: "metronome-go", SDK: "metronome-go", TickMs: options.TickMs, Tove: s.tove, LeaveDelayMs: link.LeaveDelayMs,
+				Ephemeral: options.OnEphemeral != nil},
 		},
 		Transport: (*sessionTransport[M])(s),
 		Files:     (*sessionFiles[M])(s),

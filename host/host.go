@@ -31,7 +31,10 @@
 // Beside the sessions, the host holds the rule for deleting the stored
 // sessions nobody used for a long time while clients may be rejoining
 // them (retention.go: Deletions, BeginDeletion, SweepIdle), which the
-// server's retention sweep and the simulator both run.
+// server's retention sweep and the simulator both run. An Observer that is
+// also a SnapshotObserver learns the snapshot each session's durable record
+// references (snapshots.go), from which the shells delete the snapshots it
+// replaced (store/snapshotgc).
 //
 // Like the core, the host reads no clock, starts no goroutine, opens no
 // socket and logs nothing: time comes in as arguments, I/O goes through the
@@ -73,7 +76,9 @@ type Conns interface {
 	// Send queues a frame (o.Frame followed by o.Parts) to every
 	// connection of o.To the shell still has. A frame with o.Tick set is
 	// an idle heartbeat: the shell skips recipients that still have unsent
-	// frames. The frame is shared and immutable.
+	// frames. A frame with o.Droppable set (an ephemeral relay,
+	// docs/protocol.md §22) may be skipped for a recipient whose socket is
+	// behind. The frame is shared and immutable.
 	Send(o *reflector.Outbound)
 	// Close closes a connection with a close code and reason, after the
 	// frames queued to it before.
@@ -191,6 +196,7 @@ func Open(ctx context.Context, sessionID string, now int64, options Options) *Se
 		s.core, s.failed = reflector.Restore(options.Config, sessionID, now, stored.Record, messages)
 		if s.failed == nil {
 			options.Observer.Opened(sessionID, s.core.Record(), len(messages), true)
+			s.reportRestoredSnapshot() // snapshots.go
 			return s
 		}
 		// What is stored cannot be restored (a damaged record, a gap in
@@ -309,6 +315,7 @@ func (s *Session) Flush(ctx context.Context) {
 // notes for the observer, the end of the session; then empties out.
 func (s *Session) finish(out *reflector.Effects) {
 	s.lookups = append(s.lookups, out.LookupPointers...)
+	s.reportStoredSnapshot(out) // snapshots.go
 	s.options.Observer.Flushed(s.id, out)
 	if out.Ended {
 		s.ended = true

@@ -154,6 +154,10 @@ type Join struct {
 	Location     bool
 	// Flags holds the known flags the client asked for.
 	Flags Flags
+	// Ephemeral: the client asks for the ephemeral channel (a truthy
+	// "ephemeral", a Metronome extension, docs/protocol.md §22). The
+	// Croquet client sends no such field.
+	Ephemeral bool
 }
 
 // Flags are the JOIN feature flags Metronome knows (docs/protocol.md §6.1).
@@ -177,6 +181,7 @@ type rawJoin struct {
 	LeaveDelay   json.RawMessage `json:"leaveDelay"`
 	Location     json.RawMessage `json:"location"`
 	Flags        json.RawMessage `json:"flags"`
+	Ephemeral    json.RawMessage `json:"ephemeral"`
 }
 
 // DecodeJoin parses JOIN args. A missing or falsy version closes with 4100
@@ -239,6 +244,7 @@ func DecodeJoin(args json.RawMessage) (Join, error) {
 		join.LeaveDelayMs = int64(leaveDelay)
 	}
 	join.Location = truthy(raw.Location)
+	join.Ephemeral = truthy(raw.Ephemeral)
 	if !isNull(raw.Flags) {
 		var flags map[string]json.RawMessage
 		if err := decodeObject("args.flags", raw.Flags, &flags); err != nil {

@@ -1,7 +1,9 @@
 // Package protocol is the Croquet 2.x reflector wire protocol: the frames a
 // client sends (JOIN, SEND, TUTTI, SNAP, SAVE, TICKS, PING, PULSE, LOG), the
 // frames a reflector sends (SYNC, RECV, TICK, INFO, REQU, PONG), the close
-// codes, and the limits Metronome enforces on input.
+// codes, and the limits Metronome enforces on input; and Metronome's one
+// extension, the ephemeral channel (EPHM, ephemeral.go), which standard
+// clients never see.
 //
 // Decoding works on []byte and never panics on any input (it is fuzzed).
 // Every decoding failure is an *Error that names the field, the rule and the

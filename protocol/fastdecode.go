@@ -134,6 +134,8 @@ func knownAction(raw []byte) (string, bool) {
 		return ActionPing, true
 	case `"LOG"`:
 		return ActionLog, true
+	case `"EPHM"`:
+		return ActionEphemeral, true
 	}
 	return "", false
 }

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,8 @@ func decodeArgs(frame protocol.ClientFrame) (any, error) {
 		return protocol.DecodeSave(frame.Args)
 	case protocol.ActionTicks:
 		return protocol.DecodeTicks(frame.Args)
+	case protocol.ActionEphemeral:
+		return protocol.DecodeEphemeral(frame.Args)
 	}
 	return nil, nil
 }
@@ -74,6 +77,7 @@ func TestSampleFramesDecode(t *testing.T) {
 		"ping.json":                protocol.ActionPing,
 		"pulse.json":               protocol.ActionPulse,
 		"log.json":                 protocol.ActionLog,
+		"ephemeral.json":           protocol.ActionEphemeral,
 	}
 	for name, action := range wantActions {
 		if _, ok := frames[name]; !ok {
@@ -145,6 +149,10 @@ func check(t *testing.T, name string, frame protocol.ClientFrame, args any) {
 	case "ticks.json":
 		if ticks := args.(protocol.Ticks); ticks != (protocol.Ticks{TickMs: 100, Scale: 2}) {
 			t.Errorf("ticks: %+v", ticks)
+		}
+	case "ephemeral.json":
+		if payload := args.(json.RawMessage); string(payload) != string(frame.Args) || payload[0] != '"' {
+			t.Errorf("ephemeral payload %s, want the args string %s", payload, frame.Args)
 		}
 	case "pulse.json":
 		if frame.Args != nil {

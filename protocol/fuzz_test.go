@@ -228,6 +228,24 @@ func checkFrame(t *testing.T, frame protocol.ClientFrame, input []byte) {
 		}
 	case protocol.ActionPing:
 		checkEncoded(t, "PONG", protocol.AppendPong(nil, frame.Args), input)
+	case protocol.ActionEphemeral:
+		checkEphemeral(t, args.(json.RawMessage), input)
+	}
+}
+
+// checkEphemeral checks an accepted EPHM payload: a string token within
+// the limit, which the relayed frame carries verbatim and a client decodes
+// back.
+func checkEphemeral(t *testing.T, payload json.RawMessage, input []byte) {
+	t.Helper()
+	if len(payload) > protocol.EphemeralPayloadBytesMax || len(payload) < 2 || payload[0] != '"' {
+		t.Fatalf("ephemeral payload %q accepted", payload)
+	}
+	relayed := protocol.AppendEphemeral(nil, "S", "v1", payload)
+	checkEncoded(t, "EPHM", relayed, input)
+	frame, err := protocol.DecodeServerFrame(relayed)
+	if err != nil || frame.Ephemeral.From != "v1" || string(frame.Ephemeral.Payload) != string(payload) {
+		t.Fatalf("relayed EPHM %s decodes as %+v, %v", relayed, frame.Ephemeral, err)
 	}
 }
 
@@ -277,6 +295,21 @@ func FuzzDecodeJoin(f *testing.F) {
 			return
 		}
 		checkJoin(t, join, args)
+	})
+}
+
+func FuzzDecodeEphemeral(f *testing.F) {
+	addSeeds(f, `"p"`, `""`, `"a\u0041\""`, `["p"]`, `"p" `, `"\ud800"`, "\"\xff\"", `"a"b"`)
+	f.Fuzz(func(t *testing.T, args []byte) {
+		payload, err := protocol.DecodeEphemeral(args)
+		if err != nil {
+			checkFuzzError(t, err, args, protocol.CloseMalformed)
+			return
+		}
+		if !json.Valid(payload) {
+			t.Fatalf("accepted a payload that is not JSON: %q", payload)
+		}
+		checkEphemeral(t, payload, args)
 	})
 }
 

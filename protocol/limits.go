@@ -55,6 +55,13 @@ const (
 	// MsgIDBytesMax bounds SEND tags.msgID.
 	MsgIDBytesMax = 256
 
+	// EphemeralPayloadBytesMax bounds the payload string of one EPHM frame,
+	// as sent (quotes and escapes included): the ephemeral channel
+	// (docs/protocol.md §22) is for small, frequent view-to-view data such
+	// as pointers, not for bulk transfers. A larger one closes the
+	// connection with 4102.
+	EphemeralPayloadBytesMax = 16 << 10
+
 	// CloseReasonBytesMax is the longest close reason a WebSocket close frame
 	// can carry (125 bytes of control payload minus the 2-byte code).
 	CloseReasonBytesMax = 123

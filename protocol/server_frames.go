@@ -36,6 +36,9 @@ type ServerFrame struct {
 	Time int64
 	// Info is set for INFO.
 	Info Info
+	// Ephemeral is set for EPHM (only sent to clients that asked for the
+	// ephemeral channel, docs/protocol.md §22).
+	Ephemeral ServerEphemeral
 }
 
 // ServerSync is a decoded SYNC (docs/protocol.md §8.1).
@@ -110,9 +113,15 @@ func DecodeServerFrame(data []byte) (ServerFrame, error) {
 		if err := json.Unmarshal(envelope.Args, &frame.Info); err != nil {
 			return ServerFrame{}, serverFrameError("args", "an INFO object", envelope.Args)
 		}
+	case ActionEphemeral:
+		ephemeral, err := decodeServerEphemeral(envelope.Args)
+		if err != nil {
+			return ServerFrame{}, err
+		}
+		frame.Ephemeral = ephemeral
 	case ActionRequ, ActionPong:
 	default:
-		return ServerFrame{}, serverFrameError("action", "SYNC, RECV, TICK, INFO, REQU or PONG", []byte(envelope.Action))
+		return ServerFrame{}, serverFrameError("action", "SYNC, RECV, TICK, INFO, REQU, PONG or EPHM", []byte(envelope.Action))
 	}
 	return frame, nil
 }
@@ -199,6 +208,9 @@ type JoinRequest struct {
 	DelayMs      int64
 	Tove         string
 	LeaveDelayMs int64
+	// Ephemeral asks for the ephemeral channel (docs/protocol.md §22):
+	// the reflector then relays other members' EPHM frames to this client.
+	Ephemeral bool
 }
 
 // AppendJoinFrame appends a JOIN frame.
@@ -229,6 +241,9 @@ func AppendJoinFrame(dst []byte, sessionID string, join *JoinRequest) []byte {
 	}
 	dst = append(dst, `,"leaveDelay":`...)
 	dst = strconv.AppendInt(dst, join.LeaveDelayMs, 10)
+	if join.Ephemeral {
+		dst = append(dst, `,"ephemeral":true`...)
+	}
 	return append(dst, "}}"...)
 }
 

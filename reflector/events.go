@@ -95,6 +95,12 @@ type Outbound struct {
 	// Tick marks an idle heartbeat: skip recipients whose outbound queue
 	// still holds unsent frames (docs/protocol.md §4.2).
 	Tick bool
+	// Droppable marks a frame that is worth nothing late (an EPHM of the
+	// ephemeral channel, docs/protocol.md §22): skip recipients whose
+	// socket is behind, i.e. that still have frames from earlier flushes
+	// waiting to be written. Unlike a skipped Tick, a skipped frame is
+	// lost for that recipient; nothing depends on it.
+	Droppable bool
 	// CloseCode, when non-zero, means: close To[0] with this code and
 	// CloseReason after the frames queued before it are sent. Frame is nil.
 	CloseCode   int

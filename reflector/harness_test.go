@@ -201,6 +201,10 @@ type connState struct {
 	lastTime     int64
 	hasTime      bool
 	received     int // frames received
+	// joinSeen: a JOIN that decodes was received (the first one decides
+	// the user and the ephemeral channel); ephemeral: it asked for the
+	// channel (docs/protocol.md §22).
+	joinSeen, ephemeral bool
 }
 
 func (c *connState) live() bool { return !c.closed && !c.disconnected }
@@ -219,7 +223,10 @@ type checker struct {
 	// disconnecting is the connection whose Disconnect is being stepped; it
 	// counts as disconnected once the step's effects are observed.
 	disconnecting reflector.ConnID
-	order         []reflector.ConnID // connections in connection order
+	// receiving is the connection whose frame is being stepped (the
+	// sender of an EPHM the step relays).
+	receiving reflector.ConnID
+	order     []reflector.ConnID // connections in connection order
 
 	// What was derived from the store at storeVersion (decoding is the
 	// expensive part of the checks; the store changes far less often than
@@ -251,6 +258,19 @@ func (c *checker) takeViolations() []string {
 func (c *checker) connect(id reflector.ConnID, name string) {
 	c.conns[id] = &connState{name: name}
 	c.order = append(c.order, id)
+}
+
+// receive notes a frame about to be stepped on connection id: its sender,
+// and whether a first JOIN asks for the ephemeral channel.
+func (c *checker) receive(id reflector.ConnID, frame protocol.ClientFrame, err error) {
+	c.receiving = id
+	conn := c.conns[id]
+	if conn == nil || err != nil || frame.Action != protocol.ActionJoin || conn.joinSeen {
+		return
+	}
+	if join, err := protocol.DecodeJoin(frame.Args); err == nil {
+		conn.joinSeen, conn.ephemeral = true, join.Ephemeral
+	}
 }
 
 func (c *checker) disconnect(id reflector.ConnID) {
@@ -347,6 +367,7 @@ func (c *checker) observe(out *reflector.Effects) {
 		c.disconnect(c.disconnecting)
 		c.disconnecting = 0
 	}
+	c.receiving = 0
 }
 
 func (c *checker) recipients(ob *reflector.Outbound) []*connState {
@@ -408,6 +429,9 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 	if ob.Tick != (frame.Action == protocol.ActionTick) {
 		c.violate("Tick flag %v on a %s frame", ob.Tick, frame.Action)
 	}
+	if ob.Droppable != (frame.Action == protocol.ActionEphemeral) {
+		c.violate("Droppable flag %v on a %s frame", ob.Droppable, frame.Action)
+	}
 	switch frame.Action {
 	case protocol.ActionSync:
 		c.observeSync(frame.Args, to)
@@ -447,9 +471,53 @@ func (c *checker) observeOutbound(ob *reflector.Outbound) {
 				c.violate("%s: REQU before its SYNC", conn.name)
 			}
 		}
+	case protocol.ActionEphemeral:
+		c.observeEphemeral(whole, to)
 	case protocol.ActionInfo, protocol.ActionPong:
 	default:
 		c.violate("unexpected action %q", frame.Action)
+	}
+}
+
+// observeEphemeral checks a relayed EPHM (docs/protocol.md §22): it goes
+// to exactly the synced live members that asked for the channel, other
+// than its sender, and carries no time or seq (it is never stamped: the
+// settle checks find it neither stored nor in a SYNC).
+func (c *checker) observeEphemeral(whole []byte, to []*connState) {
+	frame, err := protocol.DecodeServerFrame(whole)
+	if err != nil {
+		c.violate("EPHM: %v", err)
+		return
+	}
+	if c.receiving == 0 {
+		c.violate("EPHM %s relayed in a step that received no frame", whole)
+		return
+	}
+	if len(frame.Ephemeral.Payload) == 0 {
+		c.violate("EPHM without a payload: %s", whole)
+	}
+	sender := c.conns[c.receiving]
+	want := map[*connState]bool{}
+	for _, conn := range c.sortedConns() {
+		if conn != sender && conn.synced && conn.live() && conn.ephemeral {
+			want[conn] = true
+		}
+	}
+	for _, conn := range to {
+		switch {
+		case conn == sender:
+			c.violate("%s: its own EPHM relayed back to it", conn.name)
+		case !conn.ephemeral:
+			c.violate("%s: EPHM to a member that did not ask for the ephemeral channel", conn.name)
+		case !conn.synced:
+			c.violate("%s: EPHM before its SYNC", conn.name)
+		}
+		delete(want, conn)
+	}
+	for _, conn := range c.sortedConns() {
+		if want[conn] {
+			c.violate("%s: asked for the ephemeral channel but was not sent %s's EPHM", conn.name, sender.name)
+		}
 	}
 }
 

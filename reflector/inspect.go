@@ -20,6 +20,8 @@ type MemberView struct {
 	// SYNC and is part of the island. Connected is false while a synced
 	// member that went away waits out its leave delay.
 	Joined, Synced, Connected bool
+	// Ephemeral: the member asked for the ephemeral channel (docs/protocol.md §22).
+	Ephemeral bool
 	// User is the JOIN's user value (nil: none), as the users messages
 	// announce it. Shared with the session: never modify it.
 	User json.RawMessage
@@ -33,7 +35,7 @@ func (s *Session) MemberViews(dst []MemberView, limit int) []MemberView {
 			break
 		}
 		m := s.members[id]
-		dst = append(dst, MemberView{Conn: id, Joined: m.joined, Synced: m.synced, Connected: m.connected, User: m.user})
+		dst = append(dst, MemberView{Conn: id, Joined: m.joined, Synced: m.synced, Connected: m.connected, Ephemeral: m.ephemeral, User: m.user})
 	}
 	return dst
 }

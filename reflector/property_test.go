@@ -14,9 +14,11 @@ import (
 )
 
 // The property test drives a session with a seeded random mix of
-// connections, JOINs, SENDs, TUTTIs, SNAPs, disconnects, crashes and time
-// advances, and after every step checks (harness_test.go):
+// connections, JOINs, SENDs, TUTTIs, SNAPs, EPHMs, disconnects, crashes and
+// time advances, and after every step checks (harness_test.go):
 //
+//   - every relayed EPHM goes to exactly the synced live members that
+//     asked for the ephemeral channel, except its sender;
 //   - per connection, the frames after its SYNC form a gap-free,
 //     duplicate-free seq run continuing the SYNC (snapshot seq or messages);
 //   - times never decrease across SYNC, RECV and TICK, globally and per
@@ -316,6 +318,7 @@ func (s *sim) disconnect(conn *simConn) error {
 func (s *sim) receive(conn *simConn, frame string) error {
 	s.log("recv %s %s", conn.name, frame)
 	decoded, err := protocol.DecodeClientFrame([]byte(frame))
+	s.check.receive(conn.id, decoded, err)
 	return s.step(reflector.Receive{Conn: conn.id, Frame: decoded, Err: err})
 }
 
@@ -467,6 +470,9 @@ func (s *sim) join(conn *simConn) error {
 	if s.rng.IntN(5) == 0 {
 		fields = append(fields, `"tove":"TOVE"`)
 	}
+	if s.rng.IntN(2) == 0 {
+		fields = append(fields, `"ephemeral":true`) // docs/protocol.md §22
+	}
 	if err := s.receive(conn, `{"action":"JOIN","args":{`+strings.Join(fields, ",")+`}}`); err != nil {
 		return err
 	}
@@ -535,7 +541,9 @@ func (s *sim) snapFrame() string {
 }
 
 func (s *sim) otherFrame() string {
-	switch s.rng.IntN(5) {
+	switch s.rng.IntN(6) {
+	case 5:
+		return fmt.Sprintf(`{"action":"EPHM","args":"e%d"}`, s.rng.IntN(1_000_000))
 	case 0:
 		return fmt.Sprintf(`{"action":"SAVE","args":{"url":"http://f/save/%d"}}`, s.rng.IntN(100))
 	case 1:
@@ -562,7 +570,9 @@ func (s *sim) oddFrame() string {
 		`{"action":"WHAT"}`,
 		`{"action":"PULSE"}`,
 		`{"action":"JOIN","args":{"apiKey":"none"}}`,
-	}[s.rng.IntN(7)]
+		`{"action":"EPHM","args":["e"]}`,
+		`{"action":"EPHM","args":"e"}`, // before JOIN when the connection has not joined
+	}[s.rng.IntN(9)]
 }
 
 // checkGenerated checks the messages a step stamped: each TUTTI key's first

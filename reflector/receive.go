@@ -41,6 +41,8 @@ func (s *Session) receive(now int64, e Receive, out *Effects) {
 		s.save(m, frame, out)
 	case protocol.ActionTicks:
 		s.ticks(now, m, frame, out)
+	case protocol.ActionEphemeral:
+		s.relayEphemeral(m, frame, out)
 	case protocol.ActionPing:
 		out.send([]ConnID{m.id}, protocol.AppendPong(nil, frame.Args))
 	case protocol.ActionPulse:
@@ -130,6 +132,7 @@ func (s *Session) join(now int64, m *member, frame protocol.ClientFrame, out *Ef
 	}
 	m.joined = true
 	m.user = join.User
+	m.ephemeral, m.from = join.Ephemeral, protocol.UserViewID(join.User)
 	if m.user != nil {
 		if m.user[0] == '"' {
 			m.userKey = "s" + string(m.user)

@@ -342,6 +342,7 @@ func (r *scenarioRunner) execute(command string) []string {
 			r.fatalf("recv on %s, which is disconnected", name)
 		}
 		decoded, err := protocol.DecodeClientFrame([]byte(r.expand(frame)))
+		r.check.receive(id, decoded, err)
 		return r.step(reflector.Receive{Conn: id, Frame: decoded, Err: err}, true)
 	case "disconnect":
 		r.needSession()

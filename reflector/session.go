@@ -32,6 +32,12 @@ type member struct {
 	// join and a leave cancel each other (docs/protocol.md §10.1).
 	user    json.RawMessage
 	userKey string
+
+	// ephemeral: the JOIN asked for the ephemeral channel, so the member
+	// is sent the other members' EPHM frames (ephemeral.go); from is the
+	// view id those of its own carry ("" when its user names none).
+	ephemeral bool
+	from      string
 }
 
 type userChange struct {

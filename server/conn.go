@@ -135,9 +135,11 @@ func socketOf(netConn net.Conn) syscall.RawConn {
 
 // enqueue queues a frame (frame followed by parts) for sending; the caller
 // flushes. Ticks are skipped while the queue holds unsent frames (docs/protocol.md
-// §4.2). A full queue closes the connection with CloseSlowClient (the
-// client reconnects and resyncs).
-func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {
+// §4.2); droppable frames (ephemeral, §22) while the socket is behind: a
+// writer goroutine still owns it with frames of earlier flushes. A full
+// queue closes the connection with CloseSlowClient (the client reconnects
+// and resyncs).
+func (c *conn) enqueue(frame []byte, parts [][]byte, tick, droppable bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
@@ -149,6 +151,10 @@ func (c *conn) enqueue(frame []byte, parts [][]byte, tick bool) {
 	}
 	if tick && len(c.queue) > 0 {
 		c.server.metrics.ticksSkipped.Add(1)
+		return
+	}
+	if droppable && c.writing {
+		c.server.metrics.ephemeralSkipped.Add(1)
 		return
 	}
 	size := len(frame)

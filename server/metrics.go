@@ -25,6 +25,9 @@ type metrics struct {
 	messagesStamped     atomic.Uint64
 	ticksSent           atomic.Uint64
 	ticksSkipped        atomic.Uint64
+	// ephemeralSkipped counts EPHM frames not queued to a client whose
+	// socket was behind (reflector.Outbound.Droppable).
+	ephemeralSkipped    atomic.Uint64
 	slowClients         atomic.Uint64
 	storeErrors         atomic.Uint64
 	sessionsQuarantined atomic.Uint64
@@ -48,6 +51,20 @@ type metrics struct {
 	upgradesRefusedStorage atomic.Uint64
 	filesPut               atomic.Uint64
 	filesGot               atomic.Uint64
+	// Uploads refused with 507 by a limit: FilesSessionBytesMax,
+	// FilesTotalBytesMax, FilesDiskReserveBytes (files_quota.go, files.go).
+	uploadsRefusedSession     atomic.Uint64
+	uploadsRefusedTotal       atomic.Uint64
+	uploadsRefusedDiskReserve atomic.Uint64
+	// snapshotsCollected counts the snapshot files the server deleted:
+	// replaced ones, and those of deleted sessions (snapshotgc.go).
+	snapshotsCollected atomic.Uint64
+	// The bytes of sessions, journal and quarantine, as the last sweep
+	// measured them (storageMeasured: at least once; snapshotgc.go).
+	storageSessions   atomic.Int64
+	storageJournal    atomic.Int64
+	storageQuarantine atomic.Int64
+	storageMeasured   atomic.Bool
 	// Requests refused for their token (auth.go), by kind.
 	authRefusedUpgrades atomic.Uint64
 	authRefusedJoins    atomic.Uint64
@@ -83,6 +100,20 @@ func (m *metrics) countWrite(frames int) {
 	if frames > 0 {
 		m.framesOut.Add(uint64(frames))
 		m.writes.Add(1)
+	}
+}
+
+// countUploadRefused counts an upload refused by the limit of flag.
+func (m *metrics) countUploadRefused(flag string) {
+	switch flag {
+	case "--files-session-bytes-max":
+		m.uploadsRefusedSession.Add(1)
+	case "--files-total-bytes-max":
+		m.uploadsRefusedTotal.Add(1)
+	case "--files-disk-reserve":
+		m.uploadsRefusedDiskReserve.Add(1)
+	default:
+		panic("server: unknown upload limit " + flag)
 	}
 }
 
@@ -154,6 +185,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_messages_total", "Messages stamped (client inputs and reflector messages).", m.messagesStamped.Load())
 	counter("metronome_ticks_total", "TICK frames queued to clients.", m.ticksSent.Load())
 	counter("metronome_ticks_skipped_total", "TICKs skipped for backlogged clients.", m.ticksSkipped.Load())
+	counter("metronome_ephemeral_skipped_total", "Ephemeral (EPHM) frames not sent to clients whose socket was behind.", m.ephemeralSkipped.Load())
 	counter("metronome_slow_clients_total", "Clients disconnected (4001) because their send queue was full (QueueFramesMax, QueueBytesMax) or had not been emptied for QueueAgeMax.", m.slowClients.Load())
 	counter("metronome_slow_clients_lagging_total", "Of metronome_slow_clients_total: clients whose send queue had not been emptied for QueueAgeMax.", m.slowClientsLagging.Load())
 	counter("metronome_store_errors_total", "Failed storage commits.", m.storeErrors.Load())
@@ -161,6 +193,11 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 	counter("metronome_sessions_quarantined_total", "Sessions whose stored data was damaged: quarantined, restarted on a new timeline.", m.sessionsQuarantined.Load())
 	counter("metronome_files_put_total", "Files stored through /files.", m.filesPut.Load())
 	counter("metronome_files_get_total", "Files served through /files.", m.filesGot.Load())
+	fmt.Fprintf(w, "# HELP metronome_uploads_refused_total Uploads refused with 507, by the limit (flag) they would pass.\n# TYPE metronome_uploads_refused_total counter\n")
+	fmt.Fprintf(w, "metronome_uploads_refused_total{limit=\"files-session-bytes-max\"} %d\nmetronome_uploads_refused_total{limit=\"files-total-bytes-max\"} %d\nmetronome_uploads_refused_total{limit=\"files-disk-reserve\"} %d\n",
+		m.uploadsRefusedSession.Load(), m.uploadsRefusedTotal.Load(), m.uploadsRefusedDiskReserve.Load())
+	counter("metronome_snapshots_collected_total", "Snapshot files deleted: replaced for longer than SnapshotKeepMin, or of sessions deleted by the retention.", m.snapshotsCollected.Load())
+	s.writeStorageBytes(w)
 	fmt.Fprintf(w, "# HELP metronome_auth_refused_total Requests refused for their token (--auth token), by what was refused.\n# TYPE metronome_auth_refused_total counter\n")
 	fmt.Fprintf(w, "metronome_auth_refused_total{what=\"upgrade\"} %d\nmetronome_auth_refused_total{what=\"join\"} %d\nmetronome_auth_refused_total{what=\"files\"} %d\n",
 		m.authRefusedUpgrades.Load(), m.authRefusedJoins.Load(), m.authRefusedFiles.Load())
@@ -192,4 +229,26 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 func sortedStrings(values []string) []string {
 	slices.Sort(values)
 	return values
+}
+
+// writeStorageBytes writes metronome_storage_bytes: the uploaded files
+// by kind, exact (files_usage.go), and the sessions' records and logs,
+// the journal and the quarantine, as the last sweep measured them (at
+// start, then every RetentionSweepInterval).
+func (s *Server) writeStorageBytes(w io.Writer) {
+	m := &s.metrics
+	if s.fileUsage == nil && !m.storageMeasured.Load() {
+		return
+	}
+	fmt.Fprintf(w, "# HELP metronome_storage_bytes Bytes stored, by kind: uploaded files (snapshots, persisted, data, other; exact), and sessions (records and message logs), journal and quarantine (measured at start and by each hourly sweep).\n# TYPE metronome_storage_bytes gauge\n")
+	if s.fileUsage != nil {
+		kinds := s.fileUsage.byKind()
+		for kind := range fileKindCount {
+			fmt.Fprintf(w, "metronome_storage_bytes{kind=%q} %d\n", kind.String(), kinds[kind])
+		}
+	}
+	if m.storageMeasured.Load() {
+		fmt.Fprintf(w, "metronome_storage_bytes{kind=\"sessions\"} %d\nmetronome_storage_bytes{kind=\"journal\"} %d\nmetronome_storage_bytes{kind=\"quarantine\"} %d\n",
+			m.storageSessions.Load(), m.storageJournal.Load(), m.storageQuarantine.Load())
+	}
 }

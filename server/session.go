@@ -373,7 +373,7 @@ func (a *sessionActor) lookupPointer(h *host.Session, key string) {
 func (a *sessionActor) Send(outbound *reflector.Outbound) {
 	for _, id := range outbound.To {
 		if c := a.conns[id]; c != nil {
-			c.enqueue(outbound.Frame, outbound.Parts, outbound.Tick)
+			c.enqueue(outbound.Frame, outbound.Parts, outbound.Tick, outbound.Droppable)
 			if !c.flushPending {
 				c.flushPending = true
 				a.touched = append(a.touched, c)
@@ -430,13 +430,21 @@ func (o *sessionObserver) Opened(id string, record reflector.Record, messages in
 
 func (o *sessionObserver) Quarantined(id string, err error) {
 	o.metrics.sessionsQuarantined.Add(1)
+	o.snapshots.forget(id)
 	o.logger.Error("session storage is damaged: the files were quarantined and the session starts on a new timeline; its clients rejoin from scratch",
 		"session", id, "err", err)
 }
 func (o *sessionObserver) StorageFailed(id string, err error) {
 	o.metrics.storeErrors.Add(1)
+	o.snapshots.storageFailed(id)
 	o.logger.Error("session storage failed; closing the session so clients resync from storage",
 		"session", id, "err", err)
+}
+
+// SnapshotStored: the session's durable record references this snapshot
+// (host.SnapshotObserver); the collector deletes what it replaced.
+func (o *sessionObserver) SnapshotStored(id string, snapshotTime int64, url string) {
+	o.snapshots.snapshotStored(id, snapshotTime, url) // snapshotgc.go
 }
 
 func (o *sessionObserver) PointerFailed(id, key string, err error) {

@@ -164,7 +164,7 @@ func BenchmarkConnWriter(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for range batch {
-					c.enqueue(benchRecvFrame, nil, false)
+					c.enqueue(benchRecvFrame, nil, false, false)
 				}
 				c.flush()
 				total += perBatch

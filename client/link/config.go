@@ -51,6 +51,18 @@ const (
 	// forwards at most one per PollDebounceMs (docs/protocol.md §9.1).
 	PollMsgID      = "pollForSnapshot"
 	PollDebounceMs = 5000
+	// EphemeralSendRatePerSecondDefault and EphemeralSendBurstMaxDefault
+	// pace EPHM frames (the ephemeral channel, docs/protocol.md §22):
+	// broadcasts beyond them wait, and a newer broadcast under the same
+	// name replaces one still waiting, so a view that broadcasts its
+	// pointer 120 times a second sends its latest position 30 times a
+	// second. EPHMs take the reflector's frame budget (200/s) like SENDs:
+	// with SendRatePerSecondDefault the two stay well under it.
+	EphemeralSendRatePerSecondDefault = 30
+	EphemeralSendBurstMaxDefault      = 5
+	// EphemeralPendingNamesMax bounds the names whose latest broadcast
+	// waits for the send rate; a broadcast under one more name is refused.
+	EphemeralPendingNamesMax = 256
 )
 
 // Config configures a Link. SessionID and ViewID are required; zero values
@@ -75,6 +87,10 @@ type Config struct {
 	PendingInputsMax    int
 	SendRatePerSecond   int64
 	SendBurstMax        int64
+	// EphemeralSendRatePerSecond and EphemeralSendBurstMax pace broadcasts
+	// (Broadcast); Join.Ephemeral asks the reflector for the other views'.
+	EphemeralSendRatePerSecond int64
+	EphemeralSendBurstMax      int64
 }
 
 // Validate reports a configuration error, naming the field.
@@ -94,6 +110,7 @@ func (c *Config) Validate() error {
 		{"SyncTimeoutMs", c.SyncTimeoutMs}, {"SilenceTimeoutMs", c.SilenceTimeoutMs}, {"PulseAfterMs", c.PulseAfterMs},
 		{"ReconnectDelayMaxMs", c.ReconnectDelayMaxMs}, {"PendingInputsMax", int64(c.PendingInputsMax)},
 		{"SendRatePerSecond", c.SendRatePerSecond}, {"SendBurstMax", c.SendBurstMax},
+		{"EphemeralSendRatePerSecond", c.EphemeralSendRatePerSecond}, {"EphemeralSendBurstMax", c.EphemeralSendBurstMax},
 	} {
 		if field.value < 0 {
 			return fmt.Errorf("link: Config.%s must not be negative, got %d", field.name, field.value)
@@ -110,6 +127,8 @@ func (c *Config) setDefaults() {
 	c.PendingInputsMax = cmp.Or(c.PendingInputsMax, PendingInputsMaxDefault)
 	c.SendRatePerSecond = cmp.Or(c.SendRatePerSecond, SendRatePerSecondDefault)
 	c.SendBurstMax = cmp.Or(c.SendBurstMax, SendBurstMaxDefault)
+	c.EphemeralSendRatePerSecond = cmp.Or(c.EphemeralSendRatePerSecond, EphemeralSendRatePerSecondDefault)
+	c.EphemeralSendBurstMax = cmp.Or(c.EphemeralSendBurstMax, EphemeralSendBurstMaxDefault)
 	c.Join.User = c.user()
 }
 

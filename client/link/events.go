@@ -77,17 +77,31 @@ type Vote struct {
 	TallyTarget json.RawMessage
 }
 
-func (Start) isEvent()    {}
-func (Opened) isEvent()   {}
-func (Received) isEvent() {}
-func (Closed) isEvent()   {}
-func (Wake) isEvent()     {}
-func (Submit) isEvent()   {}
-func (Snapshot) isEvent() {}
-func (Save) isEvent()     {}
-func (Leave) isEvent()    {}
-func (Poll) isEvent()     {}
-func (Vote) isEvent()     {}
+// Broadcast sends ephemeral data to the session's other views that asked
+// for it (the ephemeral channel, docs/protocol.md §22): not stamped, not
+// stored, never part of the session's messages. Payload must be a JSON
+// string token (the sealed name and data). Name is the coalescing key:
+// while a broadcast waits for the send rate (EphemeralSendRatePerSecond),
+// a newer one under the same name replaces it. Broadcasts are dropped
+// while the link is not joined, and those still waiting when the
+// connection drops: ephemeral data is not worth sending late.
+type Broadcast struct {
+	Name    string
+	Payload json.RawMessage
+}
+
+func (Start) isEvent()     {}
+func (Opened) isEvent()    {}
+func (Received) isEvent()  {}
+func (Closed) isEvent()    {}
+func (Wake) isEvent()      {}
+func (Submit) isEvent()    {}
+func (Snapshot) isEvent()  {}
+func (Save) isEvent()      {}
+func (Leave) isEvent()     {}
+func (Poll) isEvent()      {}
+func (Vote) isEvent()      {}
+func (Broadcast) isEvent() {}
 
 // DeliveryKind says what a Delivery holds.
 type DeliveryKind int
@@ -144,8 +158,9 @@ type Close struct {
 
 // Effects are the results of a Step. Execute them in this order: (1)
 // Close, (2) Dial, (3) write Frames in order, (4) hand Deliveries to the
-// model in order. Then Reset and reuse. Frames, Deliveries, Rejected and
-// Notes may accumulate over several Steps; Close and Dial may not (their
+// model in order, (5) hand Ephemeral to the views. Then Reset and reuse.
+// Frames, Deliveries, Rejected, Ephemeral and Notes may accumulate over
+// several Steps; Close and Dial may not (their
 // order with the frames around them matters), so Step panics when out
 // still holds one: execute every Step's effects before the next
 // (client/replica does).
@@ -167,8 +182,14 @@ type Effects struct {
 	SnapshotRequested bool
 	// Failed, when set, is a fatal error: the link stopped for good.
 	Failed error
-	// Rejected holds submits refused (PendingInputsMax reached).
+	// Rejected holds submits refused (PendingInputsMax reached) and
+	// broadcasts refused (a payload that is not a string,
+	// EphemeralPendingNamesMax reached).
 	Rejected []error
+	// Ephemeral holds the other views' broadcasts that arrived (only when
+	// Join.Ephemeral asked for them), in order, for the views: never for
+	// the model.
+	Ephemeral []Ephemeral
 	// Notes describe what happened, for logs.
 	Notes []string
 }
@@ -185,7 +206,17 @@ func (e *Effects) Reset() {
 	e.SnapshotRequested = false
 	e.Failed = nil
 	e.Rejected = e.Rejected[:0]
+	clear(e.Ephemeral)
+	e.Ephemeral = e.Ephemeral[:0]
 	e.Notes = e.Notes[:0]
+}
+
+// Ephemeral is another view's broadcast (docs/protocol.md §22).
+type Ephemeral struct {
+	// From is the sender's view id ("" if it announced none).
+	From string
+	// Payload is the sender's string token, verbatim.
+	Payload json.RawMessage
 }
 
 // String shows the frame's connection and text, for logs and tests.

@@ -111,6 +111,9 @@ type Link struct {
 	rejectedResendAt  int64
 	rejectedBackoffMs int64
 
+	// The ephemeral channel (ephemeral.go).
+	ephemeral ephemeralSender
+
 	stats Stats
 }
 
@@ -142,6 +145,13 @@ type Stats struct {
 	// rejection (each still takes effect once). Pulses counts the
 	// keep-alives sent on an otherwise quiet connection.
 	InputsSent, InputsResent, Pulses int
+	// The ephemeral channel (docs/protocol.md §22): EphemeralSent counts
+	// the broadcasts sent; EphemeralCoalesced those replaced by a newer
+	// one under the same name before they went out; EphemeralDropped
+	// those dropped because the link was not joined (or lost its
+	// connection before sending them); EphemeralReceived the other
+	// views' broadcasts that arrived.
+	EphemeralSent, EphemeralCoalesced, EphemeralDropped, EphemeralReceived int
 }
 
 // New returns a link that starts connecting at the first Start event.
@@ -161,6 +171,7 @@ func New(config Config) (*Link, error) {
 		reconnectAt:  never,
 		flushAt:      never,
 		tokensMilli:  config.SendBurstMax * 1000,
+		ephemeral:    ephemeralSender{tokensMilli: config.EphemeralSendBurstMax * 1000, flushAt: never},
 	}
 	return l, nil
 }
@@ -187,7 +198,7 @@ func (l *Link) Stats() Stats { return l.stats }
 
 // NextWake returns when the link next needs a Wake (Never when none).
 func (l *Link) NextWake() int64 {
-	return min(l.syncDeadline, l.silenceAt, l.pulseAt, l.reconnectAt, l.flushAt)
+	return min(l.syncDeadline, l.silenceAt, l.pulseAt, l.reconnectAt, l.flushAt, l.ephemeral.flushAt)
 }
 
 // Step processes one event at time now and appends its effects to out.
@@ -241,6 +252,8 @@ func (l *Link) Step(now int64, event Event, out *Effects) {
 		if l.Joined() {
 			l.sendFrame(now, protocol.AppendTuttiFrame(nil, l.config.SessionID, e.SendTime, e.Vote, true, e.TallyTarget, e.Key), out)
 		}
+	case Broadcast:
+		l.broadcast(now, e, out)
 	case Leave:
 		if l.phase == PhaseConnecting || l.phase == PhaseSyncing || l.phase == PhaseSynced {
 			out.Close = &Close{Conn: l.conn, Code: protocol.CloseNormal, Reason: "leaving"}
@@ -273,11 +286,16 @@ func (l *Link) runTimers(now int64, out *Effects) {
 		l.flushAt = never
 		l.flush(now, out)
 	}
+	if now >= l.ephemeral.flushAt {
+		l.ephemeral.flushAt = never
+		l.flushEphemeral(now, out)
+	}
 }
 
 func (l *Link) stop() {
 	l.phase = PhaseStopped
 	l.syncDeadline, l.silenceAt, l.pulseAt, l.reconnectAt, l.flushAt = never, never, never, never, never
+	l.dropEphemeral()
 }
 
 func (l *Link) dial(now int64, out *Effects) {
@@ -322,6 +340,7 @@ func (l *Link) closed(now int64, code int, reason string, out *Effects) {
 func (l *Link) waitToReconnect(now int64) {
 	l.phase = PhaseWaiting
 	l.syncDeadline, l.silenceAt, l.pulseAt, l.flushAt = never, never, never, never
+	l.dropEphemeral()
 	l.reconnectAt = now + l.backoffMs
 	jitter := float64(l.nextRandom()>>11) / (1 << 53) // [0, 1)
 	//metronome:allow in range: backoffMs stays at most ReconnectDelayMaxMs, jitter is in [0, 1)
@@ -369,6 +388,8 @@ func (l *Link) received(now int64, data []byte, out *Effects) {
 		}
 	case protocol.ActionRequ:
 		out.SnapshotRequested = true
+	case protocol.ActionEphemeral:
+		l.receivedEphemeral(frame.Ephemeral, out)
 	}
 }
 

@@ -3,8 +3,9 @@
 // (package client/island), and the one implementation of how their effects
 // are executed — frames to the transport, deliveries to the model, votes
 // and snapshot uploads back through the link, snapshot polls, snapshot
-// downloads, self-healing after a lost snapshot vote (heal.go), the
-// fatal-error path. The Go SDK (package client: goroutines,
+// downloads, self-healing after a lost snapshot vote (heal.go), other
+// views' broadcasts to the views (EphemeralObserver), the fatal-error
+// path. The Go SDK (package client: goroutines,
 // WebSockets, HTTP, encryption) and the simulator (package sim: a virtual
 // clock, a faulty network, a file server in memory) are thin shells around
 // it, so the simulator tests the client code that ships.
@@ -95,6 +96,18 @@ type Observer interface {
 	// Failed reports that the replica stopped for good (a refused join, a
 	// wrong password, an Observer error, a snapshot that cannot be used).
 	Failed(err error)
+}
+
+// EphemeralObserver is implemented by an Observer that takes the other
+// views' broadcasts (the ephemeral channel, docs/protocol.md §22): the
+// replica hands each one over as it arrives, with the sender's view id
+// and its payload as the sender sealed it (the shell seals and opens
+// these itself: the Codec is for the model's data). They are for the
+// views only: the model never sees them. An Observer without the
+// method drops them (link.Config.Join.Ephemeral should then be off, so
+// that the reflector sends none).
+type EphemeralObserver interface {
+	Ephemeral(from string, payload json.RawMessage)
 }
 
 // SnapshotLoaded answers Files.Download.
@@ -231,6 +244,23 @@ func (r *Replica[M]) Publish(now int64, envelope island.Envelope) error {
 	return nil
 }
 
+// Broadcast sends a view's ephemeral data to the other views that asked
+// for it (docs/protocol.md §22), outside the model: payload is the sealed
+// name and data (a JSON string), name the key under which the link keeps
+// only the latest while broadcasts wait for the send rate. It returns why
+// the link refused it, if it did; broadcasts while the link is not joined
+// are dropped (Stats.EphemeralDropped).
+func (r *Replica[M]) Broadcast(now int64, name string, payload json.RawMessage) error {
+	if r.failed != nil {
+		return r.failed
+	}
+	out := r.stepLink(now, link.Broadcast{Name: name, Payload: payload})
+	if len(out.Rejected) > 0 {
+		return out.Rejected[0]
+	}
+	return nil
+}
+
 // Leave closes the link deliberately (1000, no reconnect).
 func (r *Replica[M]) Leave(now int64) {
 	if r.failed == nil {
@@ -257,13 +287,18 @@ func (r *Replica[M]) stepLink(now int64, event link.Event) *link.Effects {
 		r.options.Observer.Note(note)
 	}
 	for _, err := range out.Rejected {
-		r.options.Observer.Note("input rejected: " + err.Error())
+		r.options.Observer.Note("rejected: " + err.Error())
 	}
 	for i := range out.Deliveries {
 		if r.failed != nil {
 			break
 		}
 		r.deliver(now, &out.Deliveries[i])
+	}
+	if observer, ok := r.options.Observer.(EphemeralObserver); ok && r.failed == nil {
+		for _, e := range out.Ephemeral {
+			observer.Ephemeral(e.From, e.Payload)
+		}
 	}
 	if out.Joined {
 		r.options.Observer.Joined()

@@ -4,8 +4,11 @@
 //
 // It is a replicated model (see package client/island): plain data changed
 // only by the handlers of App. Balls move in steps of StepMs of session
-// time, scheduled with Context.Future; views publish EventPush and
-// EventPointer; view-join and view-exit add and remove a view's pointer.
+// time, scheduled with Context.Future; views publish EventPush;
+// view-join and view-exit add and remove a view's pointer (its color).
+// Where a pointer is does not go through the model: views broadcast it to
+// each other on the ephemeral channel (BroadcastPointer, PointerMove), so
+// pointer moves are not stamped, stored or replayed to later joiners.
 // Every float computation uses dmath and dmath.Vec2 with products rounded
 // explicitly, and nothing iterates over a map, so the state hash is the
 // same on amd64, arm64 and in the browser (wasm): `metronome vet` checks
@@ -24,8 +27,10 @@ import (
 // The application's identity: sessions of another ID or Version are other
 // sessions.
 const (
-	AppID   = "io.metronome.example.balls"
-	Version = "1"
+	AppID = "io.metronome.example.balls"
+	// Version 2: pointer positions left the model for the ephemeral
+	// channel.
+	Version = "2"
 )
 
 // Event names.
@@ -34,9 +39,12 @@ const (
 	EventStep = "step"
 	// EventPush is published by a view: a Push.
 	EventPush = "push"
-	// EventPointer is published by a view: a PointerMove.
-	EventPointer = "pointer"
 )
+
+// BroadcastPointer is the name under which views broadcast their pointer
+// (client.Session.Broadcast, data: EncodePointer of a PointerMove). It is
+// view-to-view data: never an event of the model.
+const BroadcastPointer = "pointer"
 
 // Limits and tuning of the simulation.
 const (
@@ -83,7 +91,9 @@ type Model struct {
 	// Size is the box, from (0, 0) to (Size.X, Size.Y).
 	Size  dmath.Vec2
 	Balls []Ball
-	// Pointers has one entry per view present, sorted by View.
+	// Pointers has one entry per view present, sorted by View: the views
+	// draw each one's pointer, where its broadcasts say it is, in its
+	// color.
 	Pointers []Pointer
 	// Steps counts simulation steps.
 	Steps int64
@@ -100,14 +110,11 @@ type Ball struct {
 	Color    int
 }
 
-// Pointer is a view's pointer.
+// Pointer is a view's pointer: whose it is and its color. Its position is
+// not replicated: the view broadcasts it (PointerMove).
 type Pointer struct {
-	View string
-	At   dmath.Vec2
-	// Active is false until the view moves its pointer, and after the
-	// pointer left the box.
-	Active bool
-	Color  int
+	View  string
+	Color int
 }
 
 // Push is the data of EventPush.
@@ -122,10 +129,29 @@ type Push struct {
 	Impulse dmath.Vec2 `cbor:"impulse"`
 }
 
-// PointerMove is the data of EventPointer.
+// PointerMove is what a view broadcasts under BroadcastPointer: where its
+// pointer is, in world units, and whether it is in the box.
 type PointerMove struct {
 	At     dmath.Vec2 `cbor:"at"`
 	Active bool       `cbor:"active"`
+}
+
+// EncodePointer encodes a PointerMove for Session.Broadcast.
+func EncodePointer(move PointerMove) ([]byte, error) { return island.Encode(move) }
+
+// DecodePointer decodes the data of a BroadcastPointer broadcast, with
+// the point moved into the box. It refuses data that does not decode and
+// points that are not finite (any view may send anything).
+func DecodePointer(data []byte) (PointerMove, bool) {
+	var move PointerMove
+	if island.Decode(data, &move) != nil || !finite(move.At) {
+		return PointerMove{}, false
+	}
+	move.At = dmath.Vec2{
+		X: dmath.Max(0, dmath.Min(WorldWidth, move.At.X)),
+		Y: dmath.Max(0, dmath.Min(WorldHeight, move.At.Y)),
+	}
+	return move, true
 }
 
 // App is the balls application.
@@ -137,7 +163,6 @@ var App = island.App[Model]{
 	Events: map[string]island.Handler[Model]{
 		EventStep:            step,
 		EventPush:            push,
-		EventPointer:         pointer,
 		island.EventViewJoin: viewJoin,
 		island.EventViewExit: viewExit,
 	},
@@ -267,24 +292,7 @@ func push(m *Model, _ *island.Context, event island.Event) {
 	m.Pushes++
 }
 
-// pointer moves the publishing view's pointer.
-func pointer(m *Model, _ *island.Context, event island.Event) {
-	var move PointerMove
-	if event.Decode(&move) != nil || !finite(move.At) {
-		return
-	}
-	i, found := m.pointerIndex(event.View)
-	if !found {
-		return // the view left (or never joined): no pointer to move
-	}
-	m.Pointers[i].At = dmath.Vec2{
-		X: dmath.Max(0, dmath.Min(m.Size.X, move.At.X)),
-		Y: dmath.Max(0, dmath.Min(m.Size.Y, move.At.Y)),
-	}
-	m.Pointers[i].Active = move.Active
-}
-
-// viewJoin adds the view's pointer (inactive until it moves).
+// viewJoin adds the view's pointer.
 func viewJoin(m *Model, ctx *island.Context, event island.Event) {
 	i, found := m.pointerIndex(event.View)
 	if found || len(m.Pointers) >= PointersMax {

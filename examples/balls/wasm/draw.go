@@ -22,11 +22,13 @@ var palette = [model.ColorCount]string{
 	"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfa600",
 }
 
-// frame is what one frame draws, copied out of the model.
+// frame is what one frame draws, copied out of the model, with the
+// pointers placed by their views' broadcasts.
 type frame struct {
 	size     [2]float64
 	balls    []model.Ball
-	pointers []model.Pointer
+	roster   []model.Pointer
+	pointers []placedPointer
 	now      int64
 	steps    int64
 }
@@ -52,12 +54,13 @@ func (v *view) renderLoop() {
 		err := session.Read(func(m *model.Model, now int64) {
 			current.size = [2]float64{m.Size.X, m.Size.Y}
 			current.balls = append(current.balls[:0], m.Balls...)
-			current.pointers = append(current.pointers[:0], m.Pointers...)
+			current.roster = append(current.roster[:0], m.Pointers...)
 			current.now, current.steps = now, m.Steps
 		})
 		if err != nil {
 			return // the session ended
 		}
+		current.pointers = v.place(current.roster, session.ViewID(), current.pointers)
 		v.render(&current, at, session.ViewID())
 	}
 }

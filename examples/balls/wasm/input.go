@@ -3,6 +3,8 @@
 package main
 
 import (
+	"slices"
+	"strings"
 	"syscall/js"
 	"time"
 
@@ -11,15 +13,22 @@ import (
 )
 
 const (
-	// PointerPublishesPerSecond bounds the pointer events a view publishes.
-	PointerPublishesPerSecond = 20
+	// PointerBroadcastsPerSecond bounds how often a view broadcasts its
+	// pointer (the SDK paces broadcasts at 30 a second anyway, keeping the
+	// latest).
+	PointerBroadcastsPerSecond = 30
+	// pointerRepeatInterval: a pointer in the box that does not move is
+	// broadcast again this often, so that views that join later (and
+	// views that missed a broadcast) see where it is: broadcasts are not
+	// replayed.
+	pointerRepeatInterval = time.Second
 	// pokeSpeed is the velocity change of a click on a ball, in world units
 	// per second, away from the click point.
 	pokeSpeed = 600.0
 )
 
 // pointerState is the local pointer, written by mouse callbacks and
-// published by pointerLoop.
+// broadcast by pointerLoop.
 type pointerState struct {
 	at        dmath.Vec2
 	active    bool
@@ -65,12 +74,15 @@ func (v *view) worldPoint(event js.Value) dmath.Vec2 {
 	return dmath.Vec2{X: event.Get("offsetX").Float() / scale, Y: event.Get("offsetY").Float() / scale}
 }
 
-// pointerLoop publishes the local pointer when it changed, at most
-// PointerPublishesPerSecond times a second.
+// pointerLoop broadcasts the local pointer to the other views (the
+// ephemeral channel: not through the model) when it changed, at most
+// PointerBroadcastsPerSecond times a second, and again every
+// pointerRepeatInterval while it is in the box.
 func (v *view) pointerLoop() {
-	ticker := time.NewTicker(time.Second / PointerPublishesPerSecond)
+	ticker := time.NewTicker(time.Second / PointerBroadcastsPerSecond)
 	defer ticker.Stop()
 	session := v.session.Load()
+	var lastSent time.Time
 	for {
 		select {
 		case <-ticker.C:
@@ -81,16 +93,66 @@ func (v *view) pointerLoop() {
 		state := v.pointer
 		v.pointer.changed = false
 		v.mu.Unlock()
-		if !state.changed || (!state.active && !state.published) {
+		repeat := state.published && time.Since(lastSent) >= pointerRepeatInterval
+		if !(state.changed || repeat) || (!state.active && !state.published) {
 			continue
 		}
-		if err := session.Publish(model.EventPointer, model.PointerMove{At: state.at, Active: state.active}); err != nil {
+		data, err := model.EncodePointer(model.PointerMove{At: state.at, Active: state.active})
+		if err != nil || session.Broadcast(model.BroadcastPointer, data) != nil {
 			continue
 		}
+		lastSent = time.Now()
 		v.mu.Lock()
 		v.pointer.published = state.active
 		v.mu.Unlock()
 	}
+}
+
+// onEphemeral runs on the session's callback goroutine with another
+// view's broadcast: its pointer.
+func (v *view) onEphemeral(from, name string, data []byte) {
+	if name != model.BroadcastPointer {
+		return
+	}
+	move, ok := model.DecodePointer(data)
+	if !ok {
+		return
+	}
+	v.mu.Lock()
+	v.pointers[from] = move
+	v.mu.Unlock()
+}
+
+// placedPointer is a pointer of the model (whose, which color) where its
+// view's broadcasts put it.
+type placedPointer struct {
+	model.Pointer
+	model.PointerMove
+}
+
+// place puts the model's pointers where their views last said they are:
+// this view's own where the mouse is, the others' from their broadcasts
+// (inactive until one arrives). It forgets the broadcasts of views that
+// are gone.
+func (v *view) place(pointers []model.Pointer, self string, into []placedPointer) []placedPointer {
+	into = into[:0]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range pointers {
+		move := v.pointers[p.View]
+		if p.View == self {
+			move = model.PointerMove{At: v.pointer.at, Active: v.pointer.active}
+		}
+		into = append(into, placedPointer{Pointer: p, PointerMove: move})
+	}
+	for view := range v.pointers {
+		if _, present := slices.BinarySearchFunc(pointers, view, func(p model.Pointer, view string) int {
+			return strings.Compare(p.View, view)
+		}); !present {
+			delete(v.pointers, view)
+		}
+	}
+	return into
 }
 
 // pushAt publishes what a click at world point (x, y) does: a click on a

@@ -6,8 +6,9 @@
 // It joins the session named by the page's ?room= (password ?pw=, default
 // "demo") through the reflector at ws(s)://<page host>/reflector, draws the
 // replicated model on a <canvas> every animation frame, publishes a push on
-// every click and the pointer position on mouse moves (at most
-// PointerPublishesPerSecond), and shows the other views' pointers.
+// every click, broadcasts the pointer position on mouse moves (at most
+// PointerBroadcastsPerSecond, on the ephemeral channel: view to view, not
+// through the model), and shows the other views' pointers.
 //
 // For tests and the curious it sets window.metronome:
 //
@@ -15,6 +16,7 @@
 //	error       why joining or the session failed, or null
 //	viewId, sessionId, room
 //	state()     Promise<{time, seq, hash, pushes, steps, balls, pointers, views, frames, divergences}>
+//	            (pointers: [{view, active, x, y}], one per view, placed by its broadcasts)
 //	lastVote()  Promise<{time, hash}>: the latest snapshot vote (hash "" before it)
 //	stats()     Promise<{snapshotURL, fromSnapshot, connects, syncs, resets, ...}>
 //	push(x, y)  Promise: what a click at world point (x, y) does
@@ -56,8 +58,10 @@ type view struct {
 	draw    js.Value // the canvas' 2D context
 	status  js.Value
 
-	mu           sync.Mutex
-	pointer      pointerState
+	mu      sync.Mutex
+	pointer pointerState
+	// pointers holds the other views' pointers, from their broadcasts.
+	pointers     map[string]model.PointerMove
 	divergences  int
 	frames       int
 	lastModelAt  float64 // performance.now() when the model time last changed
@@ -78,9 +82,10 @@ func main() {
 	reflector := scheme + "://" + location.Get("host").String() + "/reflector"
 
 	v := &view{
-		api:    global.Get("metronome"),
-		canvas: document.Call("getElementById", "balls"),
-		status: document.Call("getElementById", "status"),
+		api:      global.Get("metronome"),
+		canvas:   document.Call("getElementById", "balls"),
+		status:   document.Call("getElementById", "status"),
+		pointers: map[string]model.PointerMove{},
 	}
 	if v.api.IsUndefined() || v.api.IsNull() {
 		v.api = global.Get("Object").New()
@@ -94,7 +99,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	session, err := client.Join(ctx, model.App, client.Options{
 		Reflector: reflector, Name: room, Password: password, Logger: logger,
-		OnDivergence: v.onDivergence,
+		OnDivergence: v.onDivergence, OnEphemeral: v.onEphemeral,
 	})
 	cancel()
 	if err != nil {
@@ -168,17 +173,19 @@ func (v *view) exposeAPI(room string) {
 				return nil, err
 			}
 			result := map[string]any{"time": now, "seq": seq, "hash": hash}
+			var roster []model.Pointer
 			err = session.Read(func(m *model.Model, _ int64) {
-				var pointers []any
-				for _, p := range m.Pointers {
-					pointers = append(pointers, map[string]any{"view": p.View, "active": p.Active, "x": p.At.X, "y": p.At.Y})
-				}
+				roster = append(roster, m.Pointers...)
 				result["pushes"] = m.Pushes
 				result["steps"] = m.Steps
 				result["balls"] = len(m.Balls)
-				result["pointers"] = pointers
 				result["views"] = len(m.Pointers)
 			})
+			var pointers []any
+			for _, p := range v.place(roster, session.ViewID(), nil) {
+				pointers = append(pointers, map[string]any{"view": p.View, "active": p.Active, "x": p.At.X, "y": p.At.Y})
+			}
+			result["pointers"] = pointers
 			v.mu.Lock()
 			result["frames"] = v.frames
 			result["divergences"] = v.divergences
