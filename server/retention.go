@@ -48,15 +48,8 @@ type retentionStore interface {
 // progress.
 func (s *Server) runSweeps(stop <-chan struct{}) {
 	defer s.background.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := stopContext(stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	s.measureStorage(ctx)
 	ticker := time.NewTicker(s.config.RetentionSweepInterval)
 	defer ticker.Stop()
@@ -68,6 +61,21 @@ func (s *Server) runSweeps(stop <-chan struct{}) {
 			s.sweep(ctx, now)
 		}
 	}
+}
+
+// stopContext returns a context that is cancelled when stop closes (or
+// cancel is called), so that a background loop's work in progress ends with
+// the loop (runSweeps, snapshotCollector.run).
+func stopContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // sweep deletes idle sessions (the retention), old snapshots and the

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,15 +139,8 @@ func (c *snapshotCollector) forget(session string) {
 // run collects the sessions that snapshotStored scheduled, one at a
 // time, until stop closes, which also ends a collection in progress.
 func (c *snapshotCollector) run(stop <-chan struct{}) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := stopContext(stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for {
 		select {
 		case <-stop:
@@ -153,7 +148,7 @@ func (c *snapshotCollector) run(stop <-chan struct{}) {
 		case <-c.wake:
 		}
 		c.mu.Lock()
-		sessions := sortedStrings(keys(c.pending))
+		sessions := slices.Sorted(maps.Keys(c.pending))
 		clear(c.pending)
 		c.mu.Unlock()
 		for _, session := range sessions {
@@ -165,14 +160,6 @@ func (c *snapshotCollector) run(stop <-chan struct{}) {
 			c.collectSession(ctx, session)
 		}
 	}
-}
-
-func keys(m map[string]bool) []string {
-	list := make([]string, 0, len(m))
-	for key := range m {
-		list = append(list, key)
-	}
-	return list
 }
 
 // collectSession deletes what snapshotgc.Collectable allows now in the

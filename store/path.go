@@ -56,6 +56,16 @@ func ValidatePath(path string) error {
 	return nil
 }
 
+// ValidateDirectory checks the directory argument of
+// FileCatalog.WalkFiles: "" (every file) or a path that ValidatePath
+// accepts.
+func ValidateDirectory(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	return ValidatePath(dir)
+}
+
 // ValidateSessionID checks that a session id can be used as the name of one
 // directory: not empty, at most SessionIDBytesMax bytes, not "." or "..",
 // valid UTF-8 without "/", "\" or control characters.

@@ -60,6 +60,19 @@ func TestValidatePathRejects(t *testing.T) {
 	}
 }
 
+func TestValidateDirectory(t *testing.T) {
+	for _, dir := range []string{"", "a", "snapshots/session"} {
+		if err := ValidateDirectory(dir); err != nil {
+			t.Errorf("ValidateDirectory(%q) = %v, want nil", dir, err)
+		}
+	}
+	for _, dir := range []string{"/a", "../a", "a/", "a//b"} {
+		if err := ValidateDirectory(dir); !errors.Is(err, ErrBadPath) {
+			t.Errorf("ValidateDirectory(%q) = %v, want ErrBadPath", dir, err)
+		}
+	}
+}
+
 func TestValidateSessionID(t *testing.T) {
 	for _, id := range []string{"kzR8-_abcdefghijklmnopqrstuvwxyz0123456789ABC", "a", "a.b", "...", strings.Repeat("s", SessionIDBytesMax)} {
 		if err := ValidateSessionID(id); err != nil {

@@ -28,12 +28,7 @@ var (
 // path order. Entries that are not regular files (a symbolic link put
 // there by hand) are skipped.
 func (s *Store) WalkFiles(ctx context.Context, dir string, fn func(store.FileInfo) error) error {
-	if dir != "" {
-		if err := store.ValidatePath(dir); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := check(ctx, store.ValidateDirectory(dir)); err != nil {
 		return err
 	}
 	end, err := s.begin()

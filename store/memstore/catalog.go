@@ -22,12 +22,7 @@ var (
 // WalkFiles calls fn for every file under dir, in path order, without
 // holding the store's lock.
 func (s *Store) WalkFiles(ctx context.Context, dir string, fn func(store.FileInfo) error) error {
-	if dir != "" {
-		if err := store.ValidatePath(dir); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := check(ctx, store.ValidateDirectory(dir)); err != nil {
 		return err
 	}
 	s.mu.Lock()

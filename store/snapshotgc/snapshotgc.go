@@ -51,6 +51,7 @@
 package snapshotgc
 
 import (
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -223,12 +224,7 @@ func (r *References) Forget(session string) { delete(r.sessions, session) }
 
 // Sessions returns the sessions with remembered references, sorted.
 func (r *References) Sessions() []string {
-	sessions := make([]string, 0, len(r.sessions))
-	for session := range r.sessions {
-		sessions = append(sessions, session)
-	}
-	slices.Sort(sessions)
-	return sessions
+	return slices.Sorted(maps.Keys(r.sessions))
 }
 
 // Collected prunes the session's references after its files were

@@ -2,6 +2,7 @@ package snapshotgc
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -207,7 +208,7 @@ func TestNoSyncNamesACollectedSnapshot(t *testing.T) {
 				}
 			case 7: // collect
 				var list []File
-				for _, path := range sortedPaths(files) {
+				for _, path := range slices.Sorted(maps.Keys(files)) {
 					list = append(list, File{Path: path, ModifiedMs: files[path]})
 				}
 				for _, f := range Collectable(list, references.History("s"), now, keepMs) {
@@ -229,13 +230,4 @@ func TestNoSyncNamesACollectedSnapshot(t *testing.T) {
 			}
 		}
 	}
-}
-
-func sortedPaths(files map[string]int64) []string {
-	paths := make([]string, 0, len(files))
-	for path := range files {
-		paths = append(paths, path)
-	}
-	slices.Sort(paths)
-	return paths
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func testFileCatalog(t *testing.T, s store.Store) {
 	for path, content := range files {
 		putFile(t, s, path, []byte(content))
 	}
-	checkWalk(t, catalog, "", sortedKeys(files), files, before)
+	checkWalk(t, catalog, "", slices.Sorted(maps.Keys(files)), files, before)
 	checkWalk(t, catalog, "snapshots/s1", []string{
 		"snapshots/s1/0000000010_1-aaaaaaaaaaaaaaaa.snap", "snapshots/s1/0000000020_2-bbbbbbbbbbbbbbbb.snap",
 	}, files, before)
@@ -109,15 +110,6 @@ func checkWalk(t *testing.T, catalog store.FileCatalog, dir string, want []strin
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("WalkFiles(%q) = %q, %v; want %q", dir, got, err, want)
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func testSessionRecord(t *testing.T, s store.Store) {

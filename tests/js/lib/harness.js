@@ -1,7 +1,8 @@
 "use strict";
 // Test harness: builds the metronome binary, runs it as a child process on a free port with a
 // temporary data directory, kills / restarts it, runs real Croquet clients in child Node
-// processes, and gathers diagnostics (server log, client frames and logs) for failures.
+// processes, and gathers diagnostics (server log, client frames and logs) for failures. It also
+// builds other Go programs (buildGo) and runs them as line-protocol processes (LineProcess).
 
 const { spawn, execFile, fork } = require("node:child_process");
 const fs = require("node:fs");
@@ -137,7 +138,96 @@ function listFiles(dir) {
     return result;
 }
 
-// ---------------------------------------------------------------- building the server
+// ---------------------------------------------------------------- child processes
+
+/**
+ * Calls `onLine` with every line that `stream` (a child's stdout or stderr) writes, without the
+ * newline; with `flushAtEnd`, also with a last line that has none when the stream ends.
+ */
+function forEachLine(stream, onLine, { flushAtEnd = false } = {}) {
+    let pending = "";
+    stream.setEncoding("utf8");
+    stream.on("data", chunk => {
+        pending += chunk;
+        const lines = pending.split("\n");
+        pending = lines.pop();
+        for (const line of lines) onLine(line);
+    });
+    if (flushAtEnd) stream.on("end", () => { if (pending) onLine(pending); });
+}
+
+/**
+ * A child process whose stdout lines are its protocol (a Go peer or bot built by `buildGo`):
+ * it keeps its stdout and stderr lines, waits for a line that matches, and is killed if it is
+ * still running when this test process ends.
+ */
+class LineProcess {
+    /**
+     * @param {string} bin
+     * @param {string[]} args
+     * @param {object} options
+     * @param {string} options.name what messages call it, e.g. "peer gopeer1"
+     */
+    constructor(bin, args, { name }) {
+        this.name = name;
+        this.lines = [];
+        this.stderr = [];
+        this.exitStatus = undefined;
+        const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+        this.child = child;
+        liveChildren.add(child);
+        this.exited = new Promise(resolve => child.on("exit", (code, signal) => {
+            liveChildren.delete(child);
+            this.exitStatus = { code, signal };
+            resolve(this.exitStatus);
+        }));
+        forEachLine(child.stdout, line => this.lines.push(line));
+        forEachLine(child.stderr, line => this.stderr.push(line));
+    }
+
+    /** The first stdout line that matches `pattern` (its match), or null. */
+    line(pattern) {
+        for (const line of this.lines) {
+            const match = line.match(pattern);
+            if (match) return match;
+        }
+        return null;
+    }
+
+    /** Waits for a stdout line that matches `pattern`; fails at once if the process exits first. */
+    waitLine(pattern, timeoutMs, what) {
+        return waitFor(() => this.line(pattern) || (this.exitStatus && Promise.reject(new Error(`${this.name} exited ${JSON.stringify(this.exitStatus)}\n${this.tail()}`))),
+            { timeoutMs, what: `${this.name}: ${what}`, describe: () => this.tail() });
+    }
+
+    tail(n = 30) {
+        return `--- ${this.name} stdout ---\n${this.lines.slice(-n).join("\n")}\n--- ${this.name} stderr ---\n${this.stderr.slice(-n).join("\n")}`;
+    }
+}
+
+// ---------------------------------------------------------------- building
+
+/**
+ * Runs a build command (go build, a build script) in the repository root; its error names the
+ * command and carries its output.
+ */
+async function runBuild(command, args) {
+    try {
+        await execFileAsync(command, args, { cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
+    } catch (error) {
+        throw new Error(`${command} ${args.join(" ")} failed in ${REPO_ROOT}:\n${error.stderr || ""}${error.stdout || ""}${error.message}`);
+    }
+}
+
+/**
+ * Builds the Go main package `pkg` (e.g. "./cmd/metronome") into a new temporary directory and
+ * returns the binary's path (named `name`, by default the package's last element).
+ */
+async function buildGo(pkg, name = path.basename(pkg)) {
+    const output = path.join(makeTempDir(name), name);
+    await runBuild("go", ["build", "-o", output, pkg]);
+    return output;
+}
 
 let buildPromise = null;
 
@@ -152,15 +242,7 @@ function buildServer() {
             if (!fs.existsSync(path.join(REPO_ROOT, "go.mod"))) {
                 throw new Error(`repository root not found: no go.mod in ${REPO_ROOT}`);
             }
-            const output = path.join(makeTempDir("bin"), "metronome");
-            try {
-                await execFileAsync("go", ["build", "-o", output, "./cmd/metronome"], {
-                    cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024,
-                });
-            } catch (error) {
-                throw new Error(`go build ./cmd/metronome failed in ${REPO_ROOT}:\n${error.stderr || ""}${error.stdout || ""}${error.message}`);
-            }
-            return output;
+            return buildGo("./cmd/metronome");
         })();
     }
     return buildPromise;
@@ -227,15 +309,7 @@ class MetronomeServer {
         });
         child.exited = exited;
         for (const stream of [child.stdout, child.stderr]) {
-            let pending = "";
-            stream.setEncoding("utf8");
-            stream.on("data", chunk => {
-                pending += chunk;
-                const lines = pending.split("\n");
-                pending = lines.pop();
-                for (const line of lines) this.log(`[#${generation}] ${line}`);
-            });
-            stream.on("end", () => { if (pending) this.log(`[#${generation}] ${pending}`); });
+            forEachLine(stream, line => this.log(`[#${generation}] ${line}`), { flushAtEnd: true });
         }
         child.on("error", error => this.log(`[harness] spawn error: ${error.message}`));
 
@@ -347,16 +421,7 @@ class CroquetClient {
         this.child = child;
         liveChildren.add(child);
         child.on("exit", () => liveChildren.delete(child));
-        for (const stream of [child.stdout, child.stderr]) {
-            let pending = "";
-            stream.setEncoding("utf8");
-            stream.on("data", chunk => {
-                pending += chunk;
-                const lines = pending.split("\n");
-                pending = lines.pop();
-                for (const line of lines) this.log(line);
-            });
-        }
+        for (const stream of [child.stdout, child.stderr]) forEachLine(stream, line => this.log(line));
         this.exited = new Promise(resolve => {
             child.on("exit", (code, signal) => {
                 this.exitStatus = { code, signal };
@@ -529,6 +594,10 @@ module.exports = {
     TestContext,
     runScenario,
     buildServer,
+    runBuild,
+    buildGo,
+    forEachLine,
+    LineProcess,
     makeTempDir,
     waitFor,
     withTimeout,

@@ -12,16 +12,10 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, execFile } = require("node:child_process");
-const path = require("node:path");
-const { promisify } = require("node:util");
 
-const { runScenario, makeTempDir, REPO_ROOT, waitFor, withTimeout, CroquetClient } = require("../lib/harness");
+const { runScenario, buildGo, LineProcess, withTimeout, CroquetClient } = require("../lib/harness");
 const { statesOf, waitForViews, waitForCounter, assertIdenticalModels, assertExactlyOnce, assertCleanRun } = require("../lib/checks");
 
-const execFileAsync = promisify(execFile);
-
-const BUILD_TIMEOUT_MS = 5 * 60 * 1000;
 const JOIN_TIMEOUT_MS = 30 * 1000;
 const CONVERGE_MS = 20 * 1000;
 const PEER_EXIT_TIMEOUT_MS = 30 * 1000;
@@ -31,52 +25,11 @@ const INCREMENTS = 20;
 // tap without being forwarded; every other received frame is counted here.
 const STANDARD_ACTIONS = new Set(["SYNC", "RECV", "TICK", "INFO", "REQU", "PONG"]);
 
-async function buildPeer() {
-    const bin = path.join(makeTempDir("ephemeralpeer"), "ephemeralpeer");
-    try {
-        await execFileAsync("go", ["build", "-o", bin, "./client/internal/ephemeralpeer"],
-            { cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
-    } catch (error) {
-        throw new Error(`go build ./client/internal/ephemeralpeer failed:\n${error.stderr || ""}${error.stdout || ""}${error.message}`);
-    }
-    return bin;
-}
-
 /** A Go peer as a child process; its stdout lines are its protocol (client/internal/ephemeralpeer). */
-class Peer {
+class Peer extends LineProcess {
     constructor(bin, view, args) {
+        super(bin, ["--view", view, ...args], { name: `peer ${view}` });
         this.view = view;
-        this.lines = [];
-        this.stderr = [];
-        this.child = spawn(bin, ["--view", view, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-        this.exited = new Promise(resolve => this.child.on("exit", (code, signal) => {
-            this.exitStatus = { code, signal };
-            resolve(this.exitStatus);
-        }));
-        process.on("exit", () => { if (!this.exitStatus) this.child.kill("SIGKILL"); });
-        for (const [stream, into] of [[this.child.stdout, this.lines], [this.child.stderr, this.stderr]]) {
-            let pending = "";
-            stream.setEncoding("utf8");
-            stream.on("data", chunk => {
-                pending += chunk;
-                const lines = pending.split("\n");
-                pending = lines.pop();
-                into.push(...lines);
-            });
-        }
-    }
-
-    line(pattern) {
-        for (const line of this.lines) {
-            const match = line.match(pattern);
-            if (match) return match;
-        }
-        return null;
-    }
-
-    waitLine(pattern, timeoutMs, what) {
-        return waitFor(() => this.line(pattern) || (this.exitStatus && Promise.reject(new Error(`peer ${this.view} exited ${JSON.stringify(this.exitStatus)}\n${this.tail()}`))),
-            { timeoutMs, what: `peer ${this.view}: ${what}`, describe: () => this.tail() });
     }
 
     /** The broadcasts it received, by sender: {from: {count, last}}. */
@@ -87,10 +40,6 @@ class Peer {
             if (match) received[match[1]] = { count: Number(match[2]), last: match[3] };
         }
         return received;
-    }
-
-    tail(n = 30) {
-        return `--- peer ${this.view} stdout ---\n${this.lines.slice(-n).join("\n")}\n--- peer ${this.view} stderr ---\n${this.stderr.slice(-n).join("\n")}`;
     }
 }
 
@@ -116,7 +65,7 @@ async function startCountingClient(ctx, options) {
 
 test("ephemeral: Croquet clients see no difference while Go replicas in their session broadcast", { timeout: 180000 }, (t) =>
     runScenario(t, async ctx => {
-        const [server, peerBin] = await Promise.all([ctx.startServer(), buildPeer()]);
+        const [server, peerBin] = await Promise.all([ctx.startServer(), buildGo("./client/internal/ephemeralpeer")]);
         const name = "ephemeral";
         const a = await startCountingClient(ctx, { server, label: "A", name });
         const b = await startCountingClient(ctx, { server, label: "B", name });
