@@ -1,0 +1,283 @@
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/metronome-sync/metronome/store"
+)
+
+// subject is the session's subject in the sessions stream.
+func (s *Store) subject(sessionID string) string {
+	return s.subjectPrefix + encodeToken(sessionID)
+}
+
+func (s *Store) cached(sessionID string) *sessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sessionID]
+}
+
+func (s *Store) remember(sessionID string, state *sessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions == nil {
+		return // closed meanwhile
+	}
+	if state == nil {
+		delete(s.sessions, sessionID)
+		return
+	}
+	s.sessions[sessionID] = state
+}
+
+// Forget drops what the Store remembers of the session (when its host
+// closes it). The next Commit must then follow a LoadSession, or it
+// expects the session not to exist.
+func (s *Store) Forget(sessionID string) {
+	s.remember(sessionID, nil)
+}
+
+// LoadSession reads the session from the stream and remembers its last
+// sequence for the fencing of the next Commit. If that sequence is the one
+// this Store appended or loaded last, the remembered state is returned
+// without reading the rest.
+func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Session, error) {
+	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return store.Session{}, err
+	}
+	state, err := s.read(ctx, sessionID)
+	if err != nil {
+		return store.Session{}, err
+	}
+	return store.Session{Record: cloneBytes(state.record), Messages: cloneMessages(state.messages)}, nil
+}
+
+// read returns the session's current state and remembers it.
+func (s *Store) read(ctx context.Context, sessionID string) (*sessionState, error) {
+	subject := s.subject(sessionID)
+	last, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		s.remember(sessionID, nil)
+		return nil, fmt.Errorf("session %q: %w", sessionID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session %q: reading its last message: %w", sessionID, err)
+	}
+	if state := s.cached(sessionID); state != nil && state.lastSequence == last.Sequence {
+		return state, nil
+	}
+	state := &sessionState{}
+	// From the subject's first message up to last: a checkpoint on the
+	// way resets the state, so messages purged meanwhile do not matter.
+	first := uint64(1)
+	if len(last.Data) > 0 && last.Data[0] == kindCheckpoint {
+		first = last.Sequence // the checkpoint alone is the state
+	}
+	for sequence := first; sequence < last.Sequence; {
+		message, err := s.stream.GetMsg(ctx, sequence, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return nil, fmt.Errorf("session %q: reading from stream sequence %d: %w", sessionID, sequence, err)
+		}
+		if message.Sequence >= last.Sequence {
+			break
+		}
+		if err := state.apply(message.Data); err != nil {
+			return nil, fmt.Errorf("session %q: stream sequence %d: %w", sessionID, message.Sequence, err)
+		}
+		sequence = message.Sequence + 1
+	}
+	if err := state.apply(last.Data); err != nil {
+		return nil, fmt.Errorf("session %q: stream sequence %d: %w", sessionID, last.Sequence, err)
+	}
+	state.lastSequence = last.Sequence
+	s.remember(sessionID, state)
+	return state, nil
+}
+
+// SessionRecord returns the session's record, or store.ErrNotFound.
+func (s *Store) SessionRecord(ctx context.Context, sessionID string) ([]byte, error) {
+	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return nil, err
+	}
+	state, err := s.read(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if state.record == nil {
+		return nil, fmt.Errorf("session %q has no record: %w", sessionID, store.ErrNotFound)
+	}
+	return cloneBytes(state.record), nil
+}
+
+// Commit appends the batch as one message to the session's subject,
+// expecting the subject's last sequence to be the one this Store last
+// appended or loaded (0 if it has not seen the session). If another node
+// appended meanwhile, nothing is stored and the error wraps ErrFenced.
+// Commit returns once the stream has acknowledged the append (stored on a
+// majority of its replicas).
+func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch) error {
+	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	state := s.cached(sessionID)
+	if state == nil {
+		state = &sessionState{}
+	}
+	if batch.DropFront < 0 || batch.DropFront > len(state.messages)+len(batch.Append) {
+		return fmt.Errorf("session %q: batch drops %d messages, the log has %d after appending %d",
+			sessionID, batch.DropFront, len(state.messages)+len(batch.Append), len(batch.Append))
+	}
+	if batch.Empty() {
+		return nil
+	}
+	payload := encodeBatch(&batch)
+	sequence, err := s.append(ctx, sessionID, payload, state.lastSequence)
+	if err != nil {
+		return err
+	}
+	// The next state is built on a copy, so that a failure above leaves
+	// the remembered state as it was.
+	next := *state
+	next.messages = append(slices.Clip(next.messages), batch.Append...)
+	for _, message := range batch.Append {
+		next.liveBytes += int64(len(message.Data))
+	}
+	next.dropFront(batch.DropFront)
+	if batch.Record != nil {
+		next.liveBytes += int64(len(batch.Record)) - int64(len(next.record))
+		next.record = cloneBytes(batch.Record)
+	}
+	next.storedBytes += int64(len(payload)) + messageOverheadBytes
+	next.lastSequence = sequence
+	s.remember(sessionID, &next)
+	s.compact(ctx, sessionID, &next)
+	return nil
+}
+
+// append publishes one message to the session's subject with the expected
+// last subject sequence and returns its stream sequence.
+func (s *Store) append(ctx context.Context, sessionID string, payload []byte, expected uint64) (uint64, error) {
+	if len(payload) > s.payloadBytesMax {
+		return 0, fmt.Errorf("session %q: batch is %d bytes encoded, the server's max_payload is %d (jsstore does not split batches yet)",
+			sessionID, len(payload), s.payloadBytesMax)
+	}
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: s.subject(sessionID), Data: payload},
+		jetstream.WithExpectStream(s.stream.CachedInfo().Config.Name),
+		jetstream.WithExpectLastSequencePerSubject(expected))
+	if isWrongLastSequence(err) {
+		s.remember(sessionID, nil)
+		return 0, fmt.Errorf("session %q: append expecting last sequence %d: %w (%w)", sessionID, expected, ErrFenced, err)
+	}
+	if err != nil {
+		// The append may or may not be stored: forget the state, so that
+		// the next Commit is fenced unless the session is loaded again.
+		s.remember(sessionID, nil)
+		return 0, fmt.Errorf("session %q: append: %w", sessionID, err)
+	}
+	return ack.Sequence, nil
+}
+
+// compact appends a checkpoint of the state and purges the subject's older
+// messages, when the subject holds at least CompactBytesMin dead bytes and
+// at least as many dead as live bytes. A failure is not the commit's
+// failure (the batch is stored): the state stays as it was, and if the
+// checkpoint was stored after all, the next Commit is fenced.
+func (s *Store) compact(ctx context.Context, sessionID string, state *sessionState) {
+	dead := state.storedBytes - state.liveBytes
+	if dead < s.options.CompactBytesMin || dead < state.liveBytes {
+		return
+	}
+	payload := encodeCheckpoint(state)
+	if len(payload) > s.payloadBytesMax {
+		return // a checkpoint in several messages is not done yet
+	}
+	sequence, err := s.append(ctx, sessionID, payload, state.lastSequence)
+	if err != nil {
+		if !errors.Is(err, ErrFenced) {
+			s.remember(sessionID, state)
+		}
+		return
+	}
+	checkpoint := &sessionState{lastSequence: sequence, record: state.record, messages: slices.Clone(state.messages),
+		liveBytes: state.liveBytes, storedBytes: int64(len(payload)) + messageOverheadBytes}
+	s.remember(sessionID, checkpoint)
+	// Not fenced, and need not be: it removes only what the checkpoint,
+	// which was appended with fencing, makes redundant.
+	_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(sessionID)), jetstream.WithPurgeSequence(sequence))
+}
+
+// DeleteSession purges the session's subject. It is not fenced: a node that
+// still appends to the session afterwards gets ErrFenced.
+func (s *Store) DeleteSession(ctx context.Context, sessionID string) error {
+	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
+		return err
+	}
+	s.remember(sessionID, nil)
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(sessionID))); err != nil {
+		return fmt.Errorf("session %q: purging: %w", sessionID, err)
+	}
+	return nil
+}
+
+// Sessions lists the sessions whose subject holds messages, sorted.
+func (s *Store) Sessions(ctx context.Context) ([]string, error) {
+	if err := s.begin(ctx, nil); err != nil {
+		return nil, err
+	}
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.subjectPrefix+"*"))
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	ids := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		id, err := decodeToken(strings.TrimPrefix(subject, s.subjectPrefix))
+		if err != nil {
+			return nil, fmt.Errorf("listing sessions: subject %q: %w", subject, err)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiError *jetstream.APIError
+	return errors.As(err, &apiError) &&
+		(apiError.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiError.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// cloneBytes copies b, keeping nil as nil and empty as empty.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// cloneMessages copies messages and their data into one new buffer, each
+// Data's capacity cut to its length.
+func cloneMessages(messages []store.Message) []store.Message {
+	if len(messages) == 0 {
+		return nil
+	}
+	total := 0
+	for _, message := range messages {
+		total += len(message.Data)
+	}
+	buffer := make([]byte, 0, total)
+	clones := make([]store.Message, len(messages))
+	for index, message := range messages {
+		start := len(buffer)
+		buffer = append(buffer, message.Data...)
+		clones[index] = store.Message{Seq: message.Seq, Data: buffer[start:len(buffer):len(buffer)]}
+	}
+	return clones
+}
