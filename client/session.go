@@ -127,6 +127,19 @@ type Options struct {
 	// channel"); without it the reflector sends this view none. Broadcasts
 	// never reach the model.
 	OnEphemeral func(from, name string, data []byte)
+	// Speculate applies this view's own inputs at once, to a copy of the
+	// model that Read shows, instead of a round trip after Publish; the
+	// reflector's order still decides (docs/sdk.md, "Speculation"). State,
+	// LastVote, votes and snapshots use only the confirmed model.
+	Speculate bool
+	// SpeculativeInputsMax bounds the unconfirmed inputs Read shows (0:
+	// replica.SpeculativeInputsMaxDefault, 32); later inputs are sent at
+	// once but shown when older ones are confirmed.
+	SpeculativeInputsMax int
+	// SpeculationBudget bounds the time one Read spends rebuilding the
+	// speculative model after the confirmed one changed (0: 4 ms); past
+	// it that Read shows the confirmed model and the next one goes on.
+	SpeculationBudget time.Duration
 	// Logger receives the session's log (default: slog.Default()).
 	Logger *slog.Logger
 	// HTTPClient fetches and stores snapshots (default: a client with a
@@ -222,14 +235,21 @@ type Stats struct {
 	// EphemeralUnusable counts other views' broadcasts that did not
 	// decrypt or decode with this session's key (dropped, logged).
 	EphemeralUnusable int
+	// Speculation counts what speculation did (Options.Speculate): inputs
+	// pending and deferred, kept, rebuilds, rollbacks, replays, rebuild
+	// time (each field is documented on replica.SpeculationStats).
+	Speculation SpeculationStats
 }
+
+// SpeculationStats are the speculation counters (Stats.Speculation).
+type SpeculationStats = replica.SpeculationStats
 
 // Stats returns the session's counters.
 func (s *Session[M]) Stats() Stats {
 	var stats Stats
 	s.do(func() {
 		stats = Stats{Stats: s.replica.Link().Stats(), SnapshotURL: s.snapshotURL, Recoveries: s.replica.Recoveries(),
-			EphemeralUnusable: s.ephemeralUnusable}
+			EphemeralUnusable: s.ephemeralUnusable, Speculation: s.replica.SpeculationStats()}
 	})
 	stats.SnapshotsUploaded = int(s.uploaded.Load())
 	stats.SnapshotUploadsFailed = int(s.uploadsFailed.Load())
@@ -336,6 +356,8 @@ func Join[M any](ctx context.Context, app App[M], options Options) (*Session[M],
 		Files:     (*sessionFiles[M])(s),
 		Codec:     (*sessionCodec[M])(s),
 		Observer:  (*sessionObserver[M])(s),
+		Speculation: replica.SpeculationOptions{Enabled: options.Speculate, InputsMax: options.SpeculativeInputsMax,
+			BudgetNs: options.SpeculationBudget.Nanoseconds(), Clock: func() int64 { return time.Since(s.start).Nanoseconds() }},
 	})
 	if err != nil {
 		return nil, err
@@ -421,11 +443,24 @@ func (s *Session[M]) Subscribe(name string, fn func(data []byte)) {
 }
 
 // Read calls fn with the model and the session time, on the session
-// goroutine, between messages: the model is consistent. fn must not
-// change the model or keep it, and must not call Session methods (they
-// wait for the session goroutine, which is running fn): copy what the
-// view needs and act after Read returns.
+// goroutine, between messages: the model is consistent. With
+// Options.Speculate it is the speculative model: the confirmed one with
+// this view's unconfirmed inputs applied (docs/sdk.md, "Speculation").
+// fn must not change the model or keep it, and must not call Session
+// methods (they wait for the session goroutine, which is running fn):
+// copy what the view needs and act after Read returns.
 func (s *Session[M]) Read(fn func(m *M, now int64)) error {
+	return s.do(func() {
+		if i := s.replica.View(); i != nil {
+			fn(i.Model(), i.Time())
+		}
+	})
+}
+
+// ReadConfirmed is Read on the confirmed model: only what the reflector
+// has ordered, without this view's unconfirmed inputs (the same as Read
+// without Options.Speculate).
+func (s *Session[M]) ReadConfirmed(fn func(m *M, now int64)) error {
 	return s.do(func() {
 		if i := s.replica.Island(); i != nil {
 			fn(i.Model(), i.Time())
@@ -434,7 +469,8 @@ func (s *Session[M]) Read(fn func(m *M, now int64)) error {
 }
 
 // State returns the session time, the last sequence number applied and
-// the state hash of the replica.
+// the state hash of the replica's confirmed model (never the speculative
+// one).
 func (s *Session[M]) State() (now int64, seq uint32, hash string, err error) {
 	err = s.do(func() {
 		if i := s.replica.Island(); i != nil {

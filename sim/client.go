@@ -28,6 +28,9 @@ type client struct {
 	rogue       bool
 	rogueAct    int // index into rogueActs
 	slow        bool
+	// speculative: the replica speculates (client/replica speculation.go)
+	// and a view reads its speculative state after every step.
+	speculative bool
 	startedAt   int64
 
 	replica *replica.Replica[simModel]
@@ -94,6 +97,7 @@ func (c *client) start() {
 		Codec:         simCodec{},
 		Observer:      (*clientObserver)(c),
 		DropInputTags: w.options.Bug == BugNoInputDedup,
+		Speculation:   replica.SpeculationOptions{Enabled: c.speculative, Leak: w.options.Bug == BugSpeculationLeak},
 	})
 	if err != nil {
 		panic(err)
@@ -150,7 +154,24 @@ func (c *client) crash() {
 // step steps the replica and schedules its next wake.
 func (c *client) step(event replica.Event) {
 	c.replica.Step(c.now(), event)
+	c.frame()
 	c.scheduleWake()
+}
+
+// frame is a speculative client's view drawing a frame: it reads the
+// speculative state (rebuilt if the confirmed state changed), which must
+// hold at least what the confirmed state holds. Reading it must never
+// change the confirmed state: the convergence checker compares every
+// replica's confirmed hash at every position, speculative or not.
+func (c *client) frame() {
+	if !c.speculative || !c.alive || c.replica == nil {
+		return
+	}
+	view, confirmed := c.replica.View(), c.replica.Island()
+	if view != nil && confirmed != nil && view.Model().Inputs < confirmed.Model().Inputs {
+		c.w.violate(InvariantConvergence, fmt.Sprintf("%s: the speculative state holds %d inputs, fewer than the confirmed state's %d",
+			c.viewID, view.Model().Inputs, confirmed.Model().Inputs))
+	}
 }
 
 func (c *client) scheduleWake() {
@@ -340,6 +361,7 @@ func (c *client) submitInput() {
 	if err := c.replica.Publish(c.now(), island.Envelope{Kind: island.KindEvent, Name: "input", Data: data}); err != nil {
 		c.w.tracef("%s: input refused: %v", c.viewID, err)
 	}
+	c.frame()
 	c.scheduleWake()
 }
 

@@ -45,10 +45,13 @@ const (
 	// soon as the SNAP that replaced it is durable, while SYNCs that name
 	// it may still be on their way.
 	BugSnapshotKeepNone = "snapshot-keep-none"
+	// BugSpeculationLeak: speculative clients apply their unconfirmed
+	// inputs to the confirmed state instead of a copy of it.
+	BugSpeculationLeak = "speculation-leak"
 )
 
 // SimulatorBugs lists the bugs any build can re-introduce.
-var SimulatorBugs = []string{BugLostDurableWrite, BugNoInputDedup, BugSnapshotWrongSeq, BugSnapshotKeepNone}
+var SimulatorBugs = []string{BugLostDurableWrite, BugNoInputDedup, BugSnapshotWrongSeq, BugSnapshotKeepNone, BugSpeculationLeak}
 
 // Limits of a run.
 const (
@@ -106,6 +109,10 @@ type Stats struct {
 	// SnapshotsDeleted counts the snapshots the reflector deleted
 	// (snapshotgc.go).
 	SnapshotsDeleted int
+	// Speculation, summed over the speculative clients' last
+	// incarnations (client/replica SpeculationStats): inputs speculated,
+	// kept in order, speculative states rebuilt, and rollbacks.
+	Speculated, SpeculationKept, SpeculationRebuilds, SpeculationRollbacks int
 }
 
 // World is one simulated run.
@@ -197,7 +204,9 @@ func (w *World) run() Result {
 	for i := range s.Sessions {
 		session := "s" + strconv.Itoa(i+1)
 		for j := range s.ClientsPerSession[i] + s.LateJoiners {
-			c := &client{w: w, name: fmt.Sprintf("%sc%d", session, j+1), session: session}
+			// Every other client speculates (chosen without a random draw,
+			// so runs of a seed are the same with and without speculation).
+			c := &client{w: w, name: fmt.Sprintf("%sc%d", session, j+1), session: session, speculative: j%2 == 1}
 			w.link(c)
 			w.clients = append(w.clients, c)
 			at := s.SessionStartMs[i] + w.rand.Between(0, 2000)
@@ -254,6 +263,11 @@ func (w *World) run() Result {
 			w.stats.Resets += st.Resets
 			w.stats.SeamlessRejoins += st.SeamlessRejoins
 			w.stats.InputsResent += st.InputsResent
+			spec := c.replica.SpeculationStats()
+			w.stats.Speculated += spec.Speculated
+			w.stats.SpeculationKept += spec.Kept
+			w.stats.SpeculationRebuilds += spec.Rebuilds
+			w.stats.SpeculationRollbacks += spec.Rollbacks
 		}
 	}
 	return Result{Seed: w.options.Seed, Scenario: w.scenario, SimulatedMs: w.now, Events: w.events,

@@ -287,6 +287,21 @@ func Restore[M any](app App[M], viewID string, snapshot []byte) (*Island[M], err
 	return i, nil
 }
 
+// Clone returns an independent copy of the island — model, time, seq,
+// random state, futures, views and applied inputs — made by encoding its
+// state as a snapshot and decoding it again, so nothing is shared: changes
+// to the copy never reach i. Speculation (package client/replica) applies
+// this view's unconfirmed inputs to such a copy. The copy reports no votes
+// of its own (LastVote is empty).
+func (i *Island[M]) Clone() *Island[M] {
+	data, _ := i.Snapshot()
+	clone, err := Restore(i.app, i.viewID, data)
+	if err != nil {
+		panic(fmt.Sprintf("island: a snapshot of this island does not restore: %v", err))
+	}
+	return clone
+}
+
 // Model returns the model. Views may read it between calls into the
 // island; they must not change it.
 func (i *Island[M]) Model() *M { return &i.state.Model }

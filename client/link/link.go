@@ -189,6 +189,22 @@ func (l *Link) Position() (timeline string, seq uint32, time int64, ok bool) {
 	return l.timeline, l.lastSeq, l.lastTime, l.hasSeq
 }
 
+// NextInput returns the tag number (InputTag.Seq) the next Submit will
+// give its input, so that the caller can recognise it when it comes back
+// reflected (speculation, package client/replica).
+func (l *Link) NextInput() uint64 { return l.nextInput }
+
+// InputPending reports whether the input with tag number seq was submitted
+// and not yet seen reflected.
+func (l *Link) InputPending(seq uint64) bool {
+	for i := range l.pending {
+		if l.pending[i].seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
 // PendingInputs returns how many submitted inputs were not yet seen
 // reflected.
 func (l *Link) PendingInputs() int { return len(l.pending) }

@@ -141,6 +141,9 @@ type Options[M any] struct {
 	// cannot recognise re-sent copies: a bug, for the simulator's
 	// self-test only.
 	DropInputTags bool
+	// Speculation: apply this view's own inputs at once to a copy of the
+	// model, for the views (speculation.go). Off by default.
+	Speculation SpeculationOptions
 }
 
 // Replica is one client's replica of a session.
@@ -159,8 +162,10 @@ type Replica[M any] struct {
 	// lastPollAt is when this replica last sent a snapshot poll.
 	lastPollAt int64
 	// heal is the self-healing state (heal.go).
-	heal   healer
-	failed error
+	heal healer
+	// speculation is the speculative state (speculation.go).
+	speculation speculation[M]
+	failed      error
 }
 
 // New creates a replica; step link.Start to connect.
@@ -177,6 +182,9 @@ func New[M any](options Options[M]) (*Replica[M], error) {
 	}
 	if options.SnapshotPollIntervalMs <= 0 {
 		options.SnapshotPollIntervalMs = island.SnapshotIntervalMsDefault
+	}
+	if err := options.Speculation.validate(); err != nil {
+		return nil, err
 	}
 	return &Replica[M]{options: options, link: l, lastPollAt: -options.SnapshotPollIntervalMs, heal: newHealer()}, nil
 }
@@ -237,10 +245,12 @@ func (r *Replica[M]) Publish(now int64, envelope island.Envelope) error {
 	if err != nil {
 		return err
 	}
+	tag := r.link.NextInput()
 	out := r.stepLink(now, link.Submit{Payload: payload})
 	if len(out.Rejected) > 0 {
 		return out.Rejected[0]
 	}
+	r.speculate(tag, envelope)
 	return nil
 }
 
@@ -424,6 +434,7 @@ func (r *Replica[M]) applyHeld(now int64) {
 
 // apply hands a message or a time to the model.
 func (r *Replica[M]) apply(now int64, d *link.Delivery) {
+	r.confirming(d)
 	r.islandOut.Reset()
 	switch d.Kind {
 	case link.DeliverMessage:

@@ -59,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	every := flags.Duration("every", 300*time.Millisecond, "the mean time between pushes (each wait is uniform in [0, 2×every])")
 	stay := flags.Duration("stay", 2*time.Second, "how long to stay in the session after the last push")
 	verbose := flags.Bool("v", false, "log the session's progress to stderr")
+	speculate := flags.Bool("speculate", false, "apply its own pushes at once to a speculative copy of the model (docs/sdk.md, \"Speculation\"); the state it prints and votes is the confirmed one either way")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
@@ -78,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	session, err := client.Join(joinCtx, model.App, client.Options{
 		Reflector: *reflector, Name: *room, Password: *password, Logger: logger,
 		OnDivergence: func(d client.Divergence) { fmt.Fprintf(stdout, "divergence %s\n", d.Error()) },
+		Speculate:    *speculate,
 	})
 	cancel()
 	if err != nil {

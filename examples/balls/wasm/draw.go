@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"syscall/js"
 
+	"github.com/metronome-sync/metronome/client"
 	"github.com/metronome-sync/metronome/examples/balls/model"
 )
 
@@ -31,16 +32,25 @@ type frame struct {
 	pointers []placedPointer
 	now      int64
 	steps    int64
+	pushes   int64
 }
 
 // renderLoop draws a frame on every animation frame. The
 // requestAnimationFrame callback only signals; reading the model (which
 // waits for the session goroutine) and drawing happen here.
 func (v *view) renderLoop() {
-	ticks := make(chan float64, 1)
+	type tick struct {
+		at     float64
+		number int // the animation frames begun so far, this one included
+	}
+	ticks := make(chan tick, 1)
 	onFrame := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		v.mu.Lock()
+		v.animationFrames++
+		number := v.animationFrames
+		v.mu.Unlock()
 		select {
-		case ticks <- args[0].Float():
+		case ticks <- tick{at: args[0].Float(), number: number}:
 		default:
 		}
 		return nil
@@ -49,20 +59,41 @@ func (v *view) renderLoop() {
 	var current frame
 	for {
 		requestFrame.Invoke(onFrame)
-		at := <-ticks
+		next := <-ticks
+		at := next.at
 		session := v.session.Load()
+		v.publishClicks()
 		err := session.Read(func(m *model.Model, now int64) {
 			current.size = [2]float64{m.Size.X, m.Size.Y}
 			current.balls = append(current.balls[:0], m.Balls...)
 			current.roster = append(current.roster[:0], m.Pointers...)
-			current.now, current.steps = now, m.Steps
+			current.now, current.steps, current.pushes = now, m.Steps, m.Pushes
 		})
 		if err != nil {
 			return // the session ended
 		}
 		current.pointers = v.place(current.roster, session.ViewID(), current.pointers)
 		v.render(&current, at, session.ViewID())
+		v.probeClick(session, current.pushes, next.number)
 	}
+}
+
+// probeClick completes the click probe once a drawn frame shows more
+// pushes than before the click, with the confirmed count of that moment.
+func (v *view) probeClick(session *client.Session[model.Model], pushes int64, animationFrame int) {
+	v.mu.Lock()
+	v.pushes = pushes
+	waiting := v.click.waiting && pushes > v.click.Before
+	v.mu.Unlock()
+	if !waiting {
+		return
+	}
+	var confirmed int64
+	session.ReadConfirmed(func(m *model.Model, _ int64) { confirmed = m.Pushes })
+	v.mu.Lock()
+	v.click.waiting = false
+	v.click.Shown, v.click.Pushes, v.click.Confirmed = animationFrame, pushes, confirmed
+	v.mu.Unlock()
 }
 
 // render draws f; at is the frame's timestamp (performance.now()).

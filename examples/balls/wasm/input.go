@@ -54,11 +54,14 @@ func (v *view) listen() {
 	}))
 	v.canvas.Call("addEventListener", "mousedown", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		at := v.worldPoint(args[0])
-		go func() {
-			if err := v.pushAt(at.X, at.Y); err != nil {
-				js.Global().Get("console").Call("warn", "metronome: push: "+err.Error())
-			}
-		}()
+		// The render loop publishes the click at the start of the next
+		// frame, then draws it: with speculation that frame shows the push.
+		v.mu.Lock()
+		v.click = clickProbe{Frame: v.animationFrames, Before: v.pushes, waiting: true}
+		if len(v.clicks) < clicksQueuedMax {
+			v.clicks = append(v.clicks, at)
+		}
+		v.mu.Unlock()
 		return nil
 	}))
 }
@@ -153,6 +156,24 @@ func (v *view) place(pointers []model.Pointer, self string, into []placedPointer
 		}
 	}
 	return into
+}
+
+// clicksQueuedMax bounds the clicks waiting for the next frame (more in
+// one frame are dropped).
+const clicksQueuedMax = 16
+
+// publishClicks publishes the clicks since the last frame (on the render
+// goroutine, which may block).
+func (v *view) publishClicks() {
+	v.mu.Lock()
+	clicks := v.clicks
+	v.clicks = nil
+	v.mu.Unlock()
+	for _, at := range clicks {
+		if err := v.pushAt(at.X, at.Y); err != nil {
+			js.Global().Get("console").Call("warn", "metronome: push: "+err.Error())
+		}
+	}
 }
 
 // pushAt publishes what a click at world point (x, y) does: a click on a

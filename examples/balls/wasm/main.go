@@ -15,11 +15,15 @@
 //	ready       true once joined
 //	error       why joining or the session failed, or null
 //	viewId, sessionId, room
-//	state()     Promise<{time, seq, hash, pushes, steps, balls, pointers, views, frames, divergences}>
+//	state()     Promise<{time, seq, hash, pushes, confirmedPushes, steps, balls, pointers, views, frames, divergences}>
+//	            (pushes as drawn, with this view's unconfirmed ones when speculating)
 //	            (pointers: [{view, active, x, y}], one per view, placed by its broadcasts)
 //	lastVote()  Promise<{time, hash}>: the latest snapshot vote (hash "" before it)
 //	stats()     Promise<{snapshotURL, fromSnapshot, connects, syncs, resets, ...}>
 //	push(x, y)  Promise: what a click at world point (x, y) does
+//	lastClick() {frame, shown, before, pushes, confirmed}: the frames drawn
+//	            at the latest mousedown, the frame that first showed its
+//	            push (0: not yet), the pushes before, then, and confirmed then
 //	leave()     Promise: leaves the session
 //
 // Blocking SDK calls (Join, Read, Publish, State) run on goroutines, never
@@ -38,6 +42,7 @@ import (
 	"time"
 
 	"github.com/metronome-sync/metronome/client"
+	"github.com/metronome-sync/metronome/dmath"
 	"github.com/metronome-sync/metronome/examples/balls/model"
 )
 
@@ -47,6 +52,9 @@ const (
 	// defaultRoom and defaultPassword apply when the URL names none.
 	defaultRoom     = "lobby"
 	defaultPassword = "demo"
+	// speculationBudget bounds the time one frame spends rebuilding the
+	// speculative model (client.Options.SpeculationBudget).
+	speculationBudget = 12 * time.Millisecond
 )
 
 // view is the page's state. Fields written by callbacks and read by
@@ -66,6 +74,26 @@ type view struct {
 	frames       int
 	lastModelAt  float64 // performance.now() when the model time last changed
 	lastModelNow int64
+	// pushes is the push count of the last frame drawn; click follows the
+	// latest click from the mousedown to the first frame that shows it.
+	pushes int64
+	click  clickProbe
+	// clicks are the clicks (world points) since the last frame.
+	clicks []dmath.Vec2
+	// animationFrames counts requestAnimationFrame callbacks.
+	animationFrames int
+}
+
+// clickProbe records when a click showed: Frame is the animation frames
+// begun when the mousedown arrived, Shown the animation frame that first
+// showed more pushes than before it (0: not yet), with the speculative
+// and the confirmed push counts of that frame. With speculation, Shown is Frame+1 (the
+// next frame) and Confirmed < Pushes: the push shows before the
+// reflector's round trip.
+type clickProbe struct {
+	Frame, Shown              int
+	Before, Pushes, Confirmed int64
+	waiting                   bool
 }
 
 func main() {
@@ -75,6 +103,10 @@ func main() {
 	params := global.Get("URLSearchParams").New(location.Get("search"))
 	room := param(params, "room", defaultRoom)
 	password := param(params, "pw", defaultPassword)
+	// Speculation is on unless ?speculate=0: a push shows in the next
+	// frame, before its round trip to the reflector (docs/sdk.md,
+	// "Speculation").
+	speculate := param(params, "speculate", "1") != "0"
 	scheme := "ws"
 	if location.Get("protocol").String() == "https:" {
 		scheme = "wss"
@@ -99,7 +131,11 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	session, err := client.Join(ctx, model.App, client.Options{
 		Reflector: reflector, Name: room, Password: password, Logger: logger,
-		OnDivergence: v.onDivergence, OnEphemeral: v.onEphemeral,
+		OnDivergence: v.onDivergence, OnEphemeral: v.onEphemeral, Speculate: speculate,
+		// The first copy of the model in WebAssembly takes about 8 ms
+		// (measured in headless Chromium); 12 ms still leaves a 60 Hz
+		// frame time to draw.
+		SpeculationBudget: speculationBudget,
 	})
 	cancel()
 	if err != nil {
@@ -173,6 +209,9 @@ func (v *view) exposeAPI(room string) {
 				return nil, err
 			}
 			result := map[string]any{"time": now, "seq": seq, "hash": hash}
+			if err := session.ReadConfirmed(func(m *model.Model, _ int64) { result["confirmedPushes"] = m.Pushes }); err != nil {
+				return nil, err
+			}
 			var roster []model.Pointer
 			err = session.Read(func(m *model.Model, _ int64) {
 				roster = append(roster, m.Pointers...)
@@ -210,7 +249,11 @@ func (v *view) exposeAPI(room string) {
 				return nil, err
 			}
 			stats := session.Stats()
+			speculation := stats.Speculation
 			return map[string]any{
+				"speculated": speculation.Speculated, "speculationKept": speculation.Kept, "speculationPending": speculation.Pending,
+				"speculationRebuilds": speculation.Rebuilds, "speculationRollbacks": speculation.Rollbacks,
+				"speculationRebuildNs": speculation.RebuildNs, "speculationOverBudget": speculation.OverBudget,
 				"snapshotURL": stats.SnapshotURL, "fromSnapshot": stats.SnapshotURL != "",
 				"connects": stats.Connects, "syncs": stats.Syncs, "seamlessRejoins": stats.SeamlessRejoins,
 				"resets": stats.Resets, "gaps": stats.Gaps, "duplicates": stats.Duplicates,
@@ -225,6 +268,12 @@ func (v *view) exposeAPI(room string) {
 		}
 		x, y := args[0].Float(), args[1].Float()
 		return promise(func() (any, error) { return true, v.pushAt(x, y) })
+	}))
+	v.api.Set("lastClick", js.FuncOf(func(js.Value, []js.Value) any {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		c := v.click
+		return map[string]any{"frame": c.Frame, "shown": c.Shown, "before": c.Before, "pushes": c.Pushes, "confirmed": c.Confirmed}
 	}))
 	v.api.Set("leave", js.FuncOf(func(js.Value, []js.Value) any {
 		return promise(func() (any, error) {
