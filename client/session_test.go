@@ -288,8 +288,8 @@ func reentrantApp() App[tally] {
 	return app
 }
 
-// TestEveryMethodFromEveryCallback: Subscribe handlers, OnVote and
-// OnDivergence may call every Session method — Publish and Leave too —
+// TestEveryMethodFromEveryCallback: Subscribe handlers, OnVote,
+// OnDivergence and OnEphemeral may call every Session method — Publish and Leave too —
 // without a deadlock (callbacks run outside the session goroutine's loop).
 func TestEveryMethodFromEveryCallback(t *testing.T) {
 	addr := startServer(t)
@@ -307,6 +307,10 @@ func TestEveryMethodFromEveryCallback(t *testing.T) {
 		default:
 		}
 		s.Read(func(*tally, int64) {})
+		s.ReadConfirmed(func(*tally, int64) {})
+		if kind != "ephemeral" { // an answer to every broadcast would never end
+			s.Broadcast("unused", nil)
+		}
 		s.State()
 		s.LastVote()
 		s.Stats()
@@ -329,7 +333,8 @@ func TestEveryMethodFromEveryCallback(t *testing.T) {
 		options := Options{Reflector: "ws://" + addr + "/reflector", Name: "reentrant", Password: "pw",
 			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnVote:       func(int64, string) { callAll(i, "vote") },
-			OnDivergence: func(Divergence) { callAll(i, "divergence") }}
+			OnDivergence: func(Divergence) { callAll(i, "divergence") },
+			OnEphemeral:  func(string, string, []byte) { callAll(i, "ephemeral") }}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		s, err := Join(ctx, reentrantApp(), options)
 		cancel()
@@ -347,7 +352,7 @@ func TestEveryMethodFromEveryCallback(t *testing.T) {
 	if err := a.Publish("diverge", nil); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"emit0", "emit1", "vote0", "vote1", "divergence0", "divergence1"}
+	want := []string{"emit0", "emit1", "vote0", "vote1", "divergence0", "divergence1", "ephemeral0", "ephemeral1"}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
