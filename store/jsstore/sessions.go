@@ -1,6 +1,7 @@
 package jsstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 	if err != nil {
 		return store.Session{}, err
 	}
-	return store.Session{Record: cloneBytes(state.record), Messages: cloneMessages(state.messages)}, nil
+	return store.Session{Record: bytes.Clone(state.record), Messages: store.CloneMessages(state.messages)}, nil
 }
 
 // read returns the session's current state and remembers it.
@@ -113,7 +114,7 @@ func (s *Store) SessionRecord(ctx context.Context, sessionID string) ([]byte, er
 	if state.record == nil {
 		return nil, fmt.Errorf("session %q has no record: %w", sessionID, store.ErrNotFound)
 	}
-	return cloneBytes(state.record), nil
+	return bytes.Clone(state.record), nil
 }
 
 // Commit appends the batch as one message to the session's subject,
@@ -152,7 +153,7 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 	next.dropFront(batch.DropFront)
 	if batch.Record != nil {
 		next.liveBytes += int64(len(batch.Record)) - int64(len(next.record))
-		next.record = cloneBytes(batch.Record)
+		next.record = bytes.Clone(batch.Record)
 	}
 	next.storedBytes += int64(len(payload)) + messageOverheadBytes
 	next.lastSequence = sequence
@@ -252,32 +253,4 @@ func isWrongLastSequence(err error) bool {
 	return errors.As(err, &apiError) &&
 		(apiError.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiError.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// cloneBytes copies b, keeping nil as nil and empty as empty.
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(b)), b...)
-}
-
-// cloneMessages copies messages and their data into one new buffer, each
-// Data's capacity cut to its length.
-func cloneMessages(messages []store.Message) []store.Message {
-	if len(messages) == 0 {
-		return nil
-	}
-	total := 0
-	for _, message := range messages {
-		total += len(message.Data)
-	}
-	buffer := make([]byte, 0, total)
-	clones := make([]store.Message, len(messages))
-	for index, message := range messages {
-		start := len(buffer)
-		buffer = append(buffer, message.Data...)
-		clones[index] = store.Message{Seq: message.Seq, Data: buffer[start:len(buffer):len(buffer)]}
-	}
-	return clones
 }

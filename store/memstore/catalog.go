@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -99,7 +100,7 @@ func (s *Store) SessionRecord(ctx context.Context, sessionID string) ([]byte, er
 	if stored == nil || stored.record == nil {
 		return nil, fmt.Errorf("session %q: no record: %w", sessionID, store.ErrNotFound)
 	}
-	return cloneBytes(stored.record), nil
+	return bytes.Clone(stored.record), nil
 }
 
 // StorageUsage adds up the records and messages held (there is no

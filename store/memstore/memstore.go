@@ -93,8 +93,8 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 		return store.Session{}, fmt.Errorf("session %q: %w", sessionID, store.ErrNotFound)
 	}
 	return store.Session{
-		Record:   cloneBytes(stored.record),
-		Messages: cloneMessages(stored.messages.all()),
+		Record:   bytes.Clone(stored.record),
+		Messages: store.CloneMessages(stored.messages.all()),
 	}, nil
 }
 
@@ -132,7 +132,7 @@ func (s *Store) Commit(ctx context.Context, sessionID string, batch store.Batch)
 	stored.messages.append(batch.Append...)
 	stored.messages.dropFront(batch.DropFront)
 	if batch.Record != nil {
-		stored.record = cloneBytes(batch.Record)
+		stored.record = bytes.Clone(batch.Record)
 	}
 	return nil
 }
@@ -276,33 +276,4 @@ func check(ctx context.Context, validation error) error {
 		return validation
 	}
 	return ctx.Err()
-}
-
-// cloneBytes copies b, keeping nil as nil and empty as empty.
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(b)), b...)
-}
-
-// cloneMessages copies messages and their data into one new buffer. Every
-// Data slice has its capacity cut to its length, so appending to one cannot
-// overwrite the next.
-func cloneMessages(messages []store.Message) []store.Message {
-	if len(messages) == 0 {
-		return nil
-	}
-	total := 0
-	for _, message := range messages {
-		total += len(message.Data)
-	}
-	buffer := make([]byte, 0, total)
-	clones := make([]store.Message, len(messages))
-	for index, message := range messages {
-		start := len(buffer)
-		buffer = append(buffer, message.Data...)
-		clones[index] = store.Message{Seq: message.Seq, Data: buffer[start:len(buffer):len(buffer)]}
-	}
-	return clones
 }
