@@ -78,10 +78,17 @@ func (c *loadClient) connect(ctx context.Context) error {
 
 // dial opens the WebSocket connection of the client's session.
 func (c *loadClient) dial(ctx context.Context) error {
+	return c.dialURL(ctx, c.run.config.URL)
+}
+
+// dialURL opens the WebSocket connection of the client's session at base,
+// a reflector URL without the session id. The failover scenario's clients
+// move between the URLs of several nodes, so the URL is not the run's.
+func (c *loadClient) dialURL(ctx context.Context, base string) error {
 	dialer := ws.Dialer{Timeout: c.run.config.IOTimeout}
-	conn, buffered, _, err := dialer.Dial(ctx, c.run.config.URL+"/"+c.sessionID)
+	conn, buffered, _, err := dialer.Dial(ctx, base+"/"+c.sessionID)
 	if err != nil {
-		return fmt.Errorf("dial %s/%s: %w", c.run.config.URL, c.sessionID, err)
+		return fmt.Errorf("dial %s/%s: %w", base, c.sessionID, err)
 	}
 	c.conn = conn
 	var source io.Reader = conn
@@ -219,14 +226,30 @@ func (c *loadClient) handle(frame []byte) error {
 	if int32(message.seq-c.lastSeq) > 0 {
 		c.lastSeq = message.seq
 	}
+	c.recordStamped(message, now)
+	return nil
+}
+
+// recordStamped is the exactly-once bookkeeping of one stamped message,
+// after the seq check: it counts a users message (an object payload), or
+// marks the generator's message that the payload names as received,
+// counting duplicates, messages of one sender out of order and payloads
+// that are not the generator's, and records the latency of the client's
+// own. It returns the sender and index of a generator's message (sender
+// -1 for any other) and whether this client received it for the first
+// time. handle calls it for every RECV; the failover scenario also calls
+// it for the messages of a SYNC after a rejoin that the client had not
+// received before the break, so that both count a message once however it
+// arrives.
+func (c *loadClient) recordStamped(message inbound, now time.Time) (sender, index int, first bool) {
 	if message.objectPayload {
 		c.usersFrames.Add(1)
-		return nil
+		return -1, 0, false
 	}
 	sender, index, sentNs, ok := parsePayload(message.stringPayload)
 	if !ok || sender >= len(c.received) || index >= len(c.received[sender]) {
 		c.unexpected++
-		return nil
+		return -1, 0, false
 	}
 	times := c.received[sender][index]
 	if times < math.MaxUint8 {
@@ -234,7 +257,7 @@ func (c *loadClient) handle(frame []byte) error {
 	}
 	if times > 0 {
 		c.duplicates++
-		return nil
+		return sender, index, false
 	}
 	c.distinct.Add(1)
 	if index <= c.lastIndex[sender] {
@@ -244,7 +267,7 @@ func (c *loadClient) handle(frame []byte) error {
 	if sender == c.member {
 		c.run.recordLatency(now, sentNs)
 	}
-	return nil
+	return sender, index, true
 }
 
 // appendPayload appends the payload of message index of member, padded

@@ -18,6 +18,7 @@ const benchUsage = `Usage:
   metronome bench --scenario idle [flags]        many idle connections: memory, tick CPU
   metronome bench --scenario join [flags]        JOIN → SYNC time with a filled session
   metronome bench --scenario saturation [flags]  ramp the load until p99 or loss breaks: max inputs/s, deliveries/s, CPU per delivery
+  metronome bench --scenario failover [flags]    while a cluster node is killed: stall per session, no stamped message lost or doubled
   metronome bench baseline [--addr A]            run the baseline broadcast server (same frames, no reflector)
 
 The latency scenario opens sessions × clients WebSocket connections (session id =
@@ -50,6 +51,27 @@ at --writer-rate msg/s each, under the reflector's 200 frames/s limit), waits
 until every writer received all, then --joins clients join one after another,
 each timing JOIN → complete SYNC; exit status 1 if a SYNC holds fewer messages.
 
+The failover scenario measures a cluster while someone else kills (or shuts
+down) the node that stamps some sessions. --url takes a comma-separated list of
+the nodes' URLs; client j of session i starts on URL (i × clients + j) mod the
+number of URLs. --sessions × --clients (default 100 × 3 for this scenario) JOIN,
+then each sends --rate msg/s (default 5) for --duration (default 20 s) and one
+last message at its end. A client whose connection closes with a code that
+means "come back" (below 4100, or 4110) or breaks (no close frame, or no frame
+for --io-timeout, default 5 s) reconnects after 100 ms (doubling up to 1 s, at
+most 600 attempts) to the next URL, round robin, and JOINs again; it checks
+that the SYNC and the messages after it continue the seqs it had: same
+timeline, no gap (lost), no seq twice (duplicated), no other message under a
+seq it had (reused seq). Messages in flight when a connection broke are
+counted as unacknowledged sends: never stamped, not sent again. For each
+session it reports its longest time without a stamped message, as the
+distribution over sessions (p50, p90, p99, max) and the number of sessions
+over --stall-bound (default 2 s). The drain (--drain-timeout, default 10 s)
+waits for every client to be back and caught up and for every session to
+stamp again. Exit status 1 when a message was lost, duplicated or reordered,
+a seq was reused, a client gave up or was closed for good, or a session never
+stamped again; a stall over the bound alone is reported, not a failure.
+
 Flags:
 `
 
@@ -61,19 +83,19 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	defaults := bench.DefaultLatencyConfig()
 	flags := flag.NewFlagSet("bench", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	url := flags.String("url", defaults.URL, "reflector WebSocket URL; the session id is appended as the last path segment")
+	url := flags.String("url", defaults.URL, "reflector WebSocket URL; the session id is appended as the last path segment (failover: a comma-separated list of the nodes' URLs)")
 	sessions := flags.Int("sessions", defaults.Sessions, "number of sessions")
 	clients := flags.Int("clients", defaults.Clients, "clients (connections) per session (idle: 10 unless set)")
 	rate := flags.Float64("rate", defaults.Rate, "messages per second sent by each client")
 	duration := flags.Duration("duration", defaults.Duration, "measured sending time")
 	warmup := flags.Duration("warmup", defaults.Warmup, "sending time before the measurement (checked, not measured)")
 	payloadBytes := flags.Int("payload-bytes", defaults.PayloadBytes, "bytes of each message payload (at least the ~30-byte header)")
-	drainTimeout := flags.Duration("drain-timeout", defaults.DrainTimeout, "wait for outstanding messages after sending stopped")
+	drainTimeout := flags.Duration("drain-timeout", defaults.DrainTimeout, "wait for outstanding messages after sending stopped (failover: 10s unless set; also for clients to rejoin and sessions to stamp again)")
 	burst := flags.Bool("burst", false, "latency, saturation: the clients of a session send at the same instant (one burst per session per interval); default: every client at its own phase, evenly spread")
 	pid := flags.Int("pid", 0, "server process id: report its RSS (end, peak) and CPU time from /proc")
 	prefix := flags.String("session-prefix", "", `session id prefix (default "bench-<unix ns>", new sessions on every run)`)
 	jsonOutput := flags.Bool("json", false, "write the result as JSON")
-	scenario := flags.String("scenario", "latency", "latency, idle, join or saturation")
+	scenario := flags.String("scenario", "latency", "latency, idle, join, saturation or failover")
 	saturationDefaults := bench.DefaultSaturationConfig()
 	startRate := flags.Float64("start-rate", saturationDefaults.StartRate, "saturation: messages per second per client of the first step")
 	factor := flags.Float64("factor", saturationDefaults.Factor, "saturation: rate multiplier from one step to the next")
@@ -86,7 +108,9 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	writers := flags.Int("writers", 0, "join: writer connections (0: ceil(messages/2000), at most 10)")
 	writerRate := flags.Float64("writer-rate", joinDefaults.WriterRate, "join: messages per second per writer (≤ 190)")
 	cpuProfile := flags.String("cpuprofile", "", "write the generator's own CPU profile to this file (go tool pprof), to see where the generator spends its time")
-	ioTimeout := flags.Duration("io-timeout", 0, "idle, join: per-connection dial / SYNC / write timeout (0: 10s idle, 30s join)")
+	ioTimeout := flags.Duration("io-timeout", 0, "idle, join, failover: per-connection dial / SYNC / write timeout; failover: also the silence after which a connection counts as broken (0: 10s idle, 30s join, 5s failover)")
+	failoverDefaults := bench.DefaultFailoverConfig()
+	stallBound := flags.Duration("stall-bound", failoverDefaults.StallBound, "failover: report the sessions whose longest time without stamping exceeds this (not a failure by itself)")
 	if code, done := parseFlags(flags, benchUsage, args, stderr); done {
 		return code
 	}
@@ -148,8 +172,36 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
 			return bench.RunSaturation(ctx, config)
 		})
+	case "failover":
+		config := failoverDefaults
+		config.URLs = bench.SplitURLs(*url)
+		config.PayloadBytes, config.SessionPrefix, config.StallBound = *payloadBytes, *prefix, *stallBound
+		// The shared flags' defaults are the latency scenario's; the
+		// failover scenario has its own unless they are set.
+		if set["sessions"] {
+			config.Sessions = *sessions
+		}
+		if set["clients"] {
+			config.Clients = *clients
+		}
+		if set["rate"] {
+			config.Rate = *rate
+		}
+		if set["duration"] {
+			config.Duration = *duration
+		}
+		if set["drain-timeout"] {
+			config.DrainTimeout = *drainTimeout
+		}
+		if *ioTimeout > 0 {
+			config.IOTimeout = *ioTimeout
+		}
+		config.Progress = stderr
+		return runScenario(stdout, stderr, *jsonOutput, config.Validate, func(ctx context.Context) (scenarioResult, error) {
+			return bench.RunFailover(ctx, config)
+		})
 	default:
-		fmt.Fprintf(stderr, "metronome bench: --scenario %q: want latency, idle, join or saturation\n", *scenario)
+		fmt.Fprintf(stderr, "metronome bench: --scenario %q: want latency, idle, join, saturation or failover\n", *scenario)
 		return 2
 	}
 	config := defaults
