@@ -46,6 +46,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/metronome-sync/metronome/protocol"
 	"github.com/metronome-sync/metronome/reflector"
@@ -237,8 +238,12 @@ func (s *Session) Step(now int64, event reflector.Event) {
 	s.stepped++
 	if s.core == nil {
 		if connect, ok := event.(reflector.Connect); ok {
+			reason := "session storage failure, please reconnect"
+			if errors.Is(s.failed, store.ErrFenced) {
+				reason = "session is served by another node, please reconnect"
+			}
 			s.out.Outbound = append(s.out.Outbound, reflector.Outbound{To: []reflector.ConnID{connect.Conn},
-				CloseCode: protocol.CloseReconnect, CloseReason: "session storage failure, please reconnect"})
+				CloseCode: protocol.CloseReconnect, CloseReason: reason})
 		}
 		s.ended = true
 		return
@@ -384,12 +389,34 @@ func (s *Session) storePointers(ctx context.Context, out *reflector.Effects) {
 	}
 }
 
+// Relinquish ends the session at once because this node may no longer
+// stamp it (cluster mode: its ownership lease was lost; err says why).
+// Like a failed commit: nothing accumulated or waiting for storage is
+// stored or sent, every client is asked to reconnect (the session's new
+// owner serves it), and the session ends. The observer hears it as a
+// storage failure wrapping store.ErrFenced.
+func (s *Session) Relinquish(err error) {
+	if s.ended {
+		return
+	}
+	if !errors.Is(err, store.ErrFenced) {
+		err = fmt.Errorf("%w: %w", store.ErrFenced, err)
+	}
+	s.fail(err)
+}
+
 // fail handles a storage write failure: nothing of the batch is sent, every
 // client is asked to reconnect, and the session ends; the next Open
-// restarts it from what is stored.
+// restarts it from what is stored. A fenced commit (store.ErrFenced:
+// another node owns the session now) ends it the same way, with a reason
+// that says so.
 func (s *Session) fail(err error) {
 	s.options.Observer.StorageFailed(s.id, err)
-	s.options.Conns.CloseAll(protocol.CloseReconnect, "storage failure, please reconnect")
+	reason := "storage failure, please reconnect"
+	if errors.Is(err, store.ErrFenced) {
+		reason = "session moved to another node, please reconnect"
+	}
+	s.options.Conns.CloseAll(protocol.CloseReconnect, reason)
 	s.options.Conns.Flush()
 	s.out.Reset()
 	s.dropWaiting()

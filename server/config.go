@@ -66,6 +66,15 @@ type Config struct {
 	// files. For a network that is trusted entirely.
 	InsecureNoAuth bool
 
+	// Cluster makes the server a node of a cluster (cluster.go, package
+	// cluster): it stamps only the sessions it owns and forwards the
+	// clients of the others to their owners. Store must then be the
+	// cluster's shared store (store/jsstore). The retention of idle
+	// sessions is off in cluster mode (SessionRetention must not be set):
+	// one node deleting a session another node is loading is not fenced
+	// yet. Nil: a single node.
+	Cluster Cluster
+
 	// Store keeps sessions, pointers and files: store/diskstore on a data
 	// directory (what metronome serve opens) or store/memstore. The caller
 	// opens it and closes it after Shutdown.
@@ -245,6 +254,9 @@ func (c *Config) fillDefaults() {
 	if c.ConnectionsMax == 0 {
 		c.ConnectionsMax = DefaultConnectionsMax
 	}
+	if c.SessionRetention == 0 && c.Cluster != nil {
+		c.SessionRetention = -1
+	}
 	if c.SessionRetention == 0 {
 		c.SessionRetention = DefaultSessionRetention
 	}
@@ -278,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Reflector.Validate(); err != nil {
 		return err
+	}
+	if c.Cluster != nil && c.SessionRetention > 0 {
+		return fmt.Errorf("server config: SessionRetention (%v) is not supported in cluster mode yet: a node could delete a session another node is loading", c.SessionRetention)
 	}
 	if c.QueueFramesMax < 16 {
 		return fmt.Errorf("server config: QueueFramesMax must be at least 16, got %d", c.QueueFramesMax)

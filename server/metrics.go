@@ -35,6 +35,15 @@ type metrics struct {
 	sessionsExpired atomic.Uint64
 	// rejectedPerIP counts upgrades refused by ConnectionsPerIPMax.
 	rejectedPerIP atomic.Uint64
+	// Cluster mode (cluster.go): upgrades passed on to the owner of their
+	// session, those open now, those refused because the owner could not
+	// be reached, sessions this node could not acquire, and sessions it
+	// stopped stamping because it lost their ownership.
+	forwardedConnections atomic.Uint64
+	forwarding           atomic.Int64
+	forwardsFailed       atomic.Uint64
+	acquireFailed        atomic.Uint64
+	ownershipLost        atomic.Uint64
 	// joinsRateLimited counts upgrades and JOINs refused by
 	// JoinsPerIPPerSecond (joinrate.go).
 	joinsRateLimited atomic.Uint64
@@ -216,6 +225,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter) {
 		fmt.Fprintf(w, "metronome_closes_total{code=\"%d\"} %d\n", code, m.closes[code])
 	}
 	m.closesMu.Unlock()
+	if s.config.Cluster != nil {
+		counter("metronome_cluster_forwarded_connections_total", "WebSocket upgrades passed on to the node that owns their session.", m.forwardedConnections.Load())
+		gauge("metronome_cluster_forwarded_connections", "Forwarded connections open now (this node copies their bytes).", m.forwarding.Load())
+		counter("metronome_cluster_forwards_failed_total", "Upgrades answered 503 because their session's owner could not be reached before its lease ran out.", m.forwardsFailed.Load())
+		counter("metronome_cluster_acquire_failed_total", "Sessions this node could not become the owner of (their clients were asked to reconnect).", m.acquireFailed.Load())
+		counter("metronome_cluster_ownership_lost_total", "Sessions this node stopped stamping because it lost their ownership (lease not renewed in time, or fenced).", m.ownershipLost.Load())
+		s.config.Cluster.WriteMetrics(w)
+	}
 	m.latency.write(w, "metronome_client_latency_ms", "Round-trip latency reported by clients in their SENDs, in milliseconds.")
 	m.reflect.write(w, "metronome_reflect_ms", "Time from reading a client frame to queuing what it caused (decode, step, durable commit), in milliseconds.")
 	m.commit.write(w, "metronome_store_commit_ms", "Duration of storage commits (one per batch of events), in milliseconds.")

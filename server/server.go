@@ -88,6 +88,15 @@ type Server struct {
 	// background counts the goroutines of the sweeps and the snapshot
 	// collection, which Shutdown waits for.
 	background sync.WaitGroup
+	// forwarder is the HTTP transport of upgrades forwarded to the owner
+	// of their session in cluster mode (cluster.go).
+	forwardOnce sync.Once
+	forwarder   *http.Transport
+	// ownerships are the sessions this node owns in cluster mode, claimed
+	// before the upgrade or by the actor (guarded by mu); claiming makes
+	// the claims of one session take turns.
+	ownerships map[string]Ownership
+	claiming   keyedLocks
 	// verifier checks tokens with AuthToken (Config.AuthVerifier, replaced
 	// by SetAuthVerifier); nil with AuthNone.
 	verifier atomic.Pointer[auth.Verifier]
@@ -113,6 +122,7 @@ func New(config Config) (*Server, error) {
 		ready:             make(chan struct{}),
 		serveErr:          make(chan error, 1),
 		sessions:          make(map[string]*sessionActor),
+		ownerships:        make(map[string]Ownership),
 		shutdownRequested: make(chan struct{}),
 	}
 	server.store = config.Store
@@ -285,9 +295,10 @@ func waitGroup(ctx context.Context, group *sync.WaitGroup) error {
 // AuthToken mode (auth.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Server", "metronome")
+	original := r
 	r, token := withoutToken(r)
 	if isWebSocketUpgrade(r) {
-		s.serveWebSocket(w, r, token)
+		s.serveWebSocket(w, r, original, token)
 		return
 	}
 	switch {
@@ -313,7 +324,9 @@ func sessionIDFromPath(path string) string {
 	return path[strings.LastIndexByte(path, '/')+1:]
 }
 
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pathToken) {
+// serveWebSocket upgrades r (without its token prefix; original is the
+// request as it came, for forwarding in cluster mode).
+func (s *Server) serveWebSocket(w http.ResponseWriter, r, original *http.Request, token pathToken) {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
@@ -358,6 +371,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, token pa
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, reason, http.StatusTooManyRequests)
 		return
+	}
+	if sessionID := sessionIDFromPath(r.URL.Path); s.config.Cluster != nil && validateSessionID(sessionID) == nil {
+		if s.forwardUpgrade(w, original, sessionID) { // cluster.go
+			releaseAddress()
+			return
+		}
+		defer s.dropUnusedOwnership(sessionID)
 	}
 	var verified verifiedToken
 	refusal := ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"math/big"
 	"runtime"
 	"sync"
@@ -68,6 +69,10 @@ type sessionActor struct {
 	// flushes at the time, for the reflect-latency histogram.
 	durable durableReports
 	unsent  []unsentFrames
+
+	// ownership is this node's ownership of the session in cluster mode
+	// (cluster.go), nil otherwise or when it could not be acquired.
+	ownership Ownership
 
 	// stats is what the admin listener shows of the session, published by
 	// the actor (admin_stats.go); statsPublisher is the actor's side of it.
@@ -162,9 +167,17 @@ func (a *sessionActor) run() {
 	defer a.queue.close()
 	defer a.server.actors.Done()
 	a.load()
+	if a.ownership != nil {
+		// After the last flush: what the session stored is complete.
+		defer a.server.endOwnership(a.id, a.ownership)
+	}
 	timer := time.NewTimer(idleTimerWait)
 	defer timer.Stop()
 	shutdown := a.server.shutdownRequested
+	var lost <-chan struct{}
+	if a.ownership != nil {
+		lost = a.ownership.Lost()
+	}
 	held := false // the effects were held since the last flush
 	var reports []error
 	for {
@@ -205,6 +218,11 @@ func (a *sessionActor) run() {
 		case <-shutdown:
 			shutdown = nil
 			a.shutdown()
+		case <-lost:
+			// Another node may stamp the session now: stop at once.
+			lost = nil
+			a.server.metrics.ownershipLost.Add(1)
+			a.host.Relinquish(a.ownership.Err())
 		}
 		if hold := a.holdFor(a.host.Pending(), shutdown == nil); hold > 0 {
 			timer.Reset(min(hold, a.untilWake()))
@@ -286,15 +304,33 @@ func (a *sessionActor) unregister() bool {
 	if a.server.sessions[a.id] == a {
 		delete(a.server.sessions, a.id)
 		a.server.metrics.sessions.Add(-1)
+		// With the actor: a later upgrade must claim anew, not find the
+		// ownership this actor releases as it exits.
+		if a.ownership != nil && a.server.ownerships[a.id] == a.ownership {
+			delete(a.server.ownerships, a.id)
+		}
 	}
 	return a.seenConnects == a.pendingConnects
 }
 
 func (a *sessionActor) load() {
+	hostStore := a.server.hostStore
+	if cluster := a.server.config.Cluster; cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
+		ownership, err := a.server.takeOwnership(ctx, a.id) // cluster.go
+		cancel()
+		if err != nil {
+			// The host opens failed: every client is asked to reconnect,
+			// and is forwarded to the owner next time.
+			a.server.metrics.acquireFailed.Add(1)
+			hostStore = unavailableStore{Store: hostStore, err: fmt.Errorf("%w: %w", store.ErrFenced, err)}
+		}
+		a.ownership = ownership
+	}
 	a.host = host.Open(context.Background(), a.id, a.now(), host.Options{
 		Config:   a.server.config.Reflector,
 		Timeline: newTimeline(),
-		Store:    a.server.hostStore,
+		Store:    hostStore,
 		Notify:   a.durable.report,
 		Conns:    a,
 		Observer: actorObserver{sessionObserver: (*sessionObserver)(a.server), actor: a},
@@ -435,6 +471,12 @@ func (o *sessionObserver) Quarantined(id string, err error) {
 		"session", id, "err", err)
 }
 func (o *sessionObserver) StorageFailed(id string, err error) {
+	if errors.Is(err, store.ErrFenced) {
+		// Cluster mode: another node owns the session (cluster.go).
+		o.snapshots.storageFailed(id)
+		o.logger.Info("session is owned by another node; its clients are asked to reconnect", "session", id, "err", err)
+		return
+	}
 	o.metrics.storeErrors.Add(1)
 	o.snapshots.storageFailed(id)
 	o.logger.Error("session storage failed; closing the session so clients resync from storage",
@@ -528,6 +570,22 @@ func newHostStore(s store.Store, commit *histogram) host.Store {
 }
 
 // newTimeline returns a random base-36 incarnation id (docs/protocol.md §7.1).
+// acquireTimeout bounds the claim of a session's ownership in cluster
+// mode.
+const acquireTimeout = 5 * time.Second
+
+// unavailableStore fails every load: the host of a session this node
+// could not acquire (cluster mode) starts failed, and its Connects are
+// answered with a reconnect.
+type unavailableStore struct {
+	host.Store
+	err error
+}
+
+func (u unavailableStore) LoadSession(context.Context, string) (store.Session, error) {
+	return store.Session{}, u.err
+}
+
 func newTimeline() string {
 	limit := new(big.Int).Exp(big.NewInt(36), big.NewInt(12), nil)
 	n, err := rand.Int(rand.Reader, limit)

@@ -17,3 +17,10 @@ var ErrClosed = errors.New("store: closed")
 // nothing and the session starts again on a new timeline; the error says
 // where the files went.
 var ErrCorrupt = errors.New("store: stored data is damaged")
+
+// ErrFenced is returned by Commit of a store shared by several nodes
+// (store/jsstore) when another writer changed the session since this one
+// loaded it: another node owns the session now. Nothing of the batch was
+// stored; the caller must stop stamping the session and send its clients
+// elsewhere (host.Session does: they are asked to reconnect).
+var ErrFenced = errors.New("store: session was changed by another writer (fenced)")

@@ -47,6 +47,13 @@ public address never serves /sessions or the profiler (docs/operations.md,
 Sessions are kept in --data-dir across restarts: clients that reconnect after
 a restart continue with the same timeline, time and sequence numbers.
 
+Cluster mode: --cluster-name NAME --node-name NODE --cluster-listen HOST:PORT
+--cluster-routes nats://HOST:PORT,... on each node (each with its own
+--data-dir) runs a cluster with an embedded NATS JetStream: any node serves any
+session, one node at a time stamps it, and when that node dies another takes
+over within --cluster-lease. --nats-url uses an external NATS cluster instead.
+See docs/cluster.md.
+
 Every flag can also be set by an environment variable, shown in brackets;
 a flag on the command line wins.
 
@@ -89,6 +96,8 @@ func serve(args []string, stdout, stderr io.Writer) (code int) {
 	flags.StringVar(&access.secretFile, "auth-secret-file", env("METRONOME_AUTH_SECRET_FILE", ""), `signing key of --auth token (PEM, from metronome token keygen): tokens it signs are accepted; the same file mints them: metronome token --auth-secret-file FILE --app APPID [METRONOME_AUTH_SECRET_FILE]`)
 	flags.StringVar(&access.keysFile, "auth-keys", env("METRONOME_AUTH_KEYS", ""), `keys file of --auth token: lines "<kid> ed25519 <public key>" and "static <secret> apps=... rights=..."; reloaded on SIGHUP [METRONOME_AUTH_KEYS]`)
 	flags.BoolVar(&access.insecure, "insecure-no-auth", envBool("METRONOME_INSECURE_NO_AUTH", false), "allow --auth none on an address that is not loopback: anyone who can reach it may join any session and write files [METRONOME_INSECURE_NO_AUTH]")
+	var clusterOptions clusterFlags
+	clusterOptions.register(flags)
 	if code, done := parseFlags(flags, serveUsage, args, stderr); done {
 		return code
 	}
@@ -127,15 +136,28 @@ func serve(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 2
 	}
-	st, err := openStore(*dataDir, *durable, logger)
-	if err != nil {
+	var st store.Store
+	var clustered *clusterSetup
+	if clusterOptions.enabled() {
+		clustered, err = openCluster(clusterOptions, *dataDir, *addr, certificates != nil, logger) // serve_cluster.go
+		if err != nil {
+			fmt.Fprintln(stderr, "metronome serve:", err)
+			return 1
+		}
+		defer clustered.close()
+		st = clustered.store
+		proxies = append(proxies, clustered.trusted...)
+	} else if st, err = openStore(*dataDir, *durable, logger); err != nil {
 		fmt.Fprintln(stderr, "metronome serve:", err)
 		return 1
 	}
-	if *dataDir != "" && *durable {
+	if *dataDir != "" && *durable && clustered == nil {
 		ensureProcsForDurableSyncs(logger)
 	}
 	defer func() {
+		if clustered != nil {
+			return // closed by clustered.close
+		}
 		if err := st.Close(); err != nil {
 			// What was not synced stays in the journal and is replayed at
 			// the next start; the exit status tells a supervisor that this
@@ -173,6 +195,12 @@ func serve(args []string, stdout, stderr io.Writer) (code int) {
 		QueueAgeMax:           *queueAgeMax,
 		SessionRetention:      *sessionRetention,
 		CoalesceMax:           coalesce,
+	}
+	if clustered != nil {
+		config.Cluster = clustered.node
+		if !isSet(flags, "session-retention", "METRONOME_SESSION_RETENTION") {
+			config.SessionRetention = -1 // not in cluster mode yet (server.Config.Cluster)
+		}
 	}
 	srv, err := server.New(config)
 	if err != nil {

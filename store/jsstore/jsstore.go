@@ -38,8 +38,9 @@ import (
 // message this Store has not seen: another node appended (or deleted the
 // session) since this one loaded it. The batch was not stored; the caller
 // must stop stamping the session and hand its clients over. A later
-// LoadSession reads what the other node stored.
-var ErrFenced = errors.New("jsstore: session was changed by another node (fenced)")
+// LoadSession reads what the other node stored. It is store.ErrFenced,
+// which the host knows.
+var ErrFenced = store.ErrFenced
 
 // Defaults of Options.
 const (
@@ -77,6 +78,9 @@ type Options struct {
 	// it expires. Default LeaseTTLDefault. Changing it for an existing
 	// bucket updates the bucket.
 	LeaseTTL time.Duration
+	// Address is written into the leases this Store claims: where its
+	// node serves clients (cluster mode forwards there). Optional.
+	Address string
 }
 
 var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -154,7 +158,7 @@ func Open(ctx context.Context, js jetstream.JetStream, options Options) (*Store,
 		sessions:        make(map[string]*sessionState),
 	}
 	var err error
-	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	streamConfig := jetstream.StreamConfig{
 		Name:        options.Namespace + "_sessions",
 		Description: "Metronome sessions: one subject per session, one message per committed batch",
 		Subjects:    []string{s.subjectPrefix + "*"},
@@ -165,38 +169,81 @@ func Open(ctx context.Context, js jetstream.JetStream, options Options) (*Store,
 		AllowDirect: true,
 		// Purges compact a session's subject; nothing else removes messages.
 		DenyDelete: true,
-	})
+	}
+	s.stream, err = ensure(ctx, jetstream.ErrStreamNotFound,
+		func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, streamConfig.Name) },
+		func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, streamConfig) })
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: creating the sessions stream: %w", err)
 	}
-	s.pointers, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	pointersConfig := jetstream.KeyValueConfig{
 		Bucket:   options.Namespace + "_pointers",
 		History:  1,
 		Storage:  jetstream.FileStorage,
 		Replicas: options.Replicas,
-	})
+	}
+	s.pointers, err = ensure(ctx, jetstream.ErrBucketNotFound,
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, pointersConfig.Bucket) },
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, pointersConfig) })
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: creating the pointers bucket: %w", err)
 	}
-	s.owners, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	ownersConfig := jetstream.KeyValueConfig{
 		Bucket:   options.Namespace + "_owners",
 		History:  1,
 		TTL:      options.LeaseTTL,
 		Storage:  jetstream.FileStorage,
 		Replicas: options.Replicas,
-	})
+	}
+	s.owners, err = ensure(ctx, jetstream.ErrBucketNotFound,
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, ownersConfig.Bucket) },
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, ownersConfig) })
+	if err == nil {
+		var status jetstream.KeyValueStatus
+		if status, err = s.owners.Status(ctx); err == nil && status.TTL() != options.LeaseTTL {
+			s.owners, err = js.UpdateKeyValue(ctx, ownersConfig) // a new LeaseTTL
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: creating the owners bucket: %w", err)
 	}
-	s.files, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	filesConfig := jetstream.ObjectStoreConfig{
 		Bucket:   options.Namespace + "_files",
 		Storage:  jetstream.FileStorage,
 		Replicas: options.Replicas,
-	})
+	}
+	s.files, err = ensure(ctx, jetstream.ErrBucketNotFound,
+		func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.ObjectStore(ctx, filesConfig.Bucket)
+		},
+		func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.CreateObjectStore(ctx, filesConfig)
+		})
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: creating the files bucket: %w", err)
 	}
 	return s, nil
+}
+
+// ensure returns what get finds, or what create makes if get finds nothing
+// (notFound). Nodes starting together create the same streams: creating
+// only what is missing (and looking again after losing the race) avoids
+// concurrent updates of one replicated stream, which JetStream can leave
+// unanswered. An existing stream's settings are kept (the owners bucket's
+// TTL excepted, see Open).
+func ensure[T any](ctx context.Context, notFound error, get, create func(context.Context) (T, error)) (T, error) {
+	found, err := get(ctx)
+	if err == nil || !errors.Is(err, notFound) {
+		return found, err
+	}
+	made, err := create(ctx)
+	if err == nil {
+		return made, nil
+	}
+	if found, getErr := get(ctx); getErr == nil {
+		return found, nil // another node created it meanwhile
+	}
+	return made, err
 }
 
 // Close makes every later call fail with store.ErrClosed. It does not close

@@ -39,20 +39,26 @@ var ErrLeaseLost = errors.New("jsstore: lease lost")
 type Lease struct {
 	Session string
 	Owner   string
+	// Address is where the owner serves its clients (Options.Address of
+	// its Store): other nodes forward the session's clients there.
+	Address string
 	// Epoch is the revision of the claim; it grows with every new claim.
 	Epoch uint64
 	// Revision is the revision of the last claim or renewal: Renew and
 	// Release need it.
 	Revision uint64
-	// Renewed is when the claimant's last claim or renewal was
-	// acknowledged (its own clock). The lease lasts at least Options.LeaseTTL
-	// after the write, which happened before this.
+	// Renewed is when the claimant sent its last acknowledged claim or
+	// renewal (its own clock). The server wrote it after that, so the
+	// lease lasts at least Options.LeaseTTL from Renewed (less any drift
+	// of the claimant's clock against the server's during the TTL).
 	Renewed time.Time
 }
 
 // leaseValue is what the owners bucket holds for a session.
 type leaseValue struct {
 	Owner string `json:"owner"`
+	// Address is Options.Address of the owner's Store.
+	Address string `json:"address,omitempty"`
 	// Epoch is 0 in the claim itself (its revision is the epoch) and the
 	// claim's revision in renewals.
 	Epoch uint64 `json:"epoch,omitempty"`
@@ -64,10 +70,11 @@ func (s *Store) Claim(ctx context.Context, sessionID, owner string) (Lease, erro
 	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
 		return Lease{}, err
 	}
-	value, err := json.Marshal(leaseValue{Owner: owner})
+	value, err := json.Marshal(leaseValue{Owner: owner, Address: s.options.Address})
 	if err != nil {
 		return Lease{}, err
 	}
+	sent := time.Now()
 	revision, err := s.owners.Create(ctx, encodeToken(sessionID), value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		holder := "unknown"
@@ -79,7 +86,34 @@ func (s *Store) Claim(ctx context.Context, sessionID, owner string) (Lease, erro
 	if err != nil {
 		return Lease{}, fmt.Errorf("session %q: claim by %q: %w", sessionID, owner, err)
 	}
-	return Lease{Session: sessionID, Owner: owner, Epoch: revision, Revision: revision, Renewed: time.Now()}, nil
+	return Lease{Session: sessionID, Owner: owner, Address: s.options.Address, Epoch: revision, Revision: revision, Renewed: sent}, nil
+}
+
+// Takeover claims a session whose lease current (read with CurrentLease)
+// has not expired, by compare-and-set at its revision: for a node that
+// finds a lease in its own name that it does not hold (it restarted
+// within the TTL). The new lease has a higher epoch; if the key changed
+// since current was read, the error wraps ErrLeaseHeld. Taking over a live
+// owner's lease is safe for the data (that owner's next append is fenced)
+// but not for its clients: use it only for the node's own name.
+func (s *Store) Takeover(ctx context.Context, current Lease, owner string) (Lease, error) {
+	if err := s.begin(ctx, store.ValidateSessionID(current.Session)); err != nil {
+		return Lease{}, err
+	}
+	value, err := json.Marshal(leaseValue{Owner: owner, Address: s.options.Address})
+	if err != nil {
+		return Lease{}, err
+	}
+	sent := time.Now()
+	revision, err := s.owners.Update(ctx, encodeToken(current.Session), value, current.Revision)
+	if isWrongLastSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
+		return Lease{}, fmt.Errorf("session %q: takeover by %q of epoch %d: the lease changed: %w",
+			current.Session, owner, current.Epoch, ErrLeaseHeld)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("session %q: takeover by %q: %w", current.Session, owner, err)
+	}
+	return Lease{Session: current.Session, Owner: owner, Address: s.options.Address, Epoch: revision, Revision: revision, Renewed: sent}, nil
 }
 
 // Renew extends the lease by the bucket's TTL. It fails with an error
@@ -88,10 +122,11 @@ func (s *Store) Renew(ctx context.Context, lease Lease) (Lease, error) {
 	if err := s.begin(ctx, store.ValidateSessionID(lease.Session)); err != nil {
 		return Lease{}, err
 	}
-	value, err := json.Marshal(leaseValue{Owner: lease.Owner, Epoch: lease.Epoch})
+	value, err := json.Marshal(leaseValue{Owner: lease.Owner, Address: lease.Address, Epoch: lease.Epoch})
 	if err != nil {
 		return Lease{}, err
 	}
+	sent := time.Now()
 	revision, err := s.owners.Update(ctx, encodeToken(lease.Session), value, lease.Revision)
 	if isWrongLastSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
 		return Lease{}, fmt.Errorf("session %q: renewal by %q of epoch %d at revision %d: %w",
@@ -100,7 +135,7 @@ func (s *Store) Renew(ctx context.Context, lease Lease) (Lease, error) {
 	if err != nil {
 		return Lease{}, fmt.Errorf("session %q: renewal by %q: %w", lease.Session, lease.Owner, err)
 	}
-	lease.Revision, lease.Renewed = revision, time.Now()
+	lease.Revision, lease.Renewed = revision, sent
 	return lease, nil
 }
 
@@ -142,5 +177,5 @@ func (s *Store) CurrentLease(ctx context.Context, sessionID string) (Lease, erro
 	if epoch == 0 {
 		epoch = entry.Revision()
 	}
-	return Lease{Session: sessionID, Owner: value.Owner, Epoch: epoch, Revision: entry.Revision()}, nil
+	return Lease{Session: sessionID, Owner: value.Owner, Address: value.Address, Epoch: epoch, Revision: entry.Revision()}, nil
 }
