@@ -5,8 +5,8 @@
 //
 //   - nats.go starts the NATS server a node embeds (JetStream on, routes to
 //     its peers) or connects to an external cluster;
-//   - keeper.go is the pure rule for keeping one ownership lease: when to
-//     renew, when to stop stamping;
+//   - package cluster/lease is the pure rule for keeping one ownership
+//     lease: when to renew, when to stop stamping;
 //   - node.go is the node as the server sees it (server.Cluster): who owns
 //     a session (the server forwards its clients there), claiming a session
 //     for this node, keeping its lease, and telling the session to stop

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metronome-sync/metronome/cluster/lease"
 	"github.com/metronome-sync/metronome/server"
 	"github.com/metronome-sync/metronome/store"
 	"github.com/metronome-sync/metronome/store/jsstore"
@@ -17,7 +18,7 @@ import (
 
 // Node is one node of a cluster, as its server sees it (server.Cluster):
 // it says which node owns a session, claims sessions for this node and
-// keeps their leases (keeper.go), and tells a session to stop when its
+// keeps their leases (cluster/lease), and tells a session to stop when its
 // lease is lost.
 type Node struct {
 	name   string
@@ -92,11 +93,11 @@ func (n *Node) ForwardWait() time.Duration { return n.ttl + time.Second }
 // name that it does not hold (this node restarted within the TTL, or an
 // ended session's release is still under way) is taken over.
 func (n *Node) Acquire(ctx context.Context, sessionID string) (server.Ownership, error) {
-	lease, err := n.store.Claim(ctx, sessionID, n.name)
+	claimed, err := n.store.Claim(ctx, sessionID, n.name)
 	if errors.Is(err, jsstore.ErrLeaseHeld) {
 		current, currentErr := n.store.CurrentLease(ctx, sessionID)
 		if currentErr == nil && current.Owner == n.name {
-			lease, err = n.store.Takeover(ctx, current, n.name)
+			claimed, err = n.store.Takeover(ctx, current, n.name)
 			if err == nil {
 				n.takeovers.Add(1)
 			}
@@ -107,15 +108,15 @@ func (n *Node) Acquire(ctx context.Context, sessionID string) (server.Ownership,
 		return nil, err
 	}
 	n.claims.Add(1)
-	o := &ownership{node: n, lease: lease, lost: make(chan struct{}), released: make(chan struct{}),
-		keeper: NewKeeper(n.ttl.Milliseconds(), n.driftMargin().Milliseconds(), n.millis(lease.Renewed))}
+	o := &ownership{node: n, lease: claimed, lost: make(chan struct{}), released: make(chan struct{}),
+		keeper: lease.New(n.ttl.Milliseconds(), n.driftMargin().Milliseconds(), n.millis(claimed.Renewed))}
 	n.mu.Lock()
 	if previous := n.owned[sessionID]; previous != nil {
 		previous.Release() // superseded by the takeover: it stops renewing
 	}
 	n.owned[sessionID] = o
 	n.mu.Unlock()
-	n.logger.Debug("session claimed", "session", sessionID, "epoch", lease.Epoch)
+	n.logger.Debug("session claimed", "session", sessionID, "epoch", claimed.Epoch)
 	n.keeping.Add(1)
 	go o.keep()
 	return o, nil
@@ -138,7 +139,7 @@ func (n *Node) Close(ctx context.Context) {
 	}
 }
 
-// driftMargin is the part of the TTL a node does not count on (Keeper).
+// driftMargin is the part of the TTL a node does not count on (lease.Keeper).
 func (n *Node) driftMargin() time.Duration { return n.ttl / 10 }
 
 func (n *Node) millis(t time.Time) int64 { return t.Sub(n.start).Milliseconds() }
@@ -171,7 +172,7 @@ func (n *Node) WriteMetrics(w io.Writer) {
 // ownership is one session's lease, kept by its own goroutine (keep).
 type ownership struct {
 	node   *Node
-	keeper *Keeper
+	keeper *lease.Keeper
 	// lease is owned by keep once it runs; lostBy is the renewal error
 	// that said the lease is gone.
 	lease  Lease
@@ -239,7 +240,7 @@ func (o *ownership) keep() {
 
 // renew sends one renewal, bounded by the time the lease is counted on,
 // and steps its outcome.
-func (o *ownership) renew() KeeperEffects {
+func (o *ownership) renew() lease.Effects {
 	n := o.node
 	sent := time.Now()
 	deadline := n.start.Add(time.Duration(o.keeper.ValidUntil()) * time.Millisecond)

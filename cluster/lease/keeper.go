@@ -1,10 +1,15 @@
-package cluster
+// Package lease is the rule for keeping one ownership lease in cluster
+// mode (docs/cluster.md): when to renew it and when to stop stamping. It is
+// pure, so that the cluster node (package cluster) and the simulator run
+// the same rule.
+package lease
 
 // Keeper is the rule for keeping one ownership lease: when to renew it,
 // and when the node must stop stamping the session because the lease may
 // have run out. It is a pure state machine (no clock, no I/O): times are
 // milliseconds of the node's monotonic clock, given with each event, and
-// the decisions come back as Effects for the shell (node.go) to execute.
+// the decisions come back as Effects for the shell (cluster/node.go) to
+// execute.
 //
 // The lease lasts TTL from when the server wrote the last claim or
 // renewal, by the server's clock. The node knows only when it sent that
@@ -38,8 +43,8 @@ type Keeper struct {
 // in milliseconds.
 const RetryInterval = 100
 
-// KeeperEffects is what the node must do after a step.
-type KeeperEffects struct {
+// Effects is what the node must do after a step.
+type Effects struct {
 	// Renew: send a renewal now, then step Renewed or RenewFailed with
 	// the time it was sent.
 	Renew bool
@@ -54,15 +59,15 @@ type KeeperEffects struct {
 }
 
 // NewKeeper starts keeping a lease whose claim was sent at claimedAt.
-func NewKeeper(ttl, driftMargin, claimedAt int64) *Keeper {
+func New(ttl, driftMargin, claimedAt int64) *Keeper {
 	return &Keeper{TTL: ttl, DriftMargin: driftMargin, renewedAt: claimedAt}
 }
 
 // Tick is a step at time now with nothing else to report.
-func (k *Keeper) Tick(now int64) KeeperEffects { return k.decide(now) }
+func (k *Keeper) Tick(now int64) Effects { return k.decide(now) }
 
 // Renewed reports that the renewal sent at sentAt was acknowledged.
-func (k *Keeper) Renewed(now, sentAt int64) KeeperEffects {
+func (k *Keeper) Renewed(now, sentAt int64) Effects {
 	k.inFlight, k.failed = false, false
 	if sentAt > k.renewedAt {
 		k.renewedAt = sentAt
@@ -72,7 +77,7 @@ func (k *Keeper) Renewed(now, sentAt int64) KeeperEffects {
 
 // RenewFailed reports that the renewal sent at sentAt failed; lost means
 // the lease is gone for certain (another node holds it, or it expired).
-func (k *Keeper) RenewFailed(now, sentAt int64, lost bool) KeeperEffects {
+func (k *Keeper) RenewFailed(now, sentAt int64, lost bool) Effects {
 	k.inFlight = false
 	if lost {
 		return k.stop("another node holds the lease, or it expired")
@@ -87,9 +92,9 @@ func (k *Keeper) Stopped() bool { return k.stopped }
 // ValidUntil is the time until which the lease is counted on (ms).
 func (k *Keeper) ValidUntil() int64 { return k.renewedAt + k.TTL - k.DriftMargin }
 
-func (k *Keeper) decide(now int64) KeeperEffects {
+func (k *Keeper) decide(now int64) Effects {
 	if k.stopped {
-		return KeeperEffects{}
+		return Effects{}
 	}
 	if now >= k.ValidUntil() {
 		return k.stop("the lease was not renewed in time")
@@ -98,7 +103,7 @@ func (k *Keeper) decide(now int64) KeeperEffects {
 	if k.failed {
 		next = max(next, k.failedAt+RetryInterval)
 	}
-	var effects KeeperEffects
+	var effects Effects
 	if !k.inFlight && now >= next {
 		k.inFlight, k.sentAt = true, now
 		effects.Renew = true
@@ -110,7 +115,7 @@ func (k *Keeper) decide(now int64) KeeperEffects {
 	return effects
 }
 
-func (k *Keeper) stop(reason string) KeeperEffects {
+func (k *Keeper) stop(reason string) Effects {
 	k.stopped = true
-	return KeeperEffects{Stop: true, Reason: reason}
+	return Effects{Stop: true, Reason: reason}
 }

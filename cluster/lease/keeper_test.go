@@ -1,4 +1,4 @@
-package cluster
+package lease
 
 import "testing"
 
@@ -8,7 +8,7 @@ const (
 )
 
 func TestKeeperRenewsEveryThirdOfTheTTL(t *testing.T) {
-	k := NewKeeper(testTTL, testMargin, 0)
+	k := New(testTTL, testMargin, 0)
 	if e := k.Tick(0); e.Renew || e.Stop || e.Wake != testTTL/3 {
 		t.Fatalf("Tick(0) = %+v, want no renewal, wake at %d", e, testTTL/3)
 	}
@@ -32,7 +32,7 @@ func TestKeeperRenewsEveryThirdOfTheTTL(t *testing.T) {
 }
 
 func TestKeeperStopsBeforeTheLeaseEnds(t *testing.T) {
-	k := NewKeeper(testTTL, testMargin, 0)
+	k := New(testTTL, testMargin, 0)
 	if !k.Tick(testTTL / 3).Renew {
 		t.Fatal("no renewal at TTL/3")
 	}
@@ -55,7 +55,7 @@ func TestKeeperStopsBeforeTheLeaseEnds(t *testing.T) {
 }
 
 func TestKeeperRetriesFailedRenewals(t *testing.T) {
-	k := NewKeeper(testTTL, testMargin, 0)
+	k := New(testTTL, testMargin, 0)
 	k.Tick(testTTL / 3)
 	e := k.RenewFailed(testTTL/3+5, testTTL/3, false)
 	if e.Renew || e.Stop || e.Wake != testTTL/3+5+RetryInterval {
@@ -71,7 +71,7 @@ func TestKeeperRetriesFailedRenewals(t *testing.T) {
 }
 
 func TestKeeperStopsAtOnceWhenTheLeaseIsLost(t *testing.T) {
-	k := NewKeeper(testTTL, testMargin, 0)
+	k := New(testTTL, testMargin, 0)
 	k.Tick(testTTL / 3)
 	e := k.RenewFailed(testTTL/3+5, testTTL/3, true)
 	if !e.Stop {
@@ -83,7 +83,7 @@ func TestKeeperStopsAtOnceWhenTheLeaseIsLost(t *testing.T) {
 }
 
 func TestKeeperNeverRenewsAnOlderLease(t *testing.T) {
-	k := NewKeeper(testTTL, testMargin, 1000)
+	k := New(testTTL, testMargin, 1000)
 	k.Tick(1000 + testTTL/3)
 	// An acknowledgement of a renewal sent before the claim cannot move
 	// the lease's start back.
