@@ -74,6 +74,9 @@ const forwardRetryInterval = 100 * time.Millisecond
 // upgrade.
 const forwardDialTimeout = 2 * time.Second
 
+// forwardedHeader marks an upgrade one node forwarded to another.
+const forwardedHeader = "Metronome-Forwarded"
+
 // errOwnerUnreachable is what a forward attempt returns when the owner's
 // address cannot be reached: nothing was written to the client yet.
 var errOwnerUnreachable = errors.New("owner unreachable")
@@ -87,6 +90,21 @@ func (s *Server) forwardUpgrade(w http.ResponseWriter, r *http.Request, sessionI
 	cluster := s.config.Cluster
 	if cluster == nil || s.holdsSession(sessionID) {
 		return false
+	}
+	if r.Header.Get(forwardedHeader) != "" {
+		// Forwarded here by another node: serve it or refuse it, never
+		// forward it again (two nodes reading ownership at different
+		// moments would otherwise pass it back and forth).
+		ctx, cancel := context.WithTimeout(r.Context(), acquireTimeout)
+		err := s.claimSession(ctx, sessionID)
+		cancel()
+		if err == nil {
+			return false
+		}
+		s.metrics.forwardsFailed.Add(1)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "session owner changed, retry: "+err.Error(), http.StatusServiceUnavailable)
+		return true
 	}
 	deadline := time.Now().Add(cluster.ForwardWait())
 	var lastErr error
@@ -249,6 +267,7 @@ func (s *Server) proxyUpgrade(w http.ResponseWriter, r *http.Request, owner stri
 			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + r.URL.Path
 			pr.Out.URL.RawPath = ""
 			pr.SetXForwarded()
+			pr.Out.Header.Set(forwardedHeader, "1")
 		},
 		Transport: s.forwardTransport(),
 		ModifyResponse: func(*http.Response) error {

@@ -121,8 +121,9 @@ type Config struct {
 	// (408 for an upload) instead of holding a connection, and a shutdown,
 	// for ever.
 	FileTransferTimeout time.Duration
-	// ConnectionsMax bounds open WebSocket connections (further upgrades
-	// get HTTP 503).
+	// ConnectionsMax bounds open WebSocket connections, those forwarded
+	// to other nodes in cluster mode included (further upgrades get HTTP
+	// 503).
 	ConnectionsMax int
 	// SessionRetention: a stored session unchanged for this long, with no
 	// connection, is deleted (retention.go). Zero means

@@ -347,7 +347,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r, original *http.Request
 	if s.refuseNewSession(w, sessionIDFromPath(r.URL.Path)) {
 		return
 	}
-	if int(s.metrics.connections.Load()) >= s.config.ConnectionsMax {
+	if int(s.metrics.connections.Load()+s.metrics.forwarding.Load()) >= s.config.ConnectionsMax {
 		s.metrics.rejectedConnections.Add(1)
 		http.Error(w, fmt.Sprintf("too many connections (ConnectionsMax=%d)", s.config.ConnectionsMax), http.StatusServiceUnavailable)
 		return
