@@ -31,6 +31,9 @@ type loadClient struct {
 	member    int // index of the client within its session
 	sessionID string
 	viewID    string
+	// url is the reflector URL the client joins through (clusterURL);
+	// empty: the run's.
+	url string
 
 	conn    net.Conn
 	frames  *frameReader
@@ -78,6 +81,9 @@ func (c *loadClient) connect(ctx context.Context) error {
 
 // dial opens the WebSocket connection of the client's session.
 func (c *loadClient) dial(ctx context.Context) error {
+	if c.url != "" {
+		return c.dialURL(ctx, c.url)
+	}
 	return c.dialURL(ctx, c.run.config.URL)
 }
 

@@ -30,7 +30,12 @@ const (
 // (not measured) then Duration (measured).
 type LatencyConfig struct {
 	// URL is the reflector endpoint without the session id, e.g.
-	// ws://127.0.0.1:8888/reflector.
+	// ws://127.0.0.1:8888/reflector. A comma-separated list names the
+	// nodes of a cluster (docs/cluster.md): the first client of every
+	// session joins through the first URL, before the others (so that
+	// node owns the session), and the others through the rest of the
+	// list in turn, so that they are all forwarded by nodes that do not
+	// own their session.
 	URL          string
 	Sessions     int
 	Clients      int
@@ -68,8 +73,8 @@ func DefaultLatencyConfig() LatencyConfig {
 // Validate reports a configuration outside the limits, naming the field.
 func (c *LatencyConfig) Validate() error {
 	switch {
-	case !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://"):
-		return fmt.Errorf("url %q: want ws://host:port/path", c.URL)
+	case !validURLs(c.URL):
+		return fmt.Errorf("url %q: want ws://host:port/path, or a comma-separated list of them", c.URL)
 	case c.Sessions < 1 || c.Clients < 1 || c.Sessions*c.Clients > ConnectionsMax:
 		return fmt.Errorf("sessions %d × clients %d: each must be ≥ 1 and the product ≤ %d (ConnectionsMax)", c.Sessions, c.Clients, ConnectionsMax)
 	case !(c.Rate > 0 && c.Rate <= RatePerClientMax):
@@ -169,6 +174,7 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 		progress = io.Discard
 	}
 	run := &latencyRun{config: config, epoch: time.Now()}
+	urls := strings.Split(config.URL, ",")
 	run.interval = time.Duration(float64(time.Second) / config.Rate)
 	if config.SessionPrefix == "" {
 		config.SessionPrefix = fmt.Sprintf("bench-%d", run.epoch.UnixNano())
@@ -182,6 +188,7 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 			clients = append(clients, &loadClient{
 				run: run, session: session, member: member, sessionID: sessionID,
 				viewID: fmt.Sprintf("bench-view-%d-%d", session, member),
+				url:    clusterURL(urls, session, member),
 			})
 		}
 	}
@@ -199,7 +206,23 @@ func RunLatency(ctx context.Context, config LatencyConfig) (*LatencyResult, erro
 	// Connect everything (JOIN → SYNC) before anyone sends, so that every
 	// client is in the broadcast set of every message of the run.
 	connectStart := time.Now()
-	if err := connectAll(ctx, clients, nil); err != nil {
+	if len(urls) > 1 {
+		// The first client of every session first: its node claims it.
+		var first, rest []*loadClient
+		for _, client := range clients {
+			if client.member == 0 {
+				first = append(first, client)
+			} else {
+				rest = append(rest, client)
+			}
+		}
+		if err := connectAll(ctx, first, nil); err != nil {
+			return nil, err
+		}
+		if err := connectAll(ctx, rest, nil); err != nil {
+			return nil, err
+		}
+	} else if err := connectAll(ctx, clients, nil); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "bench: %d connections joined in %v\n", len(clients), time.Since(connectStart).Round(time.Millisecond))
@@ -410,4 +433,25 @@ func connectAll(ctx context.Context, clients []*loadClient, onConnected func(tim
 		return ctx.Err()
 	}
 	return firstErr
+}
+
+// validURLs reports whether list is one ws:// or wss:// URL or a
+// comma-separated list of them.
+func validURLs(list string) bool {
+	for _, url := range strings.Split(list, ",") {
+		if !strings.HasPrefix(url, "ws://") && !strings.HasPrefix(url, "wss://") {
+			return false
+		}
+	}
+	return true
+}
+
+// clusterURL is the URL a client joins through (LatencyConfig.URL): the
+// only one, or for a list the first for the first client of a session
+// and the others in turn for the rest.
+func clusterURL(urls []string, session, member int) string {
+	if len(urls) == 1 || member == 0 {
+		return urls[0]
+	}
+	return urls[1+(session+member-1)%(len(urls)-1)]
 }

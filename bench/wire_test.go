@@ -115,3 +115,25 @@ func TestFrameParser(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterURL(t *testing.T) {
+	urls := []string{"ws://a/r", "ws://b/r", "ws://c/r"}
+	for session := range 3 {
+		if got := clusterURL(urls, session, 0); got != urls[0] {
+			t.Errorf("session %d member 0 joins through %s, want the first URL", session, got)
+		}
+		seen := map[string]int{}
+		for member := 1; member <= 4; member++ {
+			seen[clusterURL(urls, session, member)]++
+		}
+		if seen[urls[0]] != 0 || seen[urls[1]] != 2 || seen[urls[2]] != 2 {
+			t.Errorf("session %d: members 1-4 spread %v, want 2 each over the other URLs", session, seen)
+		}
+	}
+	if got := clusterURL(urls[:1], 2, 5); got != urls[0] {
+		t.Errorf("one URL: got %s", got)
+	}
+	if !validURLs("ws://a/r,wss://b/r") || validURLs("ws://a/r,http://b/r") {
+		t.Error("validURLs")
+	}
+}

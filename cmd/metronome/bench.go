@@ -22,7 +22,9 @@ const benchUsage = `Usage:
   metronome bench baseline [--addr A]            run the baseline broadcast server (same frames, no reflector)
 
 The latency scenario opens sessions × clients WebSocket connections (session id =
-<url>/<prefix>-<n>), JOINs each, waits for every SYNC, then every client sends
+<url>/<prefix>-<n>; --url may list the nodes of a cluster, comma-separated: the
+first client of each session joins through the first URL, so that node owns
+the session, and the others through the rest in turn), JOINs each, waits for every SYNC, then every client sends
 rate SENDs per second for warmup + duration. The clients of a session send at
 evenly spread phases (interval/clients apart; --burst: all at once, one burst per
 session per interval). Each client measures the latency of
