@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/metronome-sync/metronome/client/island"
 	"github.com/metronome-sync/metronome/client/link"
@@ -73,22 +74,50 @@ func (f *sessionFiles[M]) Upload(upload island.Upload, sealed []byte) {
 
 // get downloads a snapshot, bounded by SnapshotBytesMax.
 func (s *Session[M]) get(target string) ([]byte, error) {
+	// A server that cannot read the file for a moment (503: a disk error
+	// it retries, a cluster electing a leader) or a connection that broke
+	// is tried again, as the JavaScript client does: a replica that cannot
+	// load its snapshot cannot join.
+	var data []byte
+	var err error
+	for attempt := range downloadAttempts {
+		if attempt > 0 {
+			time.Sleep(downloadRetryWait << (attempt - 1))
+		}
+		var retry bool
+		if data, retry, err = s.getOnce(target); err == nil || !retry {
+			return data, err
+		}
+	}
+	return nil, err
+}
+
+// downloadAttempts bounds the tries of one snapshot download, the first
+// retry waiting downloadRetryWait and each next one twice as long.
+const (
+	downloadAttempts  = 4
+	downloadRetryWait = 250 * time.Millisecond
+)
+
+// getOnce downloads target once; retry says whether the failure may pass.
+func (s *Session[M]) getOnce(target string) (data []byte, retry bool, err error) {
 	response, err := s.http.Get(target)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	defer response.Body.Close()
 	if response.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", target, response.Status)
+		passing := response.StatusCode >= 500 || response.StatusCode == http.StatusTooManyRequests
+		return nil, passing, fmt.Errorf("GET %s: %s", target, response.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(response.Body, SnapshotBytesMax+1))
+	data, err = io.ReadAll(io.LimitReader(response.Body, SnapshotBytesMax+1))
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	if len(data) > SnapshotBytesMax {
-		return nil, fmt.Errorf("the snapshot exceeds %d bytes (SnapshotBytesMax)", SnapshotBytesMax)
+		return nil, false, fmt.Errorf("the snapshot exceeds %d bytes (SnapshotBytesMax)", SnapshotBytesMax)
 	}
-	return data, nil
+	return data, false, nil
 }
 
 // put uploads a snapshot.

@@ -63,6 +63,13 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: --cluster-listen %q: %w", o.ClusterListen, err)
 	}
+	// The NATS server only logs a route port it cannot listen on, and then
+	// waits for routes forever: find out first.
+	probe, err := net.Listen("tcp", o.ClusterListen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: --cluster-listen %q: %w", o.ClusterListen, err)
+	}
+	probe.Close()
 	var routes []*url.URL
 	for _, route := range o.Routes {
 		u, err := url.Parse(strings.TrimSpace(route))

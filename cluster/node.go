@@ -27,6 +27,8 @@ type Node struct {
 	logger *slog.Logger
 	// start is the origin of the keepers' millisecond clock.
 	start time.Time
+	// majority is NodeOptions.Majority.
+	majority func() bool
 
 	mu    sync.Mutex
 	owned map[string]*ownership
@@ -35,7 +37,7 @@ type Node struct {
 
 	claims, takeovers, claimsRefused    atomic.Uint64
 	renewals, renewalFailures, lostKeys atomic.Uint64
-	releases                            atomic.Uint64
+	releases, reclaims                  atomic.Uint64
 }
 
 var _ server.Cluster = (*Node)(nil)
@@ -49,7 +51,17 @@ type NodeOptions struct {
 	Store *jsstore.Store
 	// LeaseTTL is the store's Options.LeaseTTL.
 	LeaseTTL time.Duration
+	// Majority reports whether the node reaches a majority of the
+	// cluster's nodes now (lease.Keeper.Observe); nil: never (a lease not
+	// renewed in time always stops its session).
+	Majority func() bool
 	Logger   *slog.Logger
+}
+
+// EmbeddedMajority is NodeOptions.Majority for a node embedding srv in a
+// cluster of size nodes: it counts the servers it has routes to.
+func EmbeddedMajority(srv interface{ NumRemotes() int }, size int) func() bool {
+	return func() bool { return srv.NumRemotes()+1 > size/2 }
 }
 
 // NewNode returns the node.
@@ -61,8 +73,12 @@ func NewNode(o NodeOptions) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	majority := o.Majority
+	if majority == nil {
+		majority = func() bool { return false }
+	}
 	return &Node{name: o.Name, store: o.Store, ttl: o.LeaseTTL, logger: logger, start: time.Now(),
-		owned: make(map[string]*ownership)}, nil
+		owned: make(map[string]*ownership), majority: majority}, nil
 }
 
 // Name returns the node's name.
@@ -86,8 +102,14 @@ func (n *Node) Forward(ctx context.Context, sessionID string) (string, error) {
 }
 
 // ForwardWait is how long an upgrade waits for an unreachable owner: its
-// lease runs out within the TTL.
-func (n *Node) ForwardWait() time.Duration { return n.ttl + time.Second }
+// lease runs out within the TTL, unless the leases' JetStream leader died
+// with it, and a new one is elected first (at most 9 s in nats-server
+// 2.15).
+func (n *Node) ForwardWait() time.Duration { return n.ttl + electionMax }
+
+// electionMax is the longest JetStream takes to elect a stream's new
+// leader after the leader died (nats-server 2.15: 4 to 9 s).
+const electionMax = 9 * time.Second
 
 // Acquire claims the session for this node. A lease in this node's own
 // name that it does not hold (this node restarted within the TTL, or an
@@ -166,6 +188,8 @@ func (n *Node) WriteMetrics(w io.Writer) {
 	counter("metronome_cluster_lease_renewals_total", "Lease renewals acknowledged.", n.renewals.Load())
 	counter("metronome_cluster_lease_renewal_failures_total", "Lease renewals that failed (retried until the lease runs out).", n.renewalFailures.Load())
 	counter("metronome_cluster_leases_lost_total", "Leases lost while their session ran: not renewed in time, or taken by another node.", n.lostKeys.Load())
+	counter("metronome_cluster_leases_reclaimed_total", "Leases that expired while JetStream could not renew them (a leader election) and that this node claimed again.", n.reclaims.Load())
+	counter("metronome_cluster_append_retries_total", "Appends tried again after no answer (a lost connection, a stream electing a leader).", n.store.Retries())
 	counter("metronome_cluster_leases_released_total", "Leases given up because their session ended here (idle, or the node is draining).", n.releases.Load())
 }
 
@@ -213,7 +237,7 @@ func (o *ownership) keep() {
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	effects := o.keeper.Tick(n.millis(time.Now()))
+	effects := o.keeper.Observe(n.millis(time.Now()), n.majority())
 	for {
 		if effects.Stop {
 			cause := o.lostBy
@@ -233,7 +257,7 @@ func (o *ownership) keep() {
 			o.release()
 			return
 		case <-timer.C:
-			effects = o.keeper.Tick(n.millis(time.Now()))
+			effects = o.keeper.Observe(n.millis(time.Now()), n.majority())
 		}
 	}
 }
@@ -256,12 +280,25 @@ func (o *ownership) renew() lease.Effects {
 	n.renewalFailures.Add(1)
 	lost := errors.Is(err, jsstore.ErrLeaseLost)
 	if !lost {
-		n.logger.Warn("lease renewal failed; retrying until the lease runs out", "session", o.lease.Session, "err", err)
+		n.logger.Warn("lease renewal failed; retrying", "session", o.lease.Session, "err", err)
+		return o.keeper.RenewFailed(now, n.millis(sent), false)
 	}
-	if lost {
-		o.lostBy = err
+	// The key changed. If it expired while renewals got no answer (an
+	// election of the leases' leader) and nobody claimed it since, claim
+	// it again: this node never stopped being the only one stamping.
+	sent = time.Now()
+	ctx, cancel = context.WithTimeout(context.Background(), n.ttl/3)
+	claimed, claimErr := n.store.Claim(ctx, o.lease.Session, n.name)
+	cancel()
+	if claimErr == nil {
+		n.reclaims.Add(1)
+		n.logger.Warn("session lease expired while it could not be renewed; claimed again", "session", o.lease.Session,
+			"epoch", claimed.Epoch, "previous_epoch", o.lease.Epoch)
+		o.lease = claimed
+		return o.keeper.Reclaimed(n.millis(time.Now()), n.millis(sent))
 	}
-	return o.keeper.RenewFailed(now, n.millis(sent), lost)
+	o.lostBy = err
+	return o.keeper.RenewFailed(n.millis(time.Now()), n.millis(sent), true)
 }
 
 func (o *ownership) lose(err error) {

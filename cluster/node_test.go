@@ -98,19 +98,55 @@ func TestNodeOwnership(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Someone deletes n2's lease behind its back (as if it expired and
-	// another node claimed): n2's next renewal fails and Lost closes.
+	// n2's lease disappears (as if it expired while the leases' leader was
+	// being elected) and nobody claims it: n2 claims it again and keeps
+	// the session.
 	// (KV reads may be served by a replica that has not applied the claim
 	// yet: read until it shows.)
-	var current jsstore.Lease
-	for current, err = stores[0].CurrentLease(ctx, "s"); err != nil || current.Owner != "n2"; current, err = stores[0].CurrentLease(ctx, "s") {
+	currentOf := func(owner string) jsstore.Lease {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			current, err := stores[0].CurrentLease(ctx, "s")
+			if err == nil && current.Owner == owner {
+				return current
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CurrentLease = %+v, %v; want %s's", current, err, owner)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := stores[0].Release(ctx, currentOf("n2")); err != nil {
+		t.Fatalf("deleting n2's lease: %v", err)
+	}
+	deadline = time.Now().Add(2 * ttl)
+	for nodes[1].reclaims.Load() == 0 {
+		select {
+		case <-second.Lost():
+			t.Fatalf("n2 gave the session up although nobody claimed it: %v", second.Err())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("CurrentLease = %+v, %v; want n2's", current, err)
+			t.Fatal("n2 did not claim its vanished lease again")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := stores[0].Release(ctx, current); err != nil {
-		t.Fatalf("deleting n2's lease: %v", err)
+
+	// Now another node takes it (deleted, then claimed by n1 before n2's
+	// next renewal): n2's renewal and claim fail, and Lost closes.
+	for attempt := 0; ; attempt++ {
+		// (n2 may claim it again between the two steps: then again.)
+		if err := stores[0].Release(ctx, currentOf("n2")); err != nil {
+			t.Fatalf("deleting n2's lease: %v", err)
+		}
+		_, err := stores[0].Claim(ctx, "s", "n1")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jsstore.ErrLeaseHeld) || attempt == 10 {
+			t.Fatalf("n1 claiming: %v", err)
+		}
 	}
 	select {
 	case <-second.Lost():
@@ -118,7 +154,7 @@ func TestNodeOwnership(t *testing.T) {
 			t.Fatalf("Err = %v, want ErrLeaseLost", second.Err())
 		}
 	case <-time.After(2 * ttl):
-		t.Fatal("n2 did not notice that its lease was gone")
+		t.Fatal("n2 did not notice that n1 took its session")
 	}
 	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

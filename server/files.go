@@ -207,8 +207,11 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request, path string) {
 		http.Error(w, "no such file", http.StatusNotFound)
 		return
 	case err != nil:
+		// Most often passing (a disk error the store retries, a JetStream
+		// election in cluster mode): the client may try again.
 		s.logger.Error("reading file failed", "path", path, "err", err)
-		http.Error(w, "reading the file failed", http.StatusInternalServerError)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "reading the file failed, retry", http.StatusServiceUnavailable)
 		return
 	}
 	defer body.Close()

@@ -19,6 +19,15 @@ package lease
 // node can claim the lease. Renewals are sent every TTL/3, so one lost or
 // slow renewal leaves two more tries before the end.
 //
+// That early stop is for a node cut off from the cluster. A node that
+// still reaches a majority of the cluster's nodes (Observe) keeps its
+// sessions past that point while its renewals get no answer: then
+// JetStream itself is electing a leader for the leases (4-9 s after a
+// leader died), nobody else can claim the lease either, and stopping
+// would only send every client of every session to reconnect. Its
+// renewals go on; if the lease expired meanwhile, the shell claims it
+// again (Reclaimed) unless another node did.
+//
 // Stopping early is what keeps a node from serving clients it cannot
 // stamp for; it is not what keeps the data safe: a node that stamps after
 // its lease ended (a pause the rule cannot see, like SIGSTOP) is fenced by
@@ -37,6 +46,9 @@ type Keeper struct {
 	failedAt int64
 	failed   bool
 	stopped  bool
+	// majority: the node's last observation was that it reaches a
+	// majority of the cluster's nodes.
+	majority bool
 }
 
 // RetryInterval is the least time between a failed renewal and the next,
@@ -86,6 +98,22 @@ func (k *Keeper) RenewFailed(now, sentAt int64, lost bool) Effects {
 	return k.decide(now)
 }
 
+// Observe reports whether the node reaches a majority of the cluster's
+// nodes now (its routes); until the first observation it is taken not to.
+func (k *Keeper) Observe(now int64, majority bool) Effects {
+	k.majority = majority
+	return k.decide(now)
+}
+
+// Reclaimed reports that the lease, lost while the node could not renew
+// it, was claimed again by the node with a claim sent at sentAt (no other
+// node had claimed it): the keeping goes on from there.
+func (k *Keeper) Reclaimed(now, sentAt int64) Effects {
+	k.inFlight, k.failed = false, false
+	k.renewedAt = sentAt
+	return k.decide(now)
+}
+
 // Stopped reports whether the keeper told the node to stop.
 func (k *Keeper) Stopped() bool { return k.stopped }
 
@@ -96,8 +124,9 @@ func (k *Keeper) decide(now int64) Effects {
 	if k.stopped {
 		return Effects{}
 	}
-	if now >= k.ValidUntil() {
-		return k.stop("the lease was not renewed in time")
+	expired := now >= k.ValidUntil()
+	if expired && !k.majority {
+		return k.stop("the lease was not renewed in time, and the node does not reach a majority of the cluster")
 	}
 	next := k.renewedAt + k.TTL/3
 	if k.failed {
@@ -109,6 +138,10 @@ func (k *Keeper) decide(now int64) Effects {
 		effects.Renew = true
 	}
 	effects.Wake = k.ValidUntil()
+	if expired {
+		// Kept by the majority rule: look again at the next retry.
+		effects.Wake = now + RetryInterval
+	}
 	if !k.inFlight {
 		effects.Wake = min(effects.Wake, next)
 	}

@@ -92,3 +92,41 @@ func TestKeeperNeverRenewsAnOlderLease(t *testing.T) {
 		t.Fatalf("ValidUntil = %d, want %d", got, 1000+testTTL-testMargin)
 	}
 }
+
+func TestKeeperKeepsTheSessionWhileTheClusterElects(t *testing.T) {
+	k := New(testTTL, testMargin, 0)
+	k.Observe(0, true)
+	k.Tick(testTTL / 3)
+	// JetStream elects a new leader for the leases: renewals get no
+	// answer, but the node reaches a majority: it keeps the session and
+	// keeps trying.
+	if e := k.RenewFailed(testTTL/3+2000, testTTL/3, false); e.Stop {
+		t.Fatalf("stopped while reaching a majority: %+v", e)
+	}
+	e := k.Tick(testTTL/3 + 2000 + RetryInterval)
+	if e.Stop || !e.Renew {
+		t.Fatalf("past the lease with a majority: %+v, want another renewal", e)
+	}
+	// The lease expired meanwhile; the node claimed it again.
+	e = k.Reclaimed(testTTL/3+2500, testTTL/3+2400)
+	if e.Stop || e.Renew || e.Wake != testTTL/3+2400+testTTL/3 {
+		t.Fatalf("Reclaimed = %+v, want the normal rhythm from the new claim", e)
+	}
+	// Cut off from the majority, past the lease: stop.
+	if e := k.Observe(testTTL/3+2400+testTTL, false); !e.Stop {
+		t.Fatalf("cut off past the lease: %+v, want Stop", e)
+	}
+}
+
+func TestKeeperStopsWhenCutOff(t *testing.T) {
+	k := New(testTTL, testMargin, 0)
+	k.Observe(0, true)
+	k.Tick(testTTL / 3)
+	k.RenewFailed(testTTL/3+100, testTTL/3, false)
+	if e := k.Observe(testTTL/3+200, false); e.Stop {
+		t.Fatalf("stopped before the lease ran out: %+v", e)
+	}
+	if e := k.Tick(testTTL - testMargin); !e.Stop {
+		t.Fatalf("cut off at TTL - margin: %+v, want Stop", e)
+	}
+}

@@ -125,7 +125,15 @@ func openCluster(c clusterFlags, dataDir, addr string, tlsOn bool, logger *slog.
 		setup.close()
 		return nil, err
 	}
-	setup.node, err = cluster.NewNode(cluster.NodeOptions{Name: c.node, Store: setup.store, LeaseTTL: c.lease, Logger: logger})
+	// Whether the node reaches a majority of the cluster: with an
+	// embedded server, its routes; with an external one, its connection
+	// (the external cluster's own partitions are not visible from here).
+	majority := func() bool { return setup.conn.IsConnected() }
+	if setup.nats != nil {
+		majority = cluster.EmbeddedMajority(setup.nats, countNodes(routes, c.listen))
+	}
+	setup.node, err = cluster.NewNode(cluster.NodeOptions{Name: c.node, Store: setup.store, LeaseTTL: c.lease,
+		Majority: majority, Logger: logger})
 	if err != nil {
 		setup.close()
 		return nil, err

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,6 +57,16 @@ const (
 	CompactBytesMinDefault = 1 << 20
 	// LeaseTTLDefault is how long an ownership lease lasts unless renewed.
 	LeaseTTLDefault = 10 * time.Second
+	// AppendRetryForDefault outlasts a stream leader election (at most
+	// 9 s in nats-server 2.15) with time for the append itself.
+	AppendRetryForDefault = 12 * time.Second
+	// appendAttemptTimeout bounds one try of an append, and
+	// appendRetryInterval is the pause between tries.
+	appendAttemptTimeout = 2 * time.Second
+	// readAttemptTimeout bounds one try of reading a session (its whole
+	// subject: up to a checkpoint and the batches after it).
+	readAttemptTimeout = 5 * time.Second
+	appendRetryInterval  = 100 * time.Millisecond
 	// messageOverheadBytes is what one stream message costs beyond its
 	// payload (headers, index), counted against the compaction threshold
 	// so that many tiny batches are compacted too.
@@ -81,6 +92,11 @@ type Options struct {
 	// Address is written into the leases this Store claims: where its
 	// node serves clients (cluster mode forwards there). Optional.
 	Address string
+	// AppendRetryFor is how long an append that gets no answer (a lost
+	// connection, a stream electing a new leader, which takes JetStream
+	// 4-9 s after its leader died) is retried before Commit fails.
+	// Default AppendRetryForDefault.
+	AppendRetryFor time.Duration
 }
 
 var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -113,6 +129,9 @@ func (o *Options) applyDefaults() {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = LeaseTTLDefault
 	}
+	if o.AppendRetryFor == 0 {
+		o.AppendRetryFor = AppendRetryForDefault
+	}
 }
 
 // Store is a store.Store on JetStream. It is safe for concurrent use; as
@@ -134,7 +153,13 @@ type Store struct {
 	// sessions holds what this Store last appended or loaded per session:
 	// the fencing sequence and the state it stands for.
 	sessions map[string]*sessionState
+	// retries counts appends tried again (Retries).
+	retries atomic.Uint64
 }
+
+// Retries returns how many append attempts got no answer and were tried
+// again (a metric: JetStream elections and lost connections).
+func (s *Store) Retries() uint64 { return s.retries.Load() }
 
 var (
 	_ store.Store        = (*Store)(nil)
@@ -166,7 +191,11 @@ func Open(ctx context.Context, js jetstream.JetStream, options Options) (*Store,
 		Replicas:    options.Replicas,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
-		AllowDirect: true,
+		// Reads go to the stream's leader: a direct get may be answered by
+		// any replica, one that is behind (a load would then be fenced at
+		// its first append) or one that does not answer at all (a paused
+		// node), and a load would fail.
+		AllowDirect: false,
 		// Purges compact a session's subject; nothing else removes messages.
 		DenyDelete: true,
 	}

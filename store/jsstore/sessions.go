@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,15 +55,39 @@ func (s *Store) LoadSession(ctx context.Context, sessionID string) (store.Sessio
 	if err := s.begin(ctx, store.ValidateSessionID(sessionID)); err != nil {
 		return store.Session{}, err
 	}
-	state, err := s.read(ctx, sessionID)
-	if err != nil {
-		return store.Session{}, err
+	// A read that gets no answer (a stream electing a new leader after
+	// its leader died) is tried again, as appends are: the node taking
+	// over a session waits for JetStream instead of failing the clients.
+	retryUntil := time.Now().Add(s.options.AppendRetryFor)
+	for {
+		state, err := s.read(ctx, sessionID)
+		if err == nil {
+			return store.Session{Record: bytes.Clone(state.record), Messages: store.CloneMessages(state.messages)}, nil
+		}
+		if !unanswered(err) || ctx.Err() != nil || time.Now().After(retryUntil) {
+			return store.Session{}, err
+		}
+		s.retries.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(appendRetryInterval):
+		}
 	}
-	return store.Session{Record: bytes.Clone(state.record), Messages: store.CloneMessages(state.messages)}, nil
+}
+
+// unanswered reports whether a JetStream request failed for want of an
+// answer (a timeout, no responders, a stream without a leader), which may
+// pass, rather than with an answer.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
 }
 
 // read returns the session's current state and remembers it.
 func (s *Store) read(ctx context.Context, sessionID string) (*sessionState, error) {
+	ctx, cancel := context.WithTimeout(ctx, readAttemptTimeout)
+	defer cancel()
 	subject := s.subject(sessionID)
 	last, err := s.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -169,9 +195,48 @@ func (s *Store) append(ctx context.Context, sessionID string, payload []byte, ex
 		return 0, fmt.Errorf("session %q: batch is %d bytes encoded, the server's max_payload is %d (jsstore does not split batches yet)",
 			sessionID, len(payload), s.payloadBytesMax)
 	}
-	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: s.subject(sessionID), Data: payload},
-		jetstream.WithExpectStream(s.stream.CachedInfo().Config.Name),
-		jetstream.WithExpectLastSequencePerSubject(expected))
+	// The message id makes a retry safe: if an attempt whose answer was
+	// lost stored the message, JetStream answers the retry with that
+	// attempt's acknowledgement (a duplicate) instead of storing it twice.
+	// A random part makes it unique to this append (the expected sequence
+	// alone repeats after a deleted session starts again at 0).
+	id := fmt.Sprintf("%s@%d.%016x", encodeToken(sessionID), expected, rand.Uint64())
+	retryUntil := time.Now().Add(s.options.AppendRetryFor)
+	var ack *jetstream.PubAck
+	var err error
+	for attempt := 0; ; attempt++ {
+		attemptCtx, cancel := context.WithTimeout(ctx, appendAttemptTimeout)
+		ack, err = s.js.PublishMsg(attemptCtx, &nats.Msg{Subject: s.subject(sessionID), Data: payload},
+			jetstream.WithExpectStream(s.stream.CachedInfo().Config.Name),
+			jetstream.WithExpectLastSequencePerSubject(expected),
+			jetstream.WithMsgID(id))
+		cancel()
+		if isWrongLastSequence(err) {
+			// nats-server 2.15 may answer "wrong last sequence" to the only
+			// writer of a subject while its previous append is still being
+			// applied. Fenced only if the subject really moved on.
+			sequence, ours, checkErr := s.lastOfSubject(ctx, sessionID, id)
+			switch {
+			case checkErr == nil && ours:
+				return sequence, nil // an earlier attempt stored it
+			case checkErr == nil && sequence == expected && ctx.Err() == nil && time.Now().Before(retryUntil):
+				s.retries.Add(1)
+				time.Sleep(appendRetryInterval / 10)
+				continue
+			}
+			break
+		}
+		if err == nil || ctx.Err() != nil || time.Now().After(retryUntil) {
+			break
+		}
+		// No answer, or JetStream busy electing a leader: the outcome is
+		// unknown, and the same message id settles it.
+		s.retries.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(appendRetryInterval):
+		}
+	}
 	if isWrongLastSequence(err) {
 		s.remember(sessionID, nil)
 		return 0, fmt.Errorf("session %q: append expecting last sequence %d: %w (%w)", sessionID, expected, ErrFenced, err)
@@ -183,6 +248,22 @@ func (s *Store) append(ctx context.Context, sessionID string, payload []byte, ex
 		return 0, fmt.Errorf("session %q: append: %w", sessionID, err)
 	}
 	return ack.Sequence, nil
+}
+
+// lastOfSubject returns the stream sequence of the session's last message
+// (0 if it has none), read from the stream's leader, and whether that
+// message is the one with message id id.
+func (s *Store) lastOfSubject(ctx context.Context, sessionID, id string) (uint64, bool, error) {
+	readCtx, cancel := context.WithTimeout(ctx, appendAttemptTimeout)
+	defer cancel()
+	last, err := s.stream.GetLastMsgForSubject(readCtx, s.subject(sessionID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return last.Sequence, last.Header.Get(jetstream.MsgIDHeader) == id, nil
 }
 
 // compact appends a checkpoint of the state and purges the subject's older

@@ -259,13 +259,18 @@ class MetronomeServer {
      * @param {string} [options.webRoot]
      * @param {function(MetronomeServer): string[]} [options.extraArgs] more flags for `serve`,
      *        computed from the server (e.g. its baseUrl, known only once the port is chosen)
+     * @param {string} [options.name] what the log calls it (e.g. a cluster node's name)
+     * @param {number} [options.readyTimeoutMs] how long start() waits for GET /healthz → 200
+     *        (a cluster node answers only once a majority of its cluster is up)
      */
-    constructor({ bin, port, dataDir, webRoot, extraArgs }) {
+    constructor({ bin, port, dataDir, webRoot, extraArgs, name, readyTimeoutMs = SERVER_READY_TIMEOUT_MS }) {
         this.bin = bin;
         this.port = port;
         this.dataDir = dataDir;
         this.webRoot = webRoot;
         this.extraArgs = extraArgs || (() => []);
+        this.name = name;
+        this.readyTimeoutMs = readyTimeoutMs;
         this.process = null;
         this.generation = 0;
         this.logLines = [];
@@ -313,7 +318,7 @@ class MetronomeServer {
         }
         child.on("error", error => this.log(`[harness] spawn error: ${error.message}`));
 
-        const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
+        const deadline = Date.now() + this.readyTimeoutMs;
         let lastProblem = "";
         while (Date.now() < deadline) {
             if (this.process !== child) {
@@ -331,7 +336,7 @@ class MetronomeServer {
             }
             await sleep(100);
         }
-        throw new Error(`metronome did not answer GET /healthz with 200 within ${SERVER_READY_TIMEOUT_MS} ms (last: ${lastProblem})\n${this.logTail(60)}`);
+        throw new Error(`metronome did not answer GET /healthz with 200 within ${this.readyTimeoutMs} ms (last: ${lastProblem})\n${this.logTail(60)}`);
     }
 
     /** kill -9: no chance to persist anything that is not already on disk. */
@@ -370,7 +375,7 @@ class MetronomeServer {
 
     logTail(lines = 150) {
         const tail = this.logLines.slice(-lines);
-        return `--- metronome log (last ${tail.length} of ${this.logLines.length} lines; data dir ${this.dataDir}) ---\n${tail.join("\n")}`;
+        return `--- metronome${this.name ? ` ${this.name}` : ""} log (last ${tail.length} of ${this.logLines.length} lines; data dir ${this.dataDir}) ---\n${tail.join("\n")}`;
     }
 
     /** GET a path relative to the server root (e.g. "files/x"). */
@@ -388,6 +393,8 @@ class CroquetClient {
      * Starts a real Croquet client as a child Node process; `waitJoined()` waits for Session.join.
      * @param {object} options
      * @param {MetronomeServer} options.server
+     * @param {string} [options.box]   the client's box URL (default the server's baseUrl; e.g. a
+     *   proxy in front of several servers)
      * @param {string} options.label   sender label recorded in every increment ("A", "B", ...)
      * @param {string} options.name    Croquet session name
      * @param {string} [options.appId]
@@ -399,7 +406,7 @@ class CroquetClient {
      * @param {string} [options.library] the client library the process loads (default @croquet/croquet;
      *   another build of the same client with the same API, e.g. @multisynq/client)
      */
-    constructor({ server, label, name, appId = "io.metronome.jstest", password = "correct horse battery staple", rejoinLimit, codeVersion, debug, stepMs, library }) {
+    constructor({ server, box, label, name, appId = "io.metronome.jstest", password = "correct horse battery staple", rejoinLimit, codeVersion, debug, stepMs, library }) {
         this.label = label;
         this.name = name;
         this.number = ++clientCounter;
@@ -410,7 +417,7 @@ class CroquetClient {
         this.pending = new Map();
         this.nextRequestId = 1;
         this.exitStatus = null;
-        const config = { label, name, appId, password, box: server.baseUrl, rejoinLimit, codeVersion, debug, stepMs, library };
+        const config = { label, name, appId, password, box: box || server.baseUrl, rejoinLimit, codeVersion, debug, stepMs, library };
         this.config = config;
         const child = fork(CLIENT_SCRIPT, [], {
             cwd: JS_ROOT,
@@ -531,7 +538,11 @@ class TestContext {
         this.servers = [];
         this.clients = [];
         this.notes = [];
+        this.cleanups = [];
     }
+
+    /** Runs `fn` at cleanup, after the clients are closed and before the servers stop. */
+    onCleanup(fn) { this.cleanups.push(fn); }
 
     async startServer(options) {
         const server = await MetronomeServer.start(options);
@@ -558,6 +569,9 @@ class TestContext {
 
     async cleanup() {
         await Promise.allSettled(this.clients.map(client => client.close()));
+        for (const fn of this.cleanups.splice(0).reverse()) {
+            try { await fn(); } catch (_) { /* best effort */ }
+        }
         await Promise.allSettled(this.servers.map(server => server.stop()));
     }
 }
