@@ -65,8 +65,8 @@ const (
 	appendAttemptTimeout = 2 * time.Second
 	// readAttemptTimeout bounds one try of reading a session (its whole
 	// subject: up to a checkpoint and the batches after it).
-	readAttemptTimeout = 5 * time.Second
-	appendRetryInterval  = 100 * time.Millisecond
+	readAttemptTimeout  = 5 * time.Second
+	appendRetryInterval = 100 * time.Millisecond
 	// messageOverheadBytes is what one stream message costs beyond its
 	// payload (headers, index), counted against the compaction threshold
 	// so that many tiny batches are compacted too.
