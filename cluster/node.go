@@ -129,6 +129,13 @@ func (n *Node) Acquire(ctx context.Context, sessionID string) (server.Ownership,
 		n.claimsRefused.Add(1)
 		return nil, err
 	}
+	if time.Since(claimed.Renewed) >= n.ttl-n.driftMargin() {
+		// The answer came so late that the lease may have ended already
+		// (this node paused meanwhile): another node may own the session.
+		n.claimsRefused.Add(1)
+		return nil, fmt.Errorf("session %q: the claim (epoch %d) was answered after %v, too late to count on its lease",
+			sessionID, claimed.Epoch, time.Since(claimed.Renewed).Round(time.Millisecond))
+	}
 	n.claims.Add(1)
 	o := &ownership{node: n, lease: claimed, lost: make(chan struct{}), released: make(chan struct{}),
 		keeper: lease.New(n.ttl.Milliseconds(), n.driftMargin().Milliseconds(), n.millis(claimed.Renewed))}

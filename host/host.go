@@ -132,6 +132,13 @@ type Options struct {
 	// with each value, in the order received, on the session's goroutine.
 	// When nil, every Flush waits for Store.Commit.
 	Notify func(err error)
+	// FenceOnOpen (cluster mode, docs/cluster.md) makes Open of a stored
+	// session commit its restored record at once, before any event: with a
+	// store that fences appends (store/jsstore), a deposed owner that still
+	// appends after this node loaded the session is then refused, instead
+	// of refusing this node's first append after it already served
+	// clients. If the commit fails, the session is failed.
+	FenceOnOpen bool
 
 	// bugs are switched on only by the simulator's self-test (bugs.go).
 	bugs bugSwitches
@@ -195,6 +202,14 @@ func Open(ctx context.Context, sessionID string, now int64, options Options) *Se
 			messages[i] = reflector.StoredMessage{Seq: message.Seq, Data: message.Data}
 		}
 		s.core, s.failed = reflector.Restore(options.Config, sessionID, now, stored.Record, messages)
+		if s.failed == nil && options.FenceOnOpen {
+			if err := s.fence(ctx); err != nil {
+				// Not damage: another node appended, or the store failed.
+				s.core, s.failed = nil, err
+				options.Observer.StorageFailed(sessionID, err)
+				return s
+			}
+		}
 		if s.failed == nil {
 			options.Observer.Opened(sessionID, s.core.Record(), len(messages), true)
 			s.reportRestoredSnapshot() // snapshots.go
@@ -387,6 +402,16 @@ func (s *Session) storePointers(ctx context.Context, out *reflector.Effects) {
 			s.options.Observer.PointerFailed(s.id, pointer.Key, err)
 		}
 	}
+}
+
+// fence commits the restored record unchanged (FenceOnOpen).
+func (s *Session) fence(ctx context.Context) error {
+	record := s.core.Record()
+	encoded, err := json.Marshal(&record)
+	if err != nil {
+		return err
+	}
+	return s.options.Store.Commit(ctx, s.id, store.Batch{Record: encoded})
 }
 
 // Relinquish ends the session at once because this node may no longer

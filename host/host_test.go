@@ -284,3 +284,40 @@ func TestUnrestorableSessionIsQuarantined(t *testing.T) {
 		t.Errorf("quarantined %v, journal\n%s\nwant the session quarantined and reported", st.quarantined, strings.Join(j.lines, "\n"))
 	}
 }
+
+// TestFenceOnOpen: in cluster mode a restored session commits its record
+// before anything else, and a fenced commit fails the session without
+// quarantining anything; its connections are asked to reconnect elsewhere.
+func TestFenceOnOpen(t *testing.T) {
+	j := &journal{}
+	st := &recordingStore{Store: memstore.New(), journal: j}
+	h := open(t, st, j)
+	h.Step(0, reflector.Connect{Conn: 1})
+	h.Step(0, reflector.Receive{Conn: 1, Frame: joinFrame(t, "")})
+	h.Flush(context.Background())
+
+	openFenced := func() *host.Session {
+		return host.Open(context.Background(), "S", 0, host.Options{Config: reflector.DefaultConfig(), Timeline: "T2",
+			Store: st, Conns: recordingConns{j}, Observer: recordingObserver{j}, FenceOnOpen: true})
+	}
+	j.lines = nil
+	if again := openFenced(); again.Failed() != nil || again.Core() == nil {
+		t.Fatalf("FenceOnOpen: failed %v", again.Failed())
+	}
+	if got := strings.Join(j.lines, "\n"); got != "commit 0 messages\nopened resumed=true messages=0" {
+		t.Errorf("FenceOnOpen did\n%s\nwant a commit of the record, then the open", got)
+	}
+
+	j.lines = nil
+	st.failCommit = fmt.Errorf("another node appended: %w", store.ErrFenced)
+	fenced := openFenced()
+	if !errors.Is(fenced.Failed(), store.ErrFenced) || fenced.Core() != nil {
+		t.Fatalf("a fenced FenceOnOpen: failed %v, core %v", fenced.Failed(), fenced.Core() != nil)
+	}
+	fenced.Step(0, reflector.Connect{Conn: 2})
+	fenced.Flush(context.Background())
+	want := "commit failed\nstorage failed: another node appended: store: session was changed by another writer (fenced)\nclose 2 with 4003\nflush\nflushed 0 notes"
+	if got := strings.Join(j.lines, "\n"); got != want {
+		t.Errorf("a fenced FenceOnOpen did\n%s\nwant\n%s", got, want)
+	}
+}

@@ -71,8 +71,12 @@ type sessionActor struct {
 	unsent  []unsentFrames
 
 	// ownership is this node's ownership of the session in cluster mode
-	// (cluster.go), nil otherwise or when it could not be acquired.
+	// (cluster.go), nil otherwise or when it could not be acquired;
+	// owned is a context that ends when the ownership is lost, for the
+	// storage calls (storageContext).
 	ownership Ownership
+	owned     context.Context
+	endOwned  context.CancelFunc
 
 	// stats is what the admin listener shows of the session, published by
 	// the actor (admin_stats.go); statsPublisher is the actor's side of it.
@@ -170,6 +174,7 @@ func (a *sessionActor) run() {
 	if a.ownership != nil {
 		// After the last flush: what the session stored is complete.
 		defer a.server.endOwnership(a.id, a.ownership)
+		defer a.endOwned()
 	}
 	timer := time.NewTimer(idleTimerWait)
 	defer timer.Stop()
@@ -319,6 +324,17 @@ func (a *sessionActor) load() {
 		ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
 		ownership, err := a.server.takeOwnership(ctx, a.id) // cluster.go
 		cancel()
+		if err == nil {
+			select {
+			case <-ownership.Lost():
+				// Claimed, but lost already (the claim's answer came after
+				// the lease could have ended): do not load the session.
+				err = ownership.Err()
+				a.server.endOwnership(a.id, ownership)
+				ownership = nil
+			default:
+			}
+		}
 		if err != nil {
 			// The host opens failed: every client is asked to reconnect,
 			// and is forwarded to the owner next time.
@@ -326,17 +342,42 @@ func (a *sessionActor) load() {
 			hostStore = unavailableStore{Store: hostStore, err: fmt.Errorf("%w: %w", store.ErrFenced, err)}
 		}
 		a.ownership = ownership
+		if ownership != nil {
+			owned, cancel := context.WithCancel(context.Background())
+			a.owned, a.endOwned = owned, cancel
+			go func() {
+				select {
+				case <-ownership.Lost():
+					cancel()
+				case <-owned.Done(): // the actor ended
+				}
+			}()
+		}
 	}
-	a.host = host.Open(context.Background(), a.id, a.now(), host.Options{
+	a.host = host.Open(a.storageContext(), a.id, a.now(), host.Options{
 		Config:   a.server.config.Reflector,
 		Timeline: newTimeline(),
 		Store:    hostStore,
 		Notify:   a.durable.report,
-		Conns:    a,
-		Observer: actorObserver{sessionObserver: (*sessionObserver)(a.server), actor: a},
+		// In cluster mode a restored session's first append proves that
+		// no deposed owner appended since this node loaded it.
+		FenceOnOpen: a.server.config.Cluster != nil,
+		Conns:       a,
+		Observer:    actorObserver{sessionObserver: (*sessionObserver)(a.server), actor: a},
 	})
 	a.statsPublisher.urgent = true
 	a.publishStats(time.Now(), a.now())
+}
+
+// storageContext is the context of the host's storage calls: in cluster
+// mode it ends when the ownership is lost, so that an append retried while
+// JetStream does not answer (store/jsstore) gives up once another node may
+// own the session.
+func (a *sessionActor) storageContext() context.Context {
+	if a.owned != nil {
+		return a.owned
+	}
+	return context.Background()
 }
 
 func (a *sessionActor) step(event actorEvent) {
@@ -362,7 +403,7 @@ func (a *sessionActor) step(event actorEvent) {
 // for: they read the store, so they run beside the actor and come back
 // as events.
 func (a *sessionActor) flush() {
-	a.host.Flush(context.Background())
+	a.host.Flush(a.storageContext())
 	if len(a.receivedAt) > 0 {
 		_, queued := a.host.Released()
 		a.unsent = append(a.unsent, unsentFrames{queued: queued, received: a.receivedAt})
@@ -471,8 +512,9 @@ func (o *sessionObserver) Quarantined(id string, err error) {
 		"session", id, "err", err)
 }
 func (o *sessionObserver) StorageFailed(id string, err error) {
-	if errors.Is(err, store.ErrFenced) {
-		// Cluster mode: another node owns the session (cluster.go).
+	if errors.Is(err, store.ErrFenced) || (o.config.Cluster != nil && errors.Is(err, context.Canceled)) {
+		// Cluster mode: another node owns the session (cluster.go), or
+		// this node stopped counting on its ownership during a commit.
 		o.snapshots.storageFailed(id)
 		o.logger.Info("session is owned by another node; its clients are asked to reconnect", "session", id, "err", err)
 		return

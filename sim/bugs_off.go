@@ -12,6 +12,10 @@ import (
 // re-introduce: none (build with -tags simbugs).
 var ReflectorBugs []string
 
+// bugNoFence: the JetStream model's fencing bug exists only with -tags
+// simbugs.
+func bugNoFence(string) bool { return false }
+
 func injectBug(*host.Options, *host.Deletions, string) error {
 	return fmt.Errorf("unknown bug; only %v are available without -tags simbugs", SimulatorBugs)
 }

@@ -44,6 +44,10 @@ func TestSimFindsKnownBugs(t *testing.T) {
 		// was being deleted).
 		"delete-in-memory":    {InvariantOrder},
 		"open-while-deleting": {InvariantOrder},
+		// Cluster mode: a deposed owner's append is stored behind its
+		// successor's back (a paused node wakes and flushes, a write
+		// delayed by a cut from JetStream arrives).
+		BugNoFence: {InvariantSingleWriter},
 	}
 	for _, bug := range append(slices.Clone(SimulatorBugs), ReflectorBugs...) {
 		t.Run(bug, func(t *testing.T) {

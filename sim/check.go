@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/metronome-sync/metronome/protocol"
 )
@@ -14,6 +15,14 @@ const (
 	InvariantJoin        = "join correctness"
 	InvariantConvergence = "convergence"
 	InvariantLiveness    = "liveness"
+	// InvariantSingleWriter: in cluster mode, at most one writer (a node's
+	// ownership epoch) appends each position of a session's history
+	// (cluster.go).
+	InvariantSingleWriter = "single writer"
+	// InvariantLease: in cluster mode, a node that was not paused has
+	// stopped counting on a lease (cluster/lease.Keeper) when JetStream
+	// expires it, whatever its clock's drift within the keeper's margin.
+	InvariantLease = "lease"
 )
 
 // Violation is a broken invariant: the run stops at the first one.
@@ -52,13 +61,20 @@ type checker struct {
 	w      *World
 	ledger map[ledgerKey]*ledgerEntry
 	// timeline and sentTime: per session, the incarnation id and the
-	// latest session time in any frame the reflector sent.
+	// latest session time in any frame the reflector sent, per ownership
+	// epoch (one epoch, 0, with one reflector), oldest epoch first.
 	timeline map[string]string
-	sentTime map[string]int64
+	sentTime map[string][]epochTime
+}
+
+// epochTime is the latest session time sent by the owners of one epoch.
+type epochTime struct {
+	epoch uint64
+	time  int64
 }
 
 func newChecker(w *World) *checker {
-	return &checker{w: w, ledger: map[ledgerKey]*ledgerEntry{}, timeline: map[string]string{}, sentTime: map[string]int64{}}
+	return &checker{w: w, ledger: map[ledgerKey]*ledgerEntry{}, timeline: map[string]string{}, sentTime: map[string][]epochTime{}}
 }
 
 func (k *checker) entry(key ledgerKey) *ledgerEntry {
@@ -88,9 +104,15 @@ func (k *checker) message(key ledgerKey, m protocol.StampedMessage, witness stri
 }
 
 // reflectorSent checks a frame as the reflector sends it: session time
-// never goes backwards (also across crashes and restarts), the timeline of
-// a session never changes (nothing durable is lost), and each position
-// holds one message.
+// never goes backwards (also across crashes, restarts and failovers), the
+// timeline of a session never changes (nothing durable is lost), and each
+// position holds one message.
+//
+// In cluster mode a deposed owner may still send TICKs (within the time
+// its last stored record reserved, which its successor restored from) to
+// its own clients until it learns that it lost the session; so time is
+// checked per ownership epoch: a frame sent under epoch e is never behind
+// a time sent under e or any earlier epoch.
 func (k *checker) reflectorSent(s *simSession, data []byte) {
 	frame, err := protocol.DecodeServerFrame(data)
 	if err != nil {
@@ -108,25 +130,47 @@ func (k *checker) reflectorSent(s *simSession, data []byte) {
 	case protocol.ActionSync:
 		t = frame.Sync.Time
 		for _, m := range frame.Sync.Messages {
-			if !k.message(ledgerKey{s.id, timeline, m.Seq}, m, k.reflectorName()) {
+			if !k.message(ledgerKey{s.id, timeline, m.Seq}, m, k.reflectorName(s)) {
 				return
 			}
 		}
 	case protocol.ActionRecv:
 		t = frame.Message.Time
-		if !k.message(ledgerKey{s.id, timeline, frame.Message.Seq}, frame.Message, k.reflectorName()) {
+		if !k.message(ledgerKey{s.id, timeline, frame.Message.Seq}, frame.Message, k.reflectorName(s)) {
 			return
 		}
 	case protocol.ActionTick:
 		t = frame.Time
 	}
 	if t >= 0 {
-		if t < k.sentTime[s.id] {
-			k.w.violate(InvariantTime, fmt.Sprintf("session %s: the reflector sent %s with time %d after it had sent time %d", s.id, frame.Action, t, k.sentTime[s.id]))
+		k.sentAt(s, frame.Action, t)
+	}
+}
+
+// sentAt checks and notes a session time sent under the session's epoch.
+func (k *checker) sentAt(s *simSession, action string, t int64) {
+	epoch := s.epoch()
+	times := k.sentTime[s.id]
+	at := len(times)
+	for i, sent := range times {
+		if sent.epoch > epoch {
+			at = i
+			break
+		}
+		if t < sent.time {
+			by := "it"
+			if sent.epoch != epoch {
+				by = fmt.Sprintf("the owner of epoch %d", sent.epoch)
+			}
+			k.w.violate(InvariantTime, fmt.Sprintf("session %s: %s sent %s with time %d after %s had sent time %d", s.id, k.reflectorName(s), action, t, by, sent.time))
 			return
 		}
-		k.sentTime[s.id] = t
 	}
+	if at > 0 && times[at-1].epoch == epoch {
+		times[at-1].time = t
+		return
+	}
+	k.sentTime[s.id] = slices.Insert(times, at, epochTime{epoch: epoch, time: t})
 }
 
 // clientReceived checks a frame as a client receives it on a connection:
@@ -234,6 +278,9 @@ func (k *checker) dataLost(session string) {
 	}
 }
 
-func (k *checker) reflectorName() string {
-	return fmt.Sprintf("reflector process %d", k.w.reflector.incarnation)
+func (k *checker) reflectorName(s *simSession) string {
+	if s.r.name == "" {
+		return fmt.Sprintf("reflector process %d", s.r.incarnation)
+	}
+	return fmt.Sprintf("node %s process %d (epoch %d)", s.r.name, s.r.incarnation, s.epoch())
 }

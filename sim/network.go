@@ -56,7 +56,20 @@ type conn struct {
 
 	toServer, toClient *direction
 
-	// Reflector side: accepted by the reflector incarnation, still open.
+	// node is the reflector node that serves the connection (the one the
+	// load balancer chose, or the owner it was forwarded to); via is the
+	// node that forwards it (nil: direct), in its process viaIncarnation.
+	// forwarded: the upgrade came through another node, and is served or
+	// refused, never forwarded again. abandoned: the client closed the
+	// connection before the node accepted it (cluster.go).
+	node           *simReflector
+	via            *simReflector
+	viaIncarnation int
+	forwarded      bool
+	abandoned      bool
+
+	// Reflector side: accepted by the node's process incarnation, still
+	// open.
 	incarnation  int
 	serverOpen   bool
 	serverClosed bool
@@ -77,7 +90,7 @@ type conn struct {
 
 func (w *World) newConn(c *client, linkConn uint64, session string) *conn {
 	w.nextConn++
-	k := &conn{id: w.nextConn, client: c, linkConn: linkConn, session: session}
+	k := &conn{id: w.nextConn, client: c, linkConn: linkConn, session: session, node: w.balance()}
 	k.toServer = &direction{conn: k, toServer: true}
 	k.toClient = &direction{conn: k}
 	if c.slow {
@@ -163,6 +176,12 @@ func (w *World) deliverHead(d *direction) {
 	if d.dead || len(d.queue) == 0 {
 		return
 	}
+	if v := d.conn.via; v != nil && v.incarnation == d.conn.viaIncarnation && w.now < v.pausedUntil {
+		// The forwarding node is paused: it copies nothing until it wakes.
+		d.scheduled = true
+		w.queue.schedule(v.pausedUntil, func() { w.deliverHead(d) })
+		return
+	}
 	if w.blocked(d) {
 		d.stalled = true
 		return
@@ -176,7 +195,7 @@ func (w *World) deliverHead(d *direction) {
 		d.conn.undelivered--
 	}
 	if d.toServer {
-		w.reflector.receive(d.conn, p)
+		d.conn.node.receive(d.conn, p)
 	} else {
 		d.conn.client.receive(d.conn, p)
 	}

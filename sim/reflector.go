@@ -67,6 +67,21 @@ type simReflector struct {
 	// references are the snapshot references the process knows of
 	// (snapshotgc.go); lost with the process.
 	references snapshotgc.References
+
+	// Cluster mode (cluster.go): the node's name ("n1"; "" with one
+	// reflector), its clock's rate against JetStream's in permille, its
+	// view of JetStream (the store its sessions use, nil with one
+	// reflector), the ownerships it holds (server.ownerships and the
+	// cluster node's leases in one), the claims in progress per session
+	// with what waits for them, until when it is cut from JetStream, and
+	// whether it is draining (a graceful stop).
+	name       string
+	clockRate  int64
+	js         *jsView
+	ownerships map[string]*simOwnership
+	claiming   map[string][]func()
+	jsCutUntil int64
+	draining   bool
 }
 
 // simSession is one session in the reflector's memory: its host and its
@@ -78,11 +93,34 @@ type simSession struct {
 	conns          map[reflector.ConnID]*conn
 	wakeToken      uint64
 	flushScheduled bool
+
+	// Cluster mode: the ownership the session runs with; a flush that
+	// waits because the session's batch is on its way to JetStream (the
+	// server's actor is blocked in Commit meanwhile); and the loss of the
+	// ownership, which the session acts on once that batch is answered.
+	ownership   *simOwnership
+	flushWanted bool
+	lostBy      error
 }
 
 // now is the reflector process's monotonic clock: it starts at zero when
-// the process starts, like time.Since(start) in the server.
-func (r *simReflector) now() int64 { return r.w.now - r.startedAt }
+// the process starts, like time.Since(start) in the server, and runs at
+// the node's clock rate (clock-skew).
+func (r *simReflector) now() int64 { return (r.w.now - r.startedAt) * r.clockRate / 1000 }
+
+// worldAt is the simulated time at which the process's clock reads ms
+// (the first one: now() at that time is at least ms).
+func (r *simReflector) worldAt(ms int64) int64 {
+	return r.startedAt + (ms*1000+r.clockRate-1)/r.clockRate
+}
+
+// label names the process in the trace: "reflector", or the node's name.
+func (r *simReflector) label() string {
+	if r.name == "" {
+		return "reflector"
+	}
+	return r.name
+}
 
 func (r *simReflector) start() {
 	r.up = true
@@ -91,7 +129,13 @@ func (r *simReflector) start() {
 	r.sessions = map[string]*simSession{}
 	r.deletions = r.deletionBugs
 	r.references = snapshotgc.References{}
-	r.w.tracef("reflector: process %d started", r.incarnation)
+	if r.js != nil {
+		r.js = newJSView(r)
+		r.ownerships = map[string]*simOwnership{}
+		r.claiming = map[string][]func(){}
+		r.draining = false
+	}
+	r.w.tracef("%s: process %d started", r.label(), r.incarnation)
 }
 
 // down ends the process: sessions in memory are gone, the connections
@@ -99,15 +143,26 @@ func (r *simReflector) start() {
 func (r *simReflector) down() {
 	r.up = false
 	for _, k := range r.w.sortedConns() {
-		if k.incarnation == r.incarnation && k.serverOpen && !k.serverClosed {
+		served := k.node == r && k.incarnation == r.incarnation
+		if served && k.serverOpen && !k.serverClosed {
 			k.serverClosed = true
 			r.w.reset(k.toClient)
 		}
-		if k.incarnation == r.incarnation {
+		if served {
 			k.toServer.dead = true
+		}
+		if k.via == r && k.viaIncarnation == r.incarnation {
+			// A connection this node forwarded: both ends learn it broke.
+			k.via = nil
+			if !k.serverClosed {
+				r.w.reset(k.toClient)
+				r.w.reset(k.toServer)
+			}
 		}
 	}
 	r.sessions = nil
+	r.ownerships = nil
+	r.draining = false
 	// A deletion in progress when the process ended happened or not.
 	for _, deletion := range r.deleting {
 		if r.w.rand.Chance(0.5) {
@@ -124,6 +179,10 @@ func (r *simReflector) down() {
 // its clients to reconnect with 4003) and is flushed, then the process
 // exits.
 func (r *simReflector) shutdown() {
+	if r.js != nil {
+		r.drain()
+		return
+	}
 	for _, id := range sortedKeys(r.sessions) {
 		s := r.sessions[id]
 		s.host.Step(r.now(), reflector.Shutdown{})
@@ -139,6 +198,15 @@ func (r *simReflector) shutdown() {
 // crash kills the process: sessions in memory are gone, connections break,
 // the store keeps what was committed (possibly torn).
 func (r *simReflector) crash(torn bool) {
+	if r.js != nil {
+		// JetStream replicates every append before it acknowledges it: a
+		// node's crash tears or loses nothing.
+		r.down()
+		r.pausedUntil = min(r.pausedUntil, r.w.now) // a stopped process can be killed too
+		r.w.count(FaultNodeCrash)
+		r.w.tracef("%s: process %d crashed (its leases expire by themselves)", r.label(), r.incarnation)
+		return
+	}
 	r.down()
 	detail := ""
 	if n := r.store.crashSubmitted(r.w.rand.Chance(0.5)); n > 0 {
@@ -180,12 +248,19 @@ func (r *simReflector) receive(k *conn, p packet) {
 		return
 	}
 	if p.kind == packetOpen {
-		if !r.up {
+		if !r.up || r.draining {
 			r.w.send(k.toClient, packet{kind: packetRefused})
+			return
+		}
+		if r.js != nil {
+			r.route(k) // cluster.go: serve, claim, or forward to the owner
 			return
 		}
 		r.accept(k)
 		return
+	}
+	if !k.serverOpen && (p.kind == packetClose || p.kind == packetReset) {
+		k.abandoned = true // before the upgrade was answered
 	}
 	if !r.up || k.incarnation != r.incarnation || !k.serverOpen {
 		return
@@ -216,12 +291,13 @@ func (r *simReflector) disconnect(s *simSession, id reflector.ConnID) {
 }
 
 func (r *simReflector) accept(k *conn) {
+	k.node = r
 	k.incarnation = r.incarnation
 	k.serverOpen = true
 	if r.sessions[k.session] == nil && r.deletions.Refuses(k.session) {
 		// As the server's route: accepted, then asked to reconnect.
 		r.w.count(FaultRetentionRefusal)
-		r.w.tracef("reflector: connection %d for session %s refused: it is being deleted", k.id, k.session)
+		r.w.tracef("%s: connection %d for session %s refused: it is being deleted", r.label(), k.id, k.session)
 		k.serverClosed = true
 		r.w.send(k.toClient, packet{kind: packetAccepted})
 		r.w.send(k.toClient, packet{kind: packetClose, code: protocol.CloseReconnect, reason: deletingCloseReason})
@@ -241,12 +317,30 @@ func (r *simReflector) session(id string) *simSession {
 	s := &simSession{r: r, id: id, conns: map[reflector.ConnID]*conn{}}
 	options := r.options
 	options.Timeline = fmt.Sprintf("t%08x", uint32(r.w.rand.Uint64()))
-	options.Store, options.Conns, options.Observer = r.store, s, (*simObserver)(r.w)
-	if r.store.syncDelayMaxMs > 0 {
+	options.Conns, options.Observer = s, (*simObserver)(r)
+	if r.js != nil {
+		// Commits go to JetStream and take a while: the node's view is a
+		// host.PipelinedStore whose batches are answered later, one at a
+		// time per session (flush waits), as the server's actor waits in
+		// Commit.
+		s.ownership = r.ownerships[id]
+		if s.ownership == nil {
+			r.w.violate(InvariantSingleWriter, fmt.Sprintf("sim: node %s opens session %s without owning it", r.name, id))
+		}
+		options.Store = r.js
 		options.Notify = func(err error) { r.durable(s, err) }
+		options.FenceOnOpen = true // as server/session.go in cluster mode
+	} else {
+		options.Store = r.store
+		if r.store.syncDelayMaxMs > 0 {
+			options.Notify = func(err error) { r.durable(s, err) }
+		}
 	}
 	s.host = host.Open(context.Background(), id, r.now(), options)
 	r.sessions[id] = s
+	if s.ownership != nil && s.ownership.lost != nil {
+		r.openedLost(s) // cluster.go
+	}
 	return s
 }
 
@@ -283,6 +377,11 @@ func (r *simReflector) step(s *simSession, event reflector.Event) {
 // an ended session, and its next wake.
 func (r *simReflector) flush(s *simSession) {
 	s.flushScheduled = false
+	if r.js != nil && s.host.Pending().Waiting > 0 {
+		s.flushWanted = true // after the batch on its way is answered
+		return
+	}
+	s.flushWanted = false
 	s.host.Flush(context.Background())
 	r.flushed(s)
 }
@@ -296,6 +395,16 @@ func (r *simReflector) durable(s *simSession, err error) {
 	}
 	s.host.Durable(err)
 	r.flushed(s)
+	if r.js == nil || r.sessions[s.id] != s {
+		return
+	}
+	if s.lostBy != nil {
+		r.relinquish(s, s.lostBy)
+		return
+	}
+	if s.flushWanted || s.host.Pending().Urgent {
+		r.flush(s)
+	}
 }
 
 // flushed does what the host leaves to the shell after executing effects.
@@ -305,11 +414,14 @@ func (r *simReflector) flushed(s *simSession) {
 	}
 	if s.host.Ended() {
 		if failed := s.host.Failed(); failed != nil {
-			r.w.tracef("reflector: session %s failed (storage: %v), out of memory", s.id, failed)
+			r.w.tracef("%s: session %s failed (storage: %v), out of memory", r.label(), s.id, failed)
 		} else {
-			r.w.tracef("reflector: session %s ended (stored, out of memory)", s.id)
+			r.w.tracef("%s: session %s ended (stored, out of memory)", r.label(), s.id)
 		}
 		delete(r.sessions, s.id)
+		if s.ownership != nil {
+			r.endOwnership(s.ownership) // cluster.go
+		}
 		return
 	}
 	r.scheduleWake(s)
@@ -320,7 +432,7 @@ func (r *simReflector) flushed(s *simSession) {
 func (r *simReflector) lookupPointer(s *simSession, key string) {
 	loaded, err := s.host.LookupPointer(context.Background(), key)
 	if err != nil {
-		r.w.tracef("reflector: %s: pointer %s unreadable: %v", s.id, key, err)
+		r.w.tracef("%s: %s: pointer %s unreadable: %v", r.label(), s.id, key, err)
 	}
 	incarnation := r.incarnation
 	r.w.queue.schedule(r.w.now+r.w.rand.Between(0, pointerLookupMaxMs), func() {
@@ -366,7 +478,7 @@ func (r *simReflector) scheduleWake(s *simSession) {
 		}
 		r.step(s, reflector.Wake{})
 	}
-	r.w.queue.schedule(max(r.w.now, wake+r.startedAt), run)
+	r.w.queue.schedule(max(r.w.now, r.worldAt(wake)), run)
 }
 
 // Send, Close, CloseAll and Flush make a simSession the host's transport
@@ -412,19 +524,29 @@ func (s *simSession) CloseAll(code int, reason string) {
 func (s *simSession) Flush() {}
 
 // simObserver is what the simulator makes of the host's reports: trace
-// lines, counters, and a violation for a failure no fault explains.
-type simObserver World
+// lines, counters, and a violation for a failure no fault explains. It is
+// the reflector process (or node) whose sessions report.
+type simObserver simReflector
 
 // Opened: a session that starts fresh although the store quarantined its
 // data must have been reported (Quarantined: the server logs it at ERROR).
 func (o *simObserver) Opened(id string, record reflector.Record, messages int, resumed bool) {
-	w := (*World)(o)
-	if why := w.reflector.store.unreported[id]; why != "" && !resumed {
-		w.violate(InvariantOrder, fmt.Sprintf("session %s starts on a new timeline: its stored data was lost (%s), and the host did not report it", id, why))
+	r := (*simReflector)(o)
+	w := r.w
+	if r.store != nil {
+		if why := r.store.unreported[id]; why != "" && !resumed {
+			w.violate(InvariantOrder, fmt.Sprintf("session %s starts on a new timeline: its stored data was lost (%s), and the host did not report it", id, why))
+		}
+	}
+	epoch := ""
+	if own := r.ownerships[id]; own != nil {
+		epoch = fmt.Sprintf(" (epoch %d)", own.lease.epoch)
 	}
 	if resumed {
-		w.tracef("reflector: session %s resumed from store: timeline %s, time %d, seq %d, %d messages",
-			id, record.Timeline, record.Time, record.Seq, messages)
+		w.tracef("%s: session %s resumed from store%s: timeline %s, time %d, seq %d, %d messages",
+			r.label(), id, epoch, record.Timeline, record.Time, record.Seq, messages)
+	} else if r.js != nil {
+		w.tracef("%s: session %s: nothing stored, starts fresh%s", r.label(), id, epoch)
 	}
 }
 
@@ -432,22 +554,34 @@ func (o *simObserver) Opened(id string, record reflector.Record, messages int, r
 // fault) and the store has lost it; the session starts on a new timeline,
 // which the checker accepts because the store lost the data (dataLost).
 // A report without that loss would start a new timeline beside data
-// still stored: a violation.
+// still stored: a violation. (JetStream's model damages nothing.)
 func (o *simObserver) Quarantined(id string, err error) {
-	w := (*World)(o)
-	w.tracef("reflector: session %s: stored data damaged, starts on a new timeline: %v", id, err)
-	w.reflector.references.Forget(id)
-	if !errors.Is(err, metronomestore.ErrCorrupt) || w.reflector.store.unreported[id] == "" {
+	r := (*simReflector)(o)
+	w := r.w
+	w.tracef("%s: session %s: stored data damaged, starts on a new timeline: %v", r.label(), id, err)
+	r.references.Forget(id)
+	if !errors.Is(err, metronomestore.ErrCorrupt) || r.store == nil || r.store.unreported[id] == "" {
 		w.violate(InvariantOrder, fmt.Sprintf("session %s: reported quarantined (a new timeline), but the store lost nothing: %v", id, err))
 	}
-	delete(w.reflector.store.unreported, id)
+	if r.store != nil {
+		delete(r.store.unreported, id)
+	}
 }
 
+// StorageFailed: a storage failure the simulator injected, or in cluster
+// mode a fenced commit (another node appended), a lost ownership
+// (Relinquish), or a request JetStream did not answer in time (the node
+// is cut from it). Any other failure is a violation.
 func (o *simObserver) StorageFailed(id string, err error) {
-	w := (*World)(o)
-	w.tracef("reflector: session %s: storage failed: %v", id, err)
-	w.reflector.references.Forget(id)
-	if !errors.Is(err, errInjected) {
+	r := (*simReflector)(o)
+	w := r.w
+	w.tracef("%s: session %s: storage failed: %v", r.label(), id, err)
+	r.references.Forget(id)
+	explained := errors.Is(err, errInjected)
+	if r.js != nil {
+		explained = errors.Is(err, metronomestore.ErrFenced) || errors.Is(err, errJetStreamTimeout)
+	}
+	if !explained {
 		w.violate(InvariantLiveness, fmt.Sprintf("session %s: storage failed without an injected fault: %v", id, err))
 	}
 }
@@ -455,18 +589,20 @@ func (o *simObserver) StorageFailed(id string, err error) {
 // SnapshotStored: the session's durable record references this snapshot
 // (host.SnapshotObserver); the reflector deletes what it replaced.
 func (o *simObserver) SnapshotStored(id string, snapshotTime int64, url string) {
-	(*World)(o).reflector.snapshotStored(id, snapshotTime, url)
+	(*simReflector)(o).snapshotStored(id, snapshotTime, url)
 }
 
 func (o *simObserver) PointerFailed(id, key string, err error) {
-	(*World)(o).tracef("reflector: %s: storing pointer %s failed: %v", id, key, err)
+	r := (*simReflector)(o)
+	r.w.tracef("%s: %s: storing pointer %s failed: %v", r.label(), id, key, err)
 }
 
 func (o *simObserver) Flushed(id string, out *reflector.Effects) {
-	w := (*World)(o)
+	r := (*simReflector)(o)
+	w := r.w
 	for _, note := range out.Notes {
 		if note.Kind != reflector.NoteClientLog {
-			w.tracef("reflector: %s: conn %d: %s", id, note.Conn, note.Text)
+			w.tracef("%s: %s: conn %d: %s", r.label(), id, note.Conn, note.Text)
 		}
 	}
 	w.stats.Stamped += out.MessagesStamped

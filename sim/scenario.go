@@ -31,17 +31,50 @@ const (
 	FaultStorageDamage    = "storage-damage"    // a session's stored data is found damaged when loaded (by the store or by the reflector): quarantined, the session starts on a new timeline
 	FaultStorageOutage    = "storage-outage"    // every commit, sync and load fails for up to 20 s (a full disk, freed again): sessions fail, clients are asked to reconnect until it clears
 	FaultRetention        = "retention"         // idle stored sessions are deleted by the host's retention code while clients may be rejoining them
+
+	// Faults of cluster mode (Scenario.Nodes > 1, cluster.go).
+	FaultNodeCrash          = "node-crash"          // a node process dies: its sessions and connections (forwarded ones too) are gone, its leases expire later
+	FaultNodePause          = "node-pause"          // a node stalls, sometimes longer than the lease: its keeper or the fence must stop it when it wakes
+	FaultJetStreamPartition = "jetstream-partition" // a node is cut from JetStream: its requests and their answers are lost (timeouts)
+	FaultClockSkew          = "clock-skew"          // the nodes' clocks run at different rates (0.97 to 1.03 of JetStream's)
 )
 
 // FaultRetentionRefusal counts connections refused because their session
 // was being deleted (the retention fault; not a kind of its own).
 const FaultRetentionRefusal = "retention-refusal"
 
+// Counters of cluster mode, reported with the faults (not kinds of their
+// own): runs in cluster mode, lease claims that succeeded (own-name
+// takeovers included), claims that moved a session to another node than
+// its last owner, own-name takeovers (a node that finds a lease in its
+// own name it does not hold), renewals acknowledged, leases a node lost
+// while it held them, appends JetStream fenced, sessions relinquished
+// because the keeper said stop, connections forwarded to an owner, and
+// upgrades refused with 503, sessions opened with an ownership already
+// lost (its claim answered after the lease could have ended), and appends
+// JetStream stored from an owner older than the lease's current epoch (not
+// fenced because the newer owner had not appended since it loaded).
+const (
+	CountClusterRun     = "cluster-run"
+	CountLeaseClaim     = "lease-claim"
+	CountLeaseTakeover  = "lease-takeover"
+	CountOwnTakeover    = "lease-own-takeover"
+	CountLeaseRenewal   = "lease-renewal"
+	CountLeaseLost      = "lease-lost"
+	CountFencedCommit   = "fenced-commit"
+	CountRelinquished   = "relinquished"
+	CountForwarded      = "forwarded"
+	CountUpgradeRefused = "upgrade-refused"
+	CountOpenedLost     = "opened-lost"
+	CountStaleAppend    = "stale-append"
+)
+
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultDelay, FaultLoss, FaultDuplicate, FaultReorder, FaultPartition, FaultReset, FaultClientCrash,
 	FaultReflectorCrash, FaultTornCommit, FaultSlowClient, FaultBadInput, FaultLateJoin, FaultSnapshot, FaultReflectorPaused,
 	FaultStorageFailure, FaultPersist, FaultReflectorRestart, FaultStorageDamage, FaultStorageOutage, FaultRetention,
+	FaultNodeCrash, FaultNodePause, FaultJetStreamPartition, FaultClockSkew,
 }
 
 // ParseFaults parses a comma-separated list of fault kinds; "all" and
@@ -158,10 +191,34 @@ type Scenario struct {
 	RetentionSweepEveryMs int64
 	RetentionMs           int64
 	RetentionDeleteMaxMs  int64
+
+	// Nodes is the number of reflector nodes: 1, or 3 in cluster mode
+	// (cluster.go), where the nodes share one JetStream model and one node
+	// at a time, the owner, stamps a session. The fields below are for
+	// cluster mode only.
+	Nodes int
+	// LeaseTTLMs is the ownership lease (--cluster-lease, shortened so
+	// that takeovers happen often).
+	LeaseTTLMs int64
+	// JetStreamLatencyMaxMs bounds each way of a request to JetStream.
+	JetStreamLatencyMaxMs int64
+	// NodeClockPermille is each node's clock rate against JetStream's
+	// (1000: exact; the clock-skew fault draws 970 to 1030).
+	NodeClockPermille []int64
+	// Mean times between node crashes, node pauses and partitions of a
+	// node from JetStream (0: never), and their longest durations.
+	NodeCrashEveryMs          int64
+	NodeDownMaxMs             int64
+	NodePauseEveryMs          int64
+	NodePauseMaxMs            int64
+	JetStreamPartitionEveryMs int64
+	JetStreamPartitionMaxMs   int64
 }
 
 // chooseScenario draws a scenario from r, with the kinds in faults enabled.
-func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride int) Scenario {
+// nodesOverride, when positive, sets the number of nodes (else a third of
+// the seeds run in cluster mode).
+func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride, nodesOverride int) Scenario {
 	on := func(kind string) bool { return slices.Contains(faults, kind) }
 	s := Scenario{
 		Sessions:         int(r.Between(1, 3)),
@@ -286,7 +343,64 @@ func chooseScenario(r *Rand, faults []string, sessionsOverride, clientsOverride 
 		// 5 s), after which a simulated client downloads at once.
 		s.SnapshotKeepMs = r.Between(snapshotKeepMinMs, 30_000)
 	}
+	// Cluster mode is drawn last, so that the draws above (and so every
+	// single-node run) are the same with or without it.
+	s.Nodes = 1
+	if r.Chance(clusterChance) {
+		s.Nodes = clusterNodes
+	}
+	if nodesOverride > 0 {
+		s.Nodes = nodesOverride
+	}
+	if s.Nodes > 1 {
+		s.chooseCluster(r, on)
+	}
 	return s
+}
+
+// clusterChance is the share of seeds that run in cluster mode, with
+// clusterNodes nodes.
+const (
+	clusterChance = 1.0 / 3
+	clusterNodes  = 3
+)
+
+// chooseCluster draws the cluster's lease, latencies and faults. What a
+// cluster does not have is switched off: the local disk's faults (the
+// sessions live in JetStream, replicated: a node's crash tears or loses
+// nothing), the pipelined disk, the retention and the snapshot garbage
+// collection (both off in cluster mode, docs/cluster.md), and the single
+// reflector's crashes and pauses (node-crash and node-pause instead). A
+// graceful restart (reflector-restart) drains one node.
+func (s *Scenario) chooseCluster(r *Rand, on func(string) bool) {
+	s.ReflectorCrashEveryMs, s.ReflectorDownMaxMs, s.TornCommitChance, s.ReflectorPauseEveryMs = 0, 0, 0, 0
+	s.StorageFailureChance, s.StorageDamageChance, s.StorageOutageEveryMs, s.StorageOutageMaxMs = 0, 0, 0, 0
+	s.RetentionSweepEveryMs, s.RetentionMs, s.RetentionDeleteMaxMs = 0, 0, 0
+	s.SyncDelayMaxMs, s.SnapshotKeepMs = 0, 0
+	s.LeaseTTLMs = r.Between(1_000, 3_000)
+	s.JetStreamLatencyMaxMs = r.Between(1, 10)
+	s.NodeClockPermille = make([]int64, s.Nodes)
+	skew := on(FaultClockSkew) && r.Chance(0.7)
+	for i := range s.NodeClockPermille {
+		s.NodeClockPermille[i] = 1000
+		if skew {
+			s.NodeClockPermille[i] = r.Between(970, 1030)
+		}
+	}
+	if on(FaultNodeCrash) && r.Chance(0.6) {
+		s.NodeCrashEveryMs = r.Between(10_000, 60_000)
+		s.NodeDownMaxMs = r.Between(0, 20_000)
+	}
+	if on(FaultNodePause) && r.Chance(0.7) {
+		s.NodePauseEveryMs = r.Between(5_000, 30_000)
+		// Up to several leases: the node's sessions are taken over while
+		// it sleeps, and it wakes up with effects to flush.
+		s.NodePauseMaxMs = r.Between(s.LeaseTTLMs, 10_000)
+	}
+	if on(FaultJetStreamPartition) && r.Chance(0.5) {
+		s.JetStreamPartitionEveryMs = r.Between(10_000, 60_000)
+		s.JetStreamPartitionMaxMs = r.Between(500, 10_000)
+	}
 }
 
 // snapshotKeepMinMs is the shortest keep margin the simulator chooses:
@@ -372,11 +486,32 @@ func (s Scenario) String() string {
 	if s.Persist {
 		add("persisted data; sessions start at %v ms", s.SessionStartMs)
 	}
+	if s.Nodes > 1 {
+		add("cluster of %d nodes: lease %d ms, JetStream latency up to %d ms each way, clocks %s", s.Nodes, s.LeaseTTLMs, s.JetStreamLatencyMaxMs, clockRates(s.NodeClockPermille))
+		if s.NodeCrashEveryMs > 0 {
+			add("node crash every ~%d ms (down up to %d ms)", s.NodeCrashEveryMs, s.NodeDownMaxMs)
+		}
+		if s.NodePauseEveryMs > 0 {
+			add("node pause every ~%d ms for up to %d ms", s.NodePauseEveryMs, s.NodePauseMaxMs)
+		}
+		if s.JetStreamPartitionEveryMs > 0 {
+			add("node cut from JetStream every ~%d ms for up to %d ms", s.JetStreamPartitionEveryMs, s.JetStreamPartitionMaxMs)
+		}
+	}
 	add("flush after %d event(s) or %d ms", s.FlushEventsMax, s.FlushHoldMs)
 	if s.SyncDelayMaxMs > 0 {
 		add("pipelined commits, durable within %d ms", s.SyncDelayMaxMs)
 	}
 	return b.String()
+}
+
+// clockRates formats the nodes' clock rates ("[0.981 1.000 1.027]").
+func clockRates(permille []int64) string {
+	rates := make([]string, len(permille))
+	for i, p := range permille {
+		rates[i] = fmt.Sprintf("%d.%03d", p/1000, p%1000)
+	}
+	return "[" + strings.Join(rates, " ") + "]"
 }
 
 // reflectorConfig is the reflector's configuration for the scenario: the

@@ -4,10 +4,13 @@
 // deterministic model per client, and a faulty network between them — in
 // one thread, on a virtual clock, driven by one seed.
 //
-// The seed chooses the scenario (sessions, clients, tick rate, fault rates)
-// and every event: latencies, lost and duplicated packets, partitions,
-// connection resets, client and reflector crashes and restarts, torn
-// commits, slow and rogue clients, late joiners, snapshot uploads. Safety
+// The seed chooses the scenario (sessions, clients, tick rate, fault rates,
+// one reflector or a cluster of three nodes sharing a model of JetStream:
+// cluster.go) and every event: latencies, lost and duplicated packets,
+// partitions, connection resets, client and reflector crashes and
+// restarts, torn commits, slow and rogue clients, late joiners, snapshot
+// uploads; in cluster mode node crashes and pauses, nodes cut from
+// JetStream, lease takeovers and fenced appends. Safety
 // invariants are checked after every step; after the fault phase every
 // fault heals and every live client must catch up within a budget
 // (liveness). A violation stops the run with the seed, the invariant, the
@@ -75,6 +78,9 @@ type Options struct {
 	Faults []string
 	// Sessions and Clients override the scenario's counts when non-zero.
 	Sessions, Clients int
+	// Nodes, when non-zero, sets the number of reflector nodes (1, or
+	// several for cluster mode); else the seed draws it.
+	Nodes int
 	// Bug re-introduces a known bug (BugLostDurableWrite, or a name from
 	// reflector.BugNames in builds with -tags simbugs).
 	Bug string
@@ -124,7 +130,11 @@ type World struct {
 	queue    queue
 	events   uint64
 
+	// reflector is the one reflector process, or in cluster mode the first
+	// of nodes; js is the cluster's JetStream (nil with one reflector).
 	reflector *simReflector
+	nodes     []*simReflector
+	js        *jetStream
 	clients   []*client
 	conns     map[uint64]*conn
 	nextConn  uint64
@@ -170,7 +180,7 @@ func newWorld(options Options) (*World, error) {
 		faults:       map[string]int{},
 		catchUpMs:    -1,
 	}
-	w.scenario = chooseScenario(scenarioRand, faults, options.Sessions, options.Clients)
+	w.scenario = chooseScenario(scenarioRand, faults, options.Sessions, options.Clients, options.Nodes)
 	w.checker = newChecker(w)
 	snapshotIntervalMs := w.scenario.SnapshotEveryMs
 	if snapshotIntervalMs <= 0 {
@@ -181,26 +191,35 @@ func newWorld(options Options) (*World, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.reflector = &simReflector{w: w, options: host.Options{Config: config}, store: newStore(w),
+	hostOptions := host.Options{Config: config}
+	var deletionBugs host.Deletions
+	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
+		if err := injectBug(&hostOptions, &deletionBugs, options.Bug); err != nil {
+			return nil, err
+		}
+	}
+	if w.scenario.Nodes > 1 {
+		w.newCluster(hostOptions, deletionBugs) // cluster.go
+		return w, nil
+	}
+	w.reflector = &simReflector{w: w, options: hostOptions, deletionBugs: deletionBugs, store: newStore(w), clockRate: 1000,
 		flushEventsMax: w.scenario.FlushEventsMax, flushHoldMs: w.scenario.FlushHoldMs}
+	w.nodes = []*simReflector{w.reflector}
 	w.reflector.store.nonDurable = options.NonDurable
 	if !options.NonDurable {
 		w.reflector.store.syncDelayMaxMs = w.scenario.SyncDelayMaxMs
 	}
 	w.reflector.store.failChance = w.scenario.StorageFailureChance
 	w.reflector.store.damageChance = w.scenario.StorageDamageChance
-	if options.Bug != "" && !slices.Contains(SimulatorBugs, options.Bug) {
-		if err := injectBug(&w.reflector.options, &w.reflector.deletionBugs, options.Bug); err != nil {
-			return nil, err
-		}
-	}
 	return w, nil
 }
 
 func (w *World) run() Result {
 	s := &w.scenario
 	w.tracef("seed %d: %s", w.options.Seed, s)
-	w.reflector.start()
+	for _, r := range w.nodes {
+		r.start()
+	}
 	for i := range s.Sessions {
 		session := "s" + strconv.Itoa(i+1)
 		for j := range s.ClientsPerSession[i] + s.LateJoiners {
@@ -228,7 +247,7 @@ func (w *World) run() Result {
 		}
 	}
 	w.faultLoops()
-	if w.options.NonDurable {
+	if w.options.NonDurable && w.js == nil {
 		w.syncLoop()
 	}
 	w.queue.schedule(s.FaultPhaseMs, w.heal)
@@ -402,15 +421,22 @@ func (w *World) faultLoops() {
 		})
 	})
 	w.every(s.ReflectorRestartEveryMs, func() {
-		if !w.reflector.up || w.now < w.reflector.pausedUntil {
+		r := w.pickNode()
+		if !r.up || w.now < r.pausedUntil || r.draining {
 			return
 		}
-		w.reflector.shutdown()
-		w.queue.schedule(w.now+w.rand.Between(0, 5_000), func() {
-			if !w.reflector.up {
-				w.reflector.start()
+		r.shutdown()
+		var restart func()
+		restart = func() {
+			if r.draining { // a node drains its sessions first (cluster.go)
+				w.queue.schedule(w.now+100, restart)
+				return
 			}
-		})
+			if !r.up {
+				r.start()
+			}
+		}
+		w.queue.schedule(w.now+w.rand.Between(0, 5_000), restart)
 	})
 	w.every(s.StorageOutageEveryMs, func() {
 		st := w.reflector.store
@@ -432,6 +458,7 @@ func (w *World) faultLoops() {
 		w.count(FaultReflectorPaused)
 		w.tracef("reflector: paused for %d ms", pause)
 	})
+	w.clusterFaultLoops() // cluster.go
 }
 
 func (w *World) healPartition(c *client) {
@@ -449,11 +476,17 @@ func (w *World) healPartition(c *client) {
 func (w *World) heal() {
 	w.healing = true
 	w.tracef("faults heal; every live client must catch up within %d ms", w.scenario.LivenessBudgetMs)
-	if !w.reflector.up {
-		w.reflector.start()
+	for _, r := range w.nodes {
+		if !r.up {
+			r.start()
+		}
 	}
-	w.reflector.pausedUntil = min(w.reflector.pausedUntil, w.now)
-	w.reflector.store.outageUntil = min(w.reflector.store.outageUntil, w.now)
+	if w.js == nil {
+		w.reflector.pausedUntil = min(w.reflector.pausedUntil, w.now)
+		w.reflector.store.outageUntil = min(w.reflector.store.outageUntil, w.now)
+	}
+	// A node's pause and its cut from JetStream end by themselves (within
+	// 10 s): what the node deferred runs when it wakes, in order.
 	for _, c := range w.clients {
 		if c.rogue {
 			continue
@@ -486,7 +519,7 @@ func (w *World) lagging() string {
 		if c.link == nil {
 			continue
 		}
-		session := w.reflector.sessions[c.session]
+		session := w.servingSession(c.session)
 		timeline, seq, _, ok := c.link.Position()
 		switch {
 		case !c.link.Joined():
