@@ -99,8 +99,14 @@ test("go wasm: with speculation a click shows in the next frame, before its roun
                 { timeoutMs: JOIN_TIMEOUT_MS, what: "both pages to see two views" });
 
             const click = await clickAndWait(slow);
-            ctx.note(`speculative click: mousedown after frame ${click.frame}, shown in frame ${click.shown} with ${click.pushes} pushes (${click.confirmed} confirmed); speculation ${JSON.stringify(await slow.stats())}`);
-            assert.equal(click.shown, click.frame + 1, `the push must show in the first frame after the click: ${JSON.stringify(click)}`);
+            const stats = await slow.stats();
+            ctx.note(`speculative click: mousedown after frame ${click.frame}, shown in frame ${click.shown} with ${click.pushes} pushes (${click.confirmed} confirmed); speculation ${JSON.stringify(stats)}`);
+            // A rebuild over its time budget (docs/sdk.md, "Speculation") is
+            // finished at the next Read by design: on a starved machine (CI
+            // running other work beside the browser) that is one frame later.
+            const framesAllowed = 1 + (stats.speculationOverBudget > 0 ? 1 : 0);
+            assert.ok(click.shown > click.frame && click.shown <= click.frame + framesAllowed,
+                `the push must show in the first frame after the click (or the second, after a rebuild over budget): ${JSON.stringify(click)}`);
             assert.ok(click.confirmed < click.pushes, `the push must show before the reflector confirmed it: ${JSON.stringify(click)}`);
 
             // Both pages apply the push, and vote the same state hash at a common session time.
