@@ -11,6 +11,7 @@
 #                                              nodes; kill -9 of the owner of the most
 #                                              sessions 5 s in: the stall distribution
 #   scripts/cluster-bench.sh saturation        deliveries/s: single node vs cluster
+#                                              (LAYOUTS="unpinned" for one layout)
 #
 # RUNS defaults to 3. Every run starts fresh data directories.
 set -euo pipefail
@@ -131,7 +132,7 @@ PY
 
 saturation() {
 	local url=ws://127.0.0.1:760
-	for layout in pinned unpinned; do
+	for layout in ${LAYOUTS:-pinned unpinned}; do
 		start_single "$layout"
 		echo "== single node, $layout"
 		taskset -c 1 "$BIN" bench --scenario saturation --url "${url}1/reflector" 2>/dev/null | tail -n 4 || true
