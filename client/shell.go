@@ -82,7 +82,7 @@ func (s *Session[M]) get(target string) ([]byte, error) {
 	var err error
 	for attempt := range downloadAttempts {
 		if attempt > 0 {
-			time.Sleep(downloadRetryWait << (attempt - 1))
+			time.Sleep(min(downloadRetryWait<<(attempt-1), downloadRetryWaitMax))
 		}
 		var retry bool
 		if data, retry, err = s.getOnce(target); err == nil || !retry {
@@ -93,10 +93,13 @@ func (s *Session[M]) get(target string) ([]byte, error) {
 }
 
 // downloadAttempts bounds the tries of one snapshot download, the first
-// retry waiting downloadRetryWait and each next one twice as long.
+// retry waiting downloadRetryWait and each next one twice as long, at most
+// downloadRetryWaitMax: about 8 s in all, longer than a cluster takes to
+// elect new JetStream leaders after a partition heals.
 const (
-	downloadAttempts  = 4
-	downloadRetryWait = 250 * time.Millisecond
+	downloadAttempts     = 7
+	downloadRetryWait    = 250 * time.Millisecond
+	downloadRetryWaitMax = 2 * time.Second
 )
 
 // getOnce downloads target once; retry says whether the failure may pass.

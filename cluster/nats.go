@@ -40,11 +40,6 @@ type EmbeddedOptions struct {
 	// --nats-listen), e.g. for the nats command-line tool; default a
 	// random port on 127.0.0.1. The node itself connects in-process.
 	ClientListen string
-	// NoAdvertise keeps the node from telling its peers the other route
-	// addresses it knows (NATS gossips them by default, and peers then
-	// connect directly): for routes that must go through given addresses
-	// only, such as proxies (--cluster-no-advertise).
-	NoAdvertise bool
 	// PayloadBytesMax is the largest NATS message (a committed batch of a
 	// session): at least a few times the largest client message.
 	PayloadBytesMax int32
@@ -92,10 +87,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		StoreDir:   filepath.Join(o.DataDir, "jetstream"),
 		MaxPayload: o.PayloadBytesMax,
 		Cluster: server.ClusterOpts{
-			Name:        o.ClusterName,
-			Host:        host,
-			Port:        port,
-			NoAdvertise: o.NoAdvertise,
+			Name: o.ClusterName,
+			Host: host,
+			Port: port,
 		},
 		Routes: routes,
 		NoSigs: true,

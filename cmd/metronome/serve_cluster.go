@@ -37,7 +37,6 @@ type clusterFlags struct {
 	advertise                  string
 	lease                      time.Duration
 	replicas                   int
-	noAdvertise                bool
 }
 
 func (c *clusterFlags) register(flags *flag.FlagSet) {
@@ -50,7 +49,6 @@ func (c *clusterFlags) register(flags *flag.FlagSet) {
 	flags.StringVar(&c.natsListen, "nats-listen", env("METRONOME_NATS_LISTEN", ""), "cluster mode, embedded: also accept NATS clients (e.g. the nats CLI) on this host:port; default a random port on 127.0.0.1 (the node itself connects in-process) [METRONOME_NATS_LISTEN]")
 	flags.StringVar(&c.advertise, "cluster-advertise", env("METRONOME_CLUSTER_ADVERTISE", ""), "cluster mode: the URL at which the other nodes reach this node's --addr (http://host:port), to forward the clients of the sessions this node owns; default: http:// or https:// with --addr's host (the host name when --addr listens on all addresses) [METRONOME_CLUSTER_ADVERTISE]")
 	flags.DurationVar(&c.lease, "cluster-lease", envDuration("METRONOME_CLUSTER_LEASE", clusterLeaseDefault), "cluster mode: a session's ownership lease; when its owner dies, another node takes the session over after at most this long (each owned session renews every third of it) [METRONOME_CLUSTER_LEASE]")
-	flags.BoolVar(&c.noAdvertise, "cluster-no-advertise", envBool("METRONOME_CLUSTER_NO_ADVERTISE", false), "cluster mode, embedded: do not pass the route addresses this node knows on to its peers, so that every route goes through the addresses in --cluster-routes (e.g. proxies between the nodes) [METRONOME_CLUSTER_NO_ADVERTISE]")
 	flags.IntVar(&c.replicas, "cluster-replicas", int(envInt("METRONOME_CLUSTER_REPLICAS", 0)), "cluster mode: JetStream replicas of the sessions, leases and files (a write is acknowledged once a majority has it); default: the number of nodes in --cluster-routes up to 3, or 3 with --nats-url [METRONOME_CLUSTER_REPLICAS]")
 }
 
@@ -92,7 +90,7 @@ func openCluster(c clusterFlags, dataDir, addr string, tlsOn bool, logger *slog.
 		}
 		setup.nats, err = cluster.StartEmbedded(cluster.EmbeddedOptions{
 			ClusterName: c.name, NodeName: c.node, ClusterListen: c.listen, Routes: routes,
-			DataDir: dataDir, ClientListen: c.natsListen, NoAdvertise: c.noAdvertise, Logger: logger,
+			DataDir: dataDir, ClientListen: c.natsListen, Logger: logger,
 		})
 		if err != nil {
 			return nil, err

@@ -251,7 +251,37 @@ func Open(ctx context.Context, js jetstream.JetStream, options Options) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: creating the files bucket: %w", err)
 	}
+	// nats.go creates buckets with direct gets, which any replica may
+	// answer: one that is catching up after a partition answers "not
+	// found" for a file or pointer the leader has. Reads go to the leader.
+	if err := leaderReads(ctx, js, "OBJ_"+filesConfig.Bucket); err != nil {
+		return nil, fmt.Errorf("jsstore: the files bucket: %w", err)
+	}
+	if err := leaderReads(ctx, js, "KV_"+pointersConfig.Bucket); err != nil {
+		return nil, fmt.Errorf("jsstore: the pointers bucket: %w", err)
+	}
+	if s.files, err = js.ObjectStore(ctx, filesConfig.Bucket); err != nil { // bound again: it reads the stream's settings
+		return nil, fmt.Errorf("jsstore: the files bucket: %w", err)
+	}
+	if s.pointers, err = js.KeyValue(ctx, pointersConfig.Bucket); err != nil {
+		return nil, fmt.Errorf("jsstore: the pointers bucket: %w", err)
+	}
 	return s, nil
+}
+
+// leaderReads turns direct gets off for the stream, if they are on.
+func leaderReads(ctx context.Context, js jetstream.JetStream, name string) error {
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	config := stream.CachedInfo().Config
+	if !config.AllowDirect {
+		return nil
+	}
+	config.AllowDirect = false
+	_, err = js.UpdateStream(ctx, config)
+	return err
 }
 
 // ensure returns what get finds, or what create makes if get finds nothing

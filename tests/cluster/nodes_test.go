@@ -41,6 +41,9 @@ type node struct {
 	addr, admin, route, nats string
 	logPath                  string
 	cmd                      *exec.Cmd
+	// routesOut are the proxies this node's routes dial through, one per
+	// other node (startCluster with proxiedRoutes only).
+	routesOut map[*node]*roundRobinProxy
 	// exited is closed once the process has been waited for (exitErr).
 	exited  chan struct{}
 	exitErr error
@@ -59,6 +62,26 @@ type testCluster struct {
 // the test failed.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, false)
+}
+
+// startClusterWith is startCluster; with proxiedRoutes, every route goes
+// through a TCP proxy of its own, one per ordered pair of nodes (node i
+// dials node j through routesOut[j] of node i): a test can then cut a
+// node off from the others (cutRoutes) and heal it. A proxy per pair, not
+// per route port: the proxy in front of a port is also the way between
+// the two other nodes.
+//
+// NATS gossips each route a node accepts as nats-route://<the
+// connection's remote IP>:<the peer's own route port>, and the others
+// dial that implicit route directly, around the proxies (nats-server
+// 2.15 has no option against it). So the route proxies dial from
+// routeProxySource (127.0.0.2): the address gossiped is then
+// 127.0.0.2:<route port>, where no node listens (they listen on
+// 127.0.0.1), and implicit routes fail. checkRoutesProxied checks that
+// no route bypasses the proxies.
+func startClusterWith(t *testing.T, n int, proxiedRoutes bool) *testCluster {
+	t.Helper()
 	binary := serverBinary(t)
 	directory := t.TempDir()
 	ports := freePorts(t, 4*n)
@@ -76,6 +99,26 @@ func startCluster(t *testing.T, n int) *testCluster {
 		})
 		routes = append(routes, "nats://"+c.nodes[i].route)
 	}
+	routesOf := func(nd *node) []string { return routes }
+	if proxiedRoutes {
+		for _, from := range c.nodes {
+			from.routesOut = map[*node]*roundRobinProxy{}
+			for _, to := range c.nodes {
+				if to != from {
+					from.routesOut[to] = newProxyFrom(t, []string{to.route}, routeProxySource)
+				}
+			}
+		}
+		routesOf = func(nd *node) []string {
+			var list []string
+			for _, to := range c.nodes {
+				if to != nd {
+					list = append(list, "nats://"+nd.routesOut[to].Addr())
+				}
+			}
+			return list
+		}
+	}
 	t.Cleanup(c.stop)
 	environment := withoutMetronomeVariables(os.Environ())
 	for _, nd := range c.nodes {
@@ -83,14 +126,15 @@ func startCluster(t *testing.T, n int) *testCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nd.cmd = exec.Command(binary, "serve",
+		args := []string{"serve",
 			"--addr", nd.addr, "--admin-addr", nd.admin,
 			"--data-dir", filepath.Join(directory, nd.name),
 			"--cluster-name", "test", "--node-name", nd.name,
-			"--cluster-listen", nd.route, "--cluster-routes", strings.Join(routes, ","),
+			"--cluster-listen", nd.route, "--cluster-routes", strings.Join(routesOf(nd), ","),
 			"--nats-listen", nd.nats,
 			"--cluster-lease", leaseTTL.String(),
-			"--log-level", "debug")
+			"--log-level", "debug"}
+		nd.cmd = exec.Command(binary, args...)
 		nd.cmd.Env = environment
 		nd.cmd.Stdout, nd.cmd.Stderr = logFile, logFile
 		if err := nd.cmd.Start(); err != nil {
@@ -218,6 +262,30 @@ func (nd *node) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := nd.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%v to %s: %v", sig, nd.name, err)
+	}
+}
+
+// routeProxySource is the address the route proxies dial from.
+var routeProxySource = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+
+// cutRoutes cuts every route proxy to and from nd (startClusterWith
+// proxiedRoutes): their connections close and new ones are refused.
+func (c *testCluster) cutRoutes(nd *node) {
+	for _, other := range c.nodes {
+		if other != nd {
+			nd.routesOut[other].Cut()
+			other.routesOut[nd].Cut()
+		}
+	}
+}
+
+// healRoutes undoes cutRoutes.
+func (c *testCluster) healRoutes(nd *node) {
+	for _, other := range c.nodes {
+		if other != nd {
+			nd.routesOut[other].Heal()
+			other.routesOut[nd].Heal()
+		}
 	}
 }
 

@@ -23,9 +23,15 @@ type roundRobinProxy struct {
 	listener net.Listener
 	backends []string
 	next     atomic.Uint64
+	// source, if set, is the local address the proxy dials its backends
+	// from (the route proxies: see startClusterWith).
+	source *net.TCPAddr
 
 	mu     sync.Mutex
 	closed bool
+	// cut: every connection was closed and new ones are refused (Cut),
+	// until Heal.
+	cut    bool
 	conns  map[net.Conn]struct{}
 	active sync.WaitGroup
 
@@ -38,11 +44,18 @@ type roundRobinProxy struct {
 // ends (or Close).
 func newRoundRobinProxy(t *testing.T, backends []string) *roundRobinProxy {
 	t.Helper()
+	return newProxyFrom(t, backends, nil)
+}
+
+// newProxyFrom is newRoundRobinProxy dialing the backends from source
+// (nil: any).
+func newProxyFrom(t *testing.T, backends []string, source *net.TCPAddr) *roundRobinProxy {
+	t.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &roundRobinProxy{listener: listener, backends: backends, conns: map[net.Conn]struct{}{}}
+	p := &roundRobinProxy{listener: listener, backends: backends, source: source, conns: map[net.Conn]struct{}{}}
 	p.active.Add(1)
 	go p.serve()
 	t.Cleanup(p.Close)
@@ -55,6 +68,25 @@ func (p *roundRobinProxy) Addr() string { return p.listener.Addr().String() }
 // reflectorURL is what an SDK client behind the proxy uses as
 // Options.Reflector.
 func (p *roundRobinProxy) reflectorURL() string { return "ws://" + p.Addr() + "/reflector" }
+
+// Cut closes every connection both ways and refuses (accepts and closes
+// at once) new ones until Heal: a network partition of the backends from
+// the proxy's clients.
+func (p *roundRobinProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for conn := range p.conns {
+		conn.Close()
+	}
+}
+
+// Heal ends a Cut: new connections are forwarded again.
+func (p *roundRobinProxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
 
 // Close stops accepting, closes every connection both ways and waits for
 // the copying goroutines.
@@ -88,22 +120,33 @@ func (p *roundRobinProxy) serve() {
 		p.accepted.Add(1)
 		if !p.track(conn) {
 			conn.Close()
-			return
+			if p.isClosed() {
+				return
+			}
+			p.refused.Add(1) // cut
+			continue
 		}
 		p.active.Add(1)
 		go p.handle(conn)
 	}
 }
 
-// track registers conn for Close; false if the proxy is closed.
+// track registers conn for Close and Cut; false if the proxy is closed
+// or cut.
 func (p *roundRobinProxy) track(conn net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.cut {
 		return false
 	}
 	p.conns[conn] = struct{}{}
 	return true
+}
+
+func (p *roundRobinProxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 func (p *roundRobinProxy) untrack(conn net.Conn) {
@@ -122,7 +165,11 @@ func (p *roundRobinProxy) handle(client net.Conn) {
 	var backend net.Conn
 	for k := range uint64(len(p.backends)) {
 		address := p.backends[(first+k)%uint64(len(p.backends))]
-		conn, err := net.DialTimeout("tcp", address, proxyDialTimeout)
+		dialer := net.Dialer{Timeout: proxyDialTimeout}
+		if p.source != nil {
+			dialer.LocalAddr = p.source
+		}
+		conn, err := dialer.Dial("tcp", address)
 		if err == nil {
 			backend = conn
 			break
@@ -156,7 +203,8 @@ func (p *roundRobinProxy) handle(client net.Conn) {
 
 // TestRoundRobinProxy checks the load balancer itself: connections go to
 // the backends in turn, a backend that refuses connections is skipped,
-// bytes flow both ways, and Close ends open connections.
+// bytes flow both ways, Cut ends open connections and refuses new ones
+// until Heal, and Close ends open connections.
 func TestRoundRobinProxy(t *testing.T) {
 	var backends []string
 	var listeners []net.Listener
@@ -228,6 +276,31 @@ func TestRoundRobinProxy(t *testing.T) {
 		t.Fatalf("skipped %d backends, want 1", proxy.skipped.Load())
 	}
 	conn, err := net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("hold\n"))
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut() // ends the open connection, refuses new ones
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("after Cut the connection should end with EOF, got %v", err)
+	}
+	refused, err := net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := refused.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a connection to a cut proxy should end with EOF, got %v", err)
+	}
+	refused.Close()
+	proxy.Heal()
+	ask() // forwarded again
+	conn, err = net.Dial("tcp", proxy.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
